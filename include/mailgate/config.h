@@ -1,0 +1,69 @@
+// config.h — mailgate.conf: the typed settings shared by every daemon, and the
+// parser that reads Postfix-style `name = value` files. Every parameter, its
+// default and its meaning are documented in man/mailgate.conf.5.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mailgate {
+
+// A bad configuration: the message names file, line and the offending value,
+// e.g. `mailgate.conf:12: unknown parameter "redis_sever"`.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Where a Redis server or a listener lives.
+struct Endpoint {
+  enum class Kind { Unix, Tcp };
+  Kind kind = Kind::Unix;
+  std::string path;  // Unix
+  std::string host;  // Tcp
+  uint16_t port = 0;  // Tcp
+  std::string toString() const;
+};
+
+enum class RedisFailure { TempFail, Accept };
+
+struct Config {
+  std::string path;  // file it was read from ("" for defaults)
+
+  Endpoint redis_server;
+  std::string redis_password;
+  int redis_db = 0;
+  std::chrono::milliseconds redis_timeout{500};
+  std::string redis_prefix;
+  unsigned redis_pool_size = 8;
+
+  Endpoint policy_listen;
+  unsigned policy_workers = 2;
+  std::chrono::milliseconds policy_idle_timeout{330000};
+  std::string milter_listen;  // libmilter socket spec
+  unsigned socket_mode = 0660;
+  std::string socket_group;
+
+  RedisFailure on_redis_failure = RedisFailure::TempFail;
+  uint64_t events_maxlen = 1000000;
+  std::chrono::seconds queue_record_ttl{7 * 24 * 3600};
+};
+
+// Reads and validates `path`. Throws ConfigError.
+Config loadConfig(const std::string& path);
+
+// Parses `text` as if read from `filename`. Throws ConfigError.
+Config parseConfig(std::string_view text, const std::string& filename);
+
+// Names of all parameters, in documentation order (for tests and tools).
+std::vector<std::string> configParameterNames();
+
+// Parses `unix:/path` or `tcp:host:port` (Redis) / `inet:host:port` (listeners).
+// Returns false on a malformed spec. `tcp_word` is "tcp" or "inet".
+bool parseEndpoint(std::string_view spec, std::string_view tcp_word, Endpoint& out);
+
+}  // namespace mailgate

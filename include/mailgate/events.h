@@ -1,0 +1,51 @@
+// events.h — outcome events: the entries of the `events` stream and the
+// `q:<queueid>` record that later joins delivery results to a message.
+// Building commands and decoding entries is pure; recordOutcome() does I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mailgate/config.h"
+#include "mailgate/redis.h"
+#include "mailgate/result.h"
+
+namespace mailgate {
+
+struct Event {
+  std::string id;  // stream id, set when read back
+  int64_t time_ms = 0;
+  std::string queue_id, account, key_id, campaign, letter_id, from, rcpt;
+  std::string status;  // accepted|rejected|tempfailed|sink|sandbox|suppressed|delivered|...
+  std::string code, text;
+};
+
+// What the milter knows about a queued message, stored as q:<queueid>.
+struct QueueRecord {
+  std::string queue_id, account, key_id, campaign, letter_id, from;
+  int64_t time_ms = 0;
+  unsigned nrcpt = 0;
+};
+
+// Splits Postfix's sasl_username / {auth_authen} "ACCOUNT/KEYID".
+std::pair<std::string, std::string> splitAuthUser(std::string_view user);
+
+std::string eventsStreamKey(const Config& config);
+Command xaddCommand(const Config& config, const Event& event);
+std::vector<Command> queueRecordCommands(const Config& config, const QueueRecord& record);
+
+// Decodes one XRANGE/XREVRANGE entry ([id, [field, value, ...]]).
+Event eventFromEntry(const redisReply* entry);
+
+// Appends `event` and, when `record` is given, writes q:<queueid> — one round trip.
+Status recordOutcome(RedisConn& redis, const Config& config, const Event& event,
+                     const QueueRecord* record);
+
+// The latest `count` events, newest first.
+Result<std::vector<Event>> latestEvents(RedisConn& redis, const Config& config, unsigned count);
+
+int64_t nowMillis();
+
+}  // namespace mailgate

@@ -1,0 +1,114 @@
+// redis.h — the Redis layer on hiredis 0.14: one RedisConn per thread (or
+// leased from a RedisPool), connect and command timeouts, reconnect with
+// backoff, AUTH/SELECT, pipelining and EVALSHA with NOSCRIPT reload. Every
+// failure comes back as an Error value; nothing here blocks past the timeout.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <hiredis/hiredis.h>
+
+#include "mailgate/config.h"
+#include "mailgate/result.h"
+
+namespace mailgate {
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+using Command = std::vector<std::string>;
+
+struct RedisSettings {
+  Endpoint endpoint;
+  std::string password;
+  int db = 0;
+  std::chrono::milliseconds timeout{500};
+
+  static RedisSettings fromConfig(const Config& config);
+};
+
+// A Lua script identified by its SHA1, run with EVALSHA and reloaded (EVAL)
+// when the server answers NOSCRIPT (after a restart or SCRIPT FLUSH).
+struct RedisScript {
+  explicit RedisScript(std::string source);
+  std::string source;
+  std::string sha1;
+};
+
+class RedisConn {
+ public:
+  explicit RedisConn(RedisSettings settings);
+  ~RedisConn();
+  RedisConn(const RedisConn&) = delete;
+  RedisConn& operator=(const RedisConn&) = delete;
+
+  // One command. A server error reply (-ERR ...) becomes Error::Kind::Server.
+  Result<Reply> command(const Command& argv);
+  // N commands in one round trip; replies in order. Server errors stay
+  // replies (type REDIS_REPLY_ERROR) so the caller sees which one failed.
+  Result<std::vector<Reply>> pipeline(const std::vector<Command>& commands);
+  // EVALSHA script keys... args...; on NOSCRIPT, EVAL and so reload it.
+  Result<Reply> eval(const RedisScript& script, const std::vector<std::string>& keys,
+                     const std::vector<std::string>& args);
+
+  bool connected() const { return ctx_ != nullptr; }
+
+ private:
+  Status ensureConnected();
+  Status connectNow();
+  Error fail(Error::Kind kind, const std::string& what);
+  void markHealthy();
+
+  RedisSettings settings_;
+  redisContext* ctx_ = nullptr;
+  std::chrono::steady_clock::time_point next_attempt_{};
+  std::chrono::milliseconds backoff_{0};
+  std::string last_error_;
+};
+
+// A bounded set of connections shared by threads that may not own one each
+// (libmilter's worker pool). acquire() waits at most the Redis timeout.
+class RedisPool {
+ public:
+  RedisPool(RedisSettings settings, size_t max_size);
+
+  class Lease {
+   public:
+    Lease(RedisPool* pool, std::unique_ptr<RedisConn> conn) : pool_(pool), conn_(std::move(conn)) {}
+    Lease(Lease&&) = default;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
+    RedisConn& operator*() { return *conn_; }
+    RedisConn* operator->() { return conn_.get(); }
+
+   private:
+    RedisPool* pool_;
+    std::unique_ptr<RedisConn> conn_;
+  };
+
+  Result<Lease> acquire();
+
+ private:
+  void release(std::unique_ptr<RedisConn> conn);
+
+  RedisSettings settings_;
+  size_t max_size_;
+  size_t created_ = 0;
+  std::vector<std::unique_ptr<RedisConn>> idle_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+};
+
+// Builds "<prefix><rest>", e.g. key(prefix, "q:", qid) -> "mg:q:3F2A81C0B1".
+std::string redisKey(const std::string& prefix, std::string_view a, std::string_view b = {});
+
+// Text of a reply for logs and tools: strings, status, integers; "" otherwise.
+std::string replyString(const redisReply* r);
+
+}  // namespace mailgate

@@ -1,0 +1,263 @@
+// config.cc — mailgate.conf parser and validation. One table (kParams) holds
+// every parameter with its default and its setter, so defaults and checks are
+// written once; errors name file, line and the bad value.
+#include "mailgate/config.h"
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+namespace mailgate {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// A setter throws std::invalid_argument with what a good value looks like.
+using Setter = std::function<void(Config&, std::string_view)>;
+
+struct Param {
+  const char* name;
+  const char* default_value;
+  Setter set;
+};
+
+uint64_t parseUnsigned(std::string_view v, uint64_t max, const char* what) {
+  uint64_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || p != v.data() + v.size() || n > max) {
+    throw std::invalid_argument(what);
+  }
+  return n;
+}
+
+// "500ms", "5s", "2m", "1h", "1d"; a bare number is seconds (as in Postfix).
+std::chrono::milliseconds parseDuration(std::string_view v) {
+  const char* what = "expected a duration such as 500ms, 5s, 2m or 1h";
+  size_t digits = 0;
+  while (digits < v.size() && v[digits] >= '0' && v[digits] <= '9') ++digits;
+  uint64_t n = parseUnsigned(v.substr(0, digits), 1000000000ULL, what);
+  std::string_view unit = v.substr(digits);
+  uint64_t ms;
+  if (unit == "ms") ms = n;
+  else if (unit.empty() || unit == "s") ms = n * 1000;
+  else if (unit == "m") ms = n * 60 * 1000;
+  else if (unit == "h") ms = n * 3600 * 1000;
+  else if (unit == "d") ms = n * 86400 * 1000;
+  else throw std::invalid_argument(what);
+  return std::chrono::milliseconds(ms);
+}
+
+Endpoint parseEndpointOrThrow(std::string_view v, std::string_view tcp_word) {
+  Endpoint e;
+  if (!parseEndpoint(v, tcp_word, e)) {
+    throw std::invalid_argument("expected unix:/path or " + std::string(tcp_word) + ":host:port");
+  }
+  return e;
+}
+
+// libmilter socket specs: unix:/path, local:/path, inet:port@host, inet6:port@host.
+void checkMilterSpec(std::string_view v) {
+  const char* what = "expected unix:/path or inet:port@host";
+  if (v.starts_with("unix:/") || v.starts_with("local:/")) return;
+  for (std::string_view word : {"inet:", "inet6:"}) {
+    if (!v.starts_with(word)) continue;
+    std::string_view rest = v.substr(word.size());
+    size_t at = rest.find('@');
+    parseUnsigned(rest.substr(0, at), 65535, what);
+    if (at != std::string_view::npos && at + 1 == rest.size()) throw std::invalid_argument(what);
+    return;
+  }
+  throw std::invalid_argument(what);
+}
+
+const std::vector<Param>& params() {
+  static const std::vector<Param> kParams = {
+      {"redis_server", "unix:/run/redis/redis-server.sock",
+       [](Config& c, std::string_view v) { c.redis_server = parseEndpointOrThrow(v, "tcp"); }},
+      {"redis_password", "", [](Config& c, std::string_view v) { c.redis_password = v; }},
+      {"redis_db", "0",
+       [](Config& c, std::string_view v) {
+         c.redis_db = static_cast<int>(parseUnsigned(v, 65535, "expected a database number"));
+       }},
+      {"redis_timeout", "500ms",
+       [](Config& c, std::string_view v) {
+         c.redis_timeout = parseDuration(v);
+         if (c.redis_timeout.count() == 0) throw std::invalid_argument("must be greater than 0");
+       }},
+      {"redis_prefix", "mg:",
+       [](Config& c, std::string_view v) {
+         if (v.find_first_of(" \t") != std::string_view::npos) {
+           throw std::invalid_argument("must not contain blanks");
+         }
+         c.redis_prefix = v;
+       }},
+      {"redis_pool_size", "8",
+       [](Config& c, std::string_view v) {
+         c.redis_pool_size = static_cast<unsigned>(parseUnsigned(v, 1024, "expected 1 to 1024"));
+         if (c.redis_pool_size == 0) throw std::invalid_argument("expected 1 to 1024");
+       }},
+      {"policy_listen", "unix:/var/spool/postfix/private/mailgate-policy",
+       [](Config& c, std::string_view v) { c.policy_listen = parseEndpointOrThrow(v, "inet"); }},
+      {"policy_workers", "2",
+       [](Config& c, std::string_view v) {
+         c.policy_workers = static_cast<unsigned>(parseUnsigned(v, 256, "expected 1 to 256"));
+         if (c.policy_workers == 0) throw std::invalid_argument("expected 1 to 256");
+       }},
+      {"policy_idle_timeout", "330s",
+       [](Config& c, std::string_view v) { c.policy_idle_timeout = parseDuration(v); }},
+      {"milter_listen", "unix:/var/spool/postfix/mailgate/milter.sock",
+       [](Config& c, std::string_view v) {
+         checkMilterSpec(v);
+         c.milter_listen = v;
+       }},
+      {"socket_mode", "0660",
+       [](Config& c, std::string_view v) {
+         const char* what = "expected an octal mode such as 0660";
+         unsigned mode = 0;
+         auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), mode, 8);
+         if (v.empty() || ec != std::errc() || p != v.data() + v.size() || mode > 0777) {
+           throw std::invalid_argument(what);
+         }
+         c.socket_mode = mode;
+       }},
+      {"socket_group", "postfix", [](Config& c, std::string_view v) { c.socket_group = v; }},
+      {"on_redis_failure", "tempfail",
+       [](Config& c, std::string_view v) {
+         if (v == "tempfail") c.on_redis_failure = RedisFailure::TempFail;
+         else if (v == "accept") c.on_redis_failure = RedisFailure::Accept;
+         else throw std::invalid_argument("expected tempfail or accept");
+       }},
+      {"events_maxlen", "1000000",
+       [](Config& c, std::string_view v) {
+         c.events_maxlen = parseUnsigned(v, UINT64_MAX, "expected a number of entries");
+       }},
+      {"queue_record_ttl", "7d",
+       [](Config& c, std::string_view v) {
+         c.queue_record_ttl = std::chrono::duration_cast<std::chrono::seconds>(parseDuration(v));
+         if (c.queue_record_ttl.count() == 0) throw std::invalid_argument("must be at least 1s");
+       }},
+  };
+  return kParams;
+}
+
+const Param* findParam(std::string_view name) {
+  for (const Param& p : params()) {
+    if (name == p.name) return &p;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string Endpoint::toString() const {
+  if (kind == Kind::Unix) return "unix:" + path;
+  return host + ":" + std::to_string(port);
+}
+
+bool parseEndpoint(std::string_view spec, std::string_view tcp_word, Endpoint& out) {
+  if (spec.starts_with("unix:")) {
+    std::string_view path = spec.substr(5);
+    if (path.empty() || path.front() != '/') return false;
+    out = Endpoint{Endpoint::Kind::Unix, std::string(path), "", 0};
+    return true;
+  }
+  if (!spec.starts_with(tcp_word) || spec.size() <= tcp_word.size() || spec[tcp_word.size()] != ':') {
+    return false;
+  }
+  std::string_view rest = spec.substr(tcp_word.size() + 1);
+  size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view host = rest.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::string_view port = rest.substr(colon + 1);
+  unsigned n = 0;
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+  if (port.empty() || ec != std::errc() || p != port.data() + port.size() || n == 0 || n > 65535) {
+    return false;
+  }
+  out = Endpoint{Endpoint::Kind::Tcp, "", std::string(host), static_cast<uint16_t>(n)};
+  return true;
+}
+
+std::vector<std::string> configParameterNames() {
+  std::vector<std::string> names;
+  for (const Param& p : params()) names.emplace_back(p.name);
+  return names;
+}
+
+Config parseConfig(std::string_view text, const std::string& filename) {
+  Config config;
+  config.path = filename;
+  for (const Param& p : params()) p.set(config, p.default_value);
+
+  // Postfix syntax: a line starting with blanks continues the previous one.
+  struct Entry {
+    int line;
+    std::string text;
+  };
+  std::vector<Entry> entries;
+  int lineno = 0;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
+    ++lineno;
+    std::string_view t = trim(raw);
+    if (t.empty() || t.front() == '#') continue;
+    if (raw.front() == ' ' || raw.front() == '\t') {
+      if (entries.empty()) {
+        throw ConfigError(filename + ":" + std::to_string(lineno) +
+                          ": continuation line without a parameter before it");
+      }
+      entries.back().text += ' ';
+      entries.back().text += t;
+      continue;
+    }
+    entries.push_back({lineno, std::string(t)});
+  }
+
+  std::map<std::string, int, std::less<>> seen;
+  for (const Entry& e : entries) {
+    std::string where = filename + ":" + std::to_string(e.line) + ": ";
+    size_t eq = e.text.find('=');
+    if (eq == std::string::npos) {
+      throw ConfigError(where + "missing \"=\" in \"" + e.text + "\"; expected name = value");
+    }
+    std::string name(trim(std::string_view(e.text).substr(0, eq)));
+    std::string value(trim(std::string_view(e.text).substr(eq + 1)));
+    if (name.empty()) throw ConfigError(where + "missing parameter name before \"=\"");
+    const Param* param = findParam(name);
+    if (param == nullptr) throw ConfigError(where + "unknown parameter \"" + name + "\"");
+    if (auto it = seen.find(name); it != seen.end()) {
+      throw ConfigError(where + "duplicate parameter \"" + name + "\" (first set at line " +
+                        std::to_string(it->second) + ")");
+    }
+    seen.emplace(name, e.line);
+    try {
+      param->set(config, value);
+    } catch (const std::invalid_argument& bad) {
+      throw ConfigError(where + "bad value \"" + value + "\" for " + name + ": " + bad.what());
+    }
+  }
+  return config;
+}
+
+Config loadConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open: " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
+  return parseConfig(text.str(), path);
+}
+
+}  // namespace mailgate

@@ -1,0 +1,97 @@
+// events.cc — encodes outcome events as XADD commands and q:<queueid> hashes,
+// decodes stream entries for mailgatectl, and writes them in one pipeline.
+#include "mailgate/events.h"
+
+#include <chrono>
+
+namespace mailgate {
+
+int64_t nowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::pair<std::string, std::string> splitAuthUser(std::string_view user) {
+  size_t slash = user.find('/');
+  if (slash == std::string_view::npos) return {std::string(user), ""};
+  return {std::string(user.substr(0, slash)), std::string(user.substr(slash + 1))};
+}
+
+std::string eventsStreamKey(const Config& config) { return redisKey(config.redis_prefix, "events"); }
+
+Command xaddCommand(const Config& config, const Event& e) {
+  return {"XADD",       eventsStreamKey(config),
+          "MAXLEN",     "~",
+          std::to_string(config.events_maxlen),
+          "*",
+          "time",       std::to_string(e.time_ms),
+          "qid",        e.queue_id,
+          "account",    e.account,
+          "key",        e.key_id,
+          "campaign",   e.campaign,
+          "letter",     e.letter_id,
+          "from",       e.from,
+          "rcpt",       e.rcpt,
+          "status",     e.status,
+          "code",       e.code,
+          "text",       e.text};
+}
+
+std::vector<Command> queueRecordCommands(const Config& config, const QueueRecord& r) {
+  std::string key = redisKey(config.redis_prefix, "q:", r.queue_id);
+  return {
+      {"HSET", key, "account", r.account, "key", r.key_id, "campaign", r.campaign, "letter",
+       r.letter_id, "from", r.from, "time", std::to_string(r.time_ms), "nrcpt", std::to_string(r.nrcpt)},
+      {"EXPIRE", key, std::to_string(config.queue_record_ttl.count())},
+  };
+}
+
+Event eventFromEntry(const redisReply* entry) {
+  Event e;
+  if (entry == nullptr || entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) return e;
+  e.id = replyString(entry->element[0]);
+  const redisReply* fields = entry->element[1];
+  if (fields == nullptr || fields->type != REDIS_REPLY_ARRAY) return e;
+  for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+    std::string name = replyString(fields->element[i]);
+    std::string value = replyString(fields->element[i + 1]);
+    if (name == "time") e.time_ms = std::strtoll(value.c_str(), nullptr, 10);
+    else if (name == "qid") e.queue_id = value;
+    else if (name == "account") e.account = value;
+    else if (name == "key") e.key_id = value;
+    else if (name == "campaign") e.campaign = value;
+    else if (name == "letter") e.letter_id = value;
+    else if (name == "from") e.from = value;
+    else if (name == "rcpt") e.rcpt = value;
+    else if (name == "status") e.status = value;
+    else if (name == "code") e.code = value;
+    else if (name == "text") e.text = value;
+  }
+  return e;
+}
+
+Status recordOutcome(RedisConn& redis, const Config& config, const Event& event,
+                     const QueueRecord* record) {
+  std::vector<Command> cmds{xaddCommand(config, event)};
+  if (record != nullptr) {
+    for (auto& c : queueRecordCommands(config, *record)) cmds.push_back(std::move(c));
+  }
+  auto replies = redis.pipeline(cmds);
+  if (!replies) return replies.error();
+  for (const auto& r : *replies) {
+    if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
+  }
+  return okStatus();
+}
+
+Result<std::vector<Event>> latestEvents(RedisConn& redis, const Config& config, unsigned count) {
+  auto r = redis.command({"XREVRANGE", eventsStreamKey(config), "+", "-", "COUNT", std::to_string(count)});
+  if (!r) return r.error();
+  std::vector<Event> events;
+  if ((*r)->type != REDIS_REPLY_ARRAY) return events;
+  for (size_t i = 0; i < (*r)->elements; ++i) events.push_back(eventFromEntry((*r)->element[i]));
+  return events;
+}
+
+}  // namespace mailgate

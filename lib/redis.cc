@@ -1,0 +1,224 @@
+// redis.cc — hiredis wrapper: connection lifecycle (connect, AUTH, SELECT,
+// timeouts, reconnect with exponential backoff, outage logged once), commands,
+// pipelines, scripts and the connection pool.
+#include "mailgate/redis.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <openssl/sha.h>
+
+#include "mailgate/log.h"
+
+namespace mailgate {
+namespace {
+
+constexpr std::chrono::milliseconds kMinBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{5000};
+
+// Process-wide outage state so that an outage is logged once, not per thread.
+std::atomic<bool> g_redis_down{false};
+
+timeval toTimeval(std::chrono::milliseconds ms) {
+  timeval tv;
+  tv.tv_sec = ms.count() / 1000;
+  tv.tv_usec = (ms.count() % 1000) * 1000;
+  return tv;
+}
+
+std::vector<const char*> argvPointers(const Command& argv, std::vector<size_t>& lens) {
+  std::vector<const char*> ptrs;
+  ptrs.reserve(argv.size());
+  lens.clear();
+  for (const auto& a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  return ptrs;
+}
+
+}  // namespace
+
+RedisSettings RedisSettings::fromConfig(const Config& config) {
+  return RedisSettings{config.redis_server, config.redis_password, config.redis_db,
+                       config.redis_timeout};
+}
+
+RedisScript::RedisScript(std::string src) : source(std::move(src)) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(source.data()), source.size(), digest);
+  static const char kHex[] = "0123456789abcdef";
+  for (unsigned char b : digest) {
+    sha1 += kHex[b >> 4];
+    sha1 += kHex[b & 15];
+  }
+}
+
+RedisConn::RedisConn(RedisSettings settings) : settings_(std::move(settings)) {}
+
+RedisConn::~RedisConn() {
+  if (ctx_ != nullptr) redisFree(ctx_);
+}
+
+Error RedisConn::fail(Error::Kind kind, const std::string& what) {
+  if (ctx_ != nullptr) {
+    redisFree(ctx_);
+    ctx_ = nullptr;
+  }
+  backoff_ = std::min(backoff_ == std::chrono::milliseconds{0} ? kMinBackoff : backoff_ * 2, kMaxBackoff);
+  next_attempt_ = std::chrono::steady_clock::now() + backoff_;
+  last_error_ = what;
+  if (!g_redis_down.exchange(true)) {
+    MG_LOG_WARN("redis %s unavailable: %s", settings_.endpoint.toString().c_str(), what.c_str());
+  }
+  return Error{kind, "redis " + settings_.endpoint.toString() + ": " + what};
+}
+
+void RedisConn::markHealthy() {
+  backoff_ = std::chrono::milliseconds{0};
+  if (g_redis_down.exchange(false)) {
+    MG_LOG_INFO("redis %s reachable again", settings_.endpoint.toString().c_str());
+  }
+}
+
+Status RedisConn::connectNow() {
+  timeval tv = toTimeval(settings_.timeout);
+  const Endpoint& ep = settings_.endpoint;
+  ctx_ = ep.kind == Endpoint::Kind::Unix ? redisConnectUnixWithTimeout(ep.path.c_str(), tv)
+                                         : redisConnectWithTimeout(ep.host.c_str(), ep.port, tv);
+  if (ctx_ == nullptr) return fail(Error::Kind::Unavailable, "cannot allocate context");
+  if (ctx_->err) return fail(Error::Kind::Unavailable, std::string("connect: ") + ctx_->errstr);
+  if (redisSetTimeout(ctx_, tv) != REDIS_OK) return fail(Error::Kind::Unavailable, "cannot set timeout");
+  if (ep.kind == Endpoint::Kind::Tcp) redisEnableKeepAlive(ctx_);
+
+  std::vector<Command> setup;
+  if (!settings_.password.empty()) setup.push_back({"AUTH", settings_.password});
+  if (settings_.db != 0) setup.push_back({"SELECT", std::to_string(settings_.db)});
+  if (setup.empty()) return okStatus();
+  for (const auto& cmd : setup) {
+    std::vector<size_t> lens;
+    auto ptrs = argvPointers(cmd, lens);
+    redisAppendCommandArgv(ctx_, static_cast<int>(ptrs.size()), ptrs.data(), lens.data());
+  }
+  for (const auto& cmd : setup) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK) {
+      return fail(Error::Kind::Unavailable, std::string("setup: ") + ctx_->errstr);
+    }
+    Reply r(static_cast<redisReply*>(raw));
+    if (r->type == REDIS_REPLY_ERROR) {
+      // Never echo the password: name the command only.
+      return fail(Error::Kind::Server, cmd[0] + " failed: " + std::string(r->str, r->len));
+    }
+  }
+  return okStatus();
+}
+
+Status RedisConn::ensureConnected() {
+  if (ctx_ != nullptr) return okStatus();
+  if (std::chrono::steady_clock::now() < next_attempt_) {
+    return Error{Error::Kind::Unavailable,
+                 "redis " + settings_.endpoint.toString() + ": " + last_error_ + " (backing off)"};
+  }
+  return connectNow();
+}
+
+Result<std::vector<Reply>> RedisConn::pipeline(const std::vector<Command>& commands) {
+  if (Status s = ensureConnected(); !s) return s.error();
+  std::vector<size_t> lens;
+  for (const auto& cmd : commands) {
+    auto ptrs = argvPointers(cmd, lens);
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(ptrs.size()), ptrs.data(), lens.data()) != REDIS_OK) {
+      return fail(Error::Kind::Unavailable, std::string("append: ") + ctx_->errstr);
+    }
+  }
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK) {
+      bool timeout = ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+      return fail(timeout ? Error::Kind::Timeout : Error::Kind::Unavailable,
+                  timeout ? "timeout" : std::string(ctx_->errstr));
+    }
+    replies.emplace_back(static_cast<redisReply*>(raw));
+  }
+  markHealthy();
+  return replies;
+}
+
+Result<Reply> RedisConn::command(const Command& argv) {
+  auto replies = pipeline({argv});
+  if (!replies) return replies.error();
+  Reply r = std::move(replies->front());
+  if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, std::string(r->str, r->len)};
+  return r;
+}
+
+Result<Reply> RedisConn::eval(const RedisScript& script, const std::vector<std::string>& keys,
+                              const std::vector<std::string>& args) {
+  Command cmd{"EVALSHA", script.sha1, std::to_string(keys.size())};
+  cmd.insert(cmd.end(), keys.begin(), keys.end());
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  auto r = command(cmd);
+  if (!r && r.error().kind == Error::Kind::Server && r.error().message.starts_with("NOSCRIPT")) {
+    cmd[0] = "EVAL";
+    cmd[1] = script.source;
+    return command(cmd);
+  }
+  return r;
+}
+
+RedisPool::RedisPool(RedisSettings settings, size_t max_size)
+    : settings_(std::move(settings)), max_size_(std::max<size_t>(max_size, 1)) {}
+
+Result<RedisPool::Lease> RedisPool::acquire() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto deadline = std::chrono::steady_clock::now() + settings_.timeout;
+  while (idle_.empty() && created_ >= max_size_) {
+    if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty()) {
+      return Error{Error::Kind::Timeout, "redis: all " + std::to_string(max_size_) + " connections busy"};
+    }
+  }
+  if (!idle_.empty()) {
+    auto conn = std::move(idle_.back());
+    idle_.pop_back();
+    return Lease(this, std::move(conn));
+  }
+  ++created_;
+  return Lease(this, std::make_unique<RedisConn>(settings_));
+}
+
+void RedisPool::release(std::unique_ptr<RedisConn> conn) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    idle_.push_back(std::move(conn));
+  }
+  available_.notify_one();
+}
+
+RedisPool::Lease::~Lease() {
+  if (conn_) pool_->release(std::move(conn_));
+}
+
+std::string redisKey(const std::string& prefix, std::string_view a, std::string_view b) {
+  std::string k;
+  k.reserve(prefix.size() + a.size() + b.size());
+  k += prefix;
+  k += a;
+  k += b;
+  return k;
+}
+
+std::string replyString(const redisReply* r) {
+  if (r == nullptr) return "";
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR: return std::string(r->str, r->len);
+    case REDIS_REPLY_INTEGER: return std::to_string(r->integer);
+    default: return "";
+  }
+}
+
+}  // namespace mailgate

@@ -1,0 +1,22 @@
+// callbacks.h — libmilter registration for mailgate-milter: the smfiDesc and
+// the process-wide state (config, Redis pool) the callbacks use.
+#pragma once
+
+#include <libmilter/mfapi.h>
+
+#include "mailgate/config.h"
+#include "mailgate/redis.h"
+
+namespace mailgate::milter {
+
+struct MilterContext {
+  Config config;
+  RedisPool* redis = nullptr;
+};
+
+// Sets the state every callback reads; call once before smfi_main().
+void setMilterContext(MilterContext* context);
+
+smfiDesc* milterDescription();
+
+}  // namespace mailgate::milter
