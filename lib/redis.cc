@@ -124,6 +124,18 @@ Status RedisConn::ensureConnected() {
 }
 
 Result<std::vector<Reply>> RedisConn::pipeline(const std::vector<Command>& commands) {
+  bool reused = ctx_ != nullptr;
+  auto replies = pipelineOnce(commands);
+  if (!replies && reused && replies.error().kind == Error::Kind::Unavailable) {
+    // A connection that sat idle is closed by a Redis restart; that is not
+    // an outage yet, so try once more on a fresh connection at once.
+    next_attempt_ = {};
+    replies = pipelineOnce(commands);
+  }
+  return replies;
+}
+
+Result<std::vector<Reply>> RedisConn::pipelineOnce(const std::vector<Command>& commands) {
   if (Status s = ensureConnected(); !s) return s.error();
   std::vector<size_t> lens;
   for (const auto& cmd : commands) {

@@ -60,6 +60,7 @@ class RedisConn {
   bool connected() const { return ctx_ != nullptr; }
 
  private:
+  Result<std::vector<Reply>> pipelineOnce(const std::vector<Command>& commands);
   Status ensureConnected();
   Status connectNow();
   Error fail(Error::Kind kind, const std::string& what);

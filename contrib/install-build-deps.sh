@@ -1,0 +1,27 @@
+#!/bin/bash
+# install-build-deps.sh — installs, from Debian 12 packages, everything that
+# building mailgate and running its demo and tests needs (as root). Postfix is
+# installed unconfigured; the system Postfix and Redis are never used.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libmilter-dev libhiredis-dev libssl-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+  postfix redis-server swaks python3 groff-base
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-build-deps.sh: run as root to install: ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,243 @@
+"""harness.py — starts a private, throw-away mail stack for end-to-end tests
+and the demo: redis-server on a free loopback port, smtp-sink as the final
+destination, mailgate-policy and mailgate-milter, and a private Postfix
+(own config_directory and queue_directory, chroot off, loopback only).
+Never touches the system Postfix or Redis. Everything is torn down by stop().
+
+Run `python3 harness.py demo` for the README demo."""
+
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SOURCE_DIR = os.environ.get("MG_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BUILD_DIR = os.environ.get("MG_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "postfix")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise TimeoutError("timed out waiting for " + what)
+
+
+def can_connect(addr):
+    family = socket.AF_UNIX if isinstance(addr, str) else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(1)
+            s.connect(addr)
+        return True
+    except OSError:
+        return False
+
+
+class Stack:
+    """One private stack. Call start(); always call stop() (tests use addCleanup)."""
+
+    def __init__(self, on_redis_failure="tempfail", extra_config=""):
+        self.dir = tempfile.mkdtemp(prefix="mg-e2e-", dir="/var/tmp")
+        os.chmod(self.dir, 0o755)
+        self.redis_port = free_port()
+        self.sink_port = free_port()
+        self.smtp_port = free_port()
+        self.procs = {}
+        self.postfix_started = False
+        self.conf = os.path.join(self.dir, "mailgate.conf")
+        with open(self.conf, "w") as f:
+            f.write(
+                "redis_server = tcp:127.0.0.1:%d\n"
+                "redis_timeout = 300ms\n"
+                "policy_listen = unix:%s/policy.sock\n"
+                "milter_listen = unix:%s/milter.sock\n"
+                "socket_group = postfix\n"
+                "on_redis_failure = %s\n%s"
+                % (self.redis_port, self.dir, self.dir, on_redis_failure, extra_config)
+            )
+
+    # --- processes -------------------------------------------------------
+    def _spawn(self, name, argv, **kw):
+        log = open(os.path.join(self.dir, name + ".log"), "ab")
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, **kw)
+        return self.procs[name]
+
+    def _kill(self, name, sig=signal.SIGTERM, timeout=10):
+        p = self.procs.pop(name, None)
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(sig)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def start_redis(self):
+        self._spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", self.dir,
+                              "--loglevel", "warning"])
+        wait_for(lambda: can_connect(("127.0.0.1", self.redis_port)), what="redis-server")
+
+    def stop_redis(self):
+        self._kill("redis", signal.SIGKILL)
+
+    def start_sink(self):
+        sink_dir = os.path.join(self.dir, "sink")
+        os.makedirs(sink_dir, exist_ok=True)
+        shutil.chown(sink_dir, "nobody")
+        self._spawn("sink", ["smtp-sink", "-u", "nobody", "-d", sink_dir + "/%Y%m%d%H%M%S.",
+                             "127.0.0.1:%d" % self.sink_port, "256"])
+        wait_for(lambda: can_connect(("127.0.0.1", self.sink_port)), what="smtp-sink")
+
+    def start_daemons(self):
+        self._spawn("policy", [self.binary("mailgate-policy"), "-f", "-c", self.conf])
+        self._spawn("milter", [self.binary("mailgate-milter"), "-f", "-c", self.conf])
+        wait_for(lambda: can_connect(self.path("policy.sock")), what="mailgate-policy")
+        wait_for(lambda: can_connect(self.path("milter.sock")), what="mailgate-milter")
+
+    def start_postfix(self):
+        etc = self.path("postfix")
+        for sub in ("postfix", "queue", "data"):
+            os.makedirs(self.path(sub), exist_ok=True)
+        shutil.chown(self.path("data"), "postfix")
+        values = {"dir": self.dir, "smtp_port": self.smtp_port, "sink_port": self.sink_port}
+        for name in ("main.cf", "master.cf"):
+            with open(os.path.join(TEMPLATES, name + ".in")) as src, open(os.path.join(etc, name), "w") as dst:
+                dst.write(src.read().format(**values))
+        self.postfix("start")
+        self.postfix_started = True
+        wait_for(lambda: can_connect(("127.0.0.1", self.smtp_port)), what="postfix smtpd")
+
+    def postfix(self, *args):
+        r = subprocess.run(["postfix", "-c", self.path("postfix")] + list(args),
+                           capture_output=True, text=True)
+        if r.returncode != 0 and args[0] == "start":
+            raise RuntimeError("postfix start failed: " + r.stdout + r.stderr)
+        return r
+
+    def start(self):
+        try:
+            self.start_redis()
+            self.start_sink()
+            self.start_daemons()
+            self.start_postfix()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, keep=False):
+        if self.postfix_started:
+            if self.postfix("stop").returncode != 0:
+                self.postfix("abort")
+            self.postfix_started = False
+        for name in list(self.procs):
+            self._kill(name)
+        if not keep and os.environ.get("MG_E2E_KEEP") is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- helpers ---------------------------------------------------------
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    @staticmethod
+    def binary(name):
+        sub = "tools" if name == "mailgatectl" else name.replace("mailgate-", "")
+        return os.path.join(BUILD_DIR, sub, name)
+
+    def log(self, name):
+        try:
+            with open(self.path(name + ".log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def maillog(self):
+        try:
+            with open(self.path("maillog"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def swaks(self, *extra, to="bob@example.net", sender="alice@example.org", subject="e2e test"):
+        argv = ["swaks", "--server", "127.0.0.1", "--port", str(self.smtp_port), "--from", sender,
+                "--to", to, "--h-Subject", subject, "--timeout", "60"] + list(extra)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        return r.stdout + r.stderr
+
+    @staticmethod
+    def queue_id(swaks_output):
+        m = re.search(r"<-  250 2\.0\.0 Ok: queued as (\w+)", swaks_output)
+        return m.group(1) if m else None
+
+    def sink_messages(self):
+        return sorted(glob.glob(self.path("sink/*")))
+
+    def wait_delivered(self, count=1, timeout=30):
+        return wait_for(lambda: len(self.sink_messages()) >= count and self.sink_messages(),
+                        timeout, "delivery to smtp-sink")
+
+    def redis(self, *args):
+        r = subprocess.run(["redis-cli", "-p", str(self.redis_port), "--raw"] + list(args),
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout
+
+    def ctl(self, *args):
+        return subprocess.run([self.binary("mailgatectl"), "-c", self.conf] + list(args),
+                              capture_output=True, text=True, timeout=30)
+
+    def events(self, count=20):
+        r = self.ctl("--json", "events", "--count", str(count))
+        if r.returncode != 0:
+            raise RuntimeError("mailgatectl events failed: " + r.stderr)
+        return json.loads(r.stdout)
+
+    def diagnostics(self):
+        return "\n".join("----- %s -----\n%s" % (n, self.log(n)[-3000:]) for n in ("policy", "milter")) + \
+            "\n----- maillog -----\n" + self.maillog()[-5000:]
+
+
+def demo():
+    """Starts a stack, sends one message through it and prints its recorded event."""
+    stack = Stack().start()
+    try:
+        print("mailgate demo: redis-server :%d, Postfix smtpd :%d, smtp-sink :%d, daemons from %s"
+              % (stack.redis_port, stack.smtp_port, stack.sink_port, BUILD_DIR))
+        out = stack.swaks(subject="mailgate demo")
+        qid = stack.queue_id(out)
+        if qid is None:
+            print(out)
+            print(stack.diagnostics())
+            sys.exit("demo: message was not accepted")
+        stack.wait_delivered()
+        print("sent one message with swaks; Postfix queued it as %s and smtp-sink received it" % qid)
+        print("\n$ mailgatectl events\n")
+        r = stack.ctl("events")
+        print(r.stdout + r.stderr)
+        return 0 if r.returncode == 0 and qid in r.stdout else 1
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["demo"]:
+        sys.exit(demo())
+    sys.exit("usage: harness.py demo")

@@ -1,0 +1,80 @@
+"""test_gateway.py — a message crosses a real private Postfix with
+mailgate-policy and mailgate-milter attached; its outcome is read back from
+real Redis. Also: Redis down with on_redis_failure = tempfail / accept, and
+recovery without restarting anything."""
+
+import time
+import unittest
+
+from harness import Stack, wait_for
+
+
+class StackTest(unittest.TestCase):
+    ON_REDIS_FAILURE = "tempfail"
+
+    def setUp(self):
+        self.stack = Stack(on_redis_failure=self.ON_REDIS_FAILURE).start()
+        self.addCleanup(self.stack.stop)
+
+    def send_ok(self, **kw):
+        out = self.stack.swaks(**kw)
+        qid = self.stack.queue_id(out)
+        self.assertIsNotNone(qid, out + self.stack.diagnostics())
+        return qid
+
+
+class Gateway(StackTest):
+    def test_message_recorded(self):
+        qid = self.send_ok(to="bob@example.net", sender="alice@example.org", subject="hello")
+        self.stack.wait_delivered()
+        events = self.stack.events()
+        self.assertEqual(len(events), 1, events)
+        e = events[0]
+        self.assertEqual(e["queue_id"], qid)
+        self.assertEqual(e["status"], "accepted")
+        self.assertEqual(e["from"], "alice@example.org")
+        self.assertEqual(e["rcpt"], "bob@example.net")
+        self.assertEqual(e["code"], "250")
+        record = self.stack.redis("HGETALL", "mg:q:" + qid).split("\n")
+        fields = dict(zip(record[0::2], record[1::2]))
+        self.assertEqual(fields["from"], "alice@example.org")
+        self.assertEqual(fields["nrcpt"], "1")
+        ttl = int(self.stack.redis("TTL", "mg:q:" + qid))
+        self.assertTrue(7 * 86400 - 60 < ttl <= 7 * 86400, ttl)
+        self.assertIn(qid + ": accepted: from=<alice@example.org> nrcpt=1", self.stack.log("milter"))
+        table = self.stack.ctl("events")
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertIn(qid, table.stdout)
+        self.assertIn("QUEUE-ID", table.stdout)
+
+    def test_redis_down_tempfail_then_recovers(self):
+        self.stack.stop_redis()
+        out = self.stack.swaks()
+        self.assertIn("<** 451 4.3.0 internal service error", out)
+        self.assertIsNone(self.stack.queue_id(out))
+        self.assertIn("tempfail: END-OF-MESSAGE", self.stack.log("milter"))
+        self.assertEqual(self.stack.sink_messages(), [])
+
+        self.stack.start_redis()
+        time.sleep(0.5)  # longer than the first reconnect backoff
+        qid = self.send_ok()
+        self.stack.wait_delivered()
+        events = self.stack.events()
+        self.assertEqual([e["queue_id"] for e in events], [qid])
+        self.assertIn("reachable again", self.stack.log("milter"))
+
+
+class GatewayAccept(StackTest):
+    ON_REDIS_FAILURE = "accept"
+
+    def test_redis_down_accept_delivers(self):
+        self.stack.stop_redis()
+        qid = self.send_ok()
+        self.stack.wait_delivered()
+        wait_for(lambda: "accept without outcome record" in self.stack.log("milter"), 5, "milter log")
+        self.assertIn(qid + ": accept without outcome record (on_redis_failure = accept)",
+                      self.stack.log("milter"))
+
+
+if __name__ == "__main__":
+    unittest.main()

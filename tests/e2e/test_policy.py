@@ -1,0 +1,131 @@
+"""test_policy.py — mailgate-policy over its real socket: many requests per
+connection, many concurrent connections, Exim-style half-close, garbage,
+over-long requests and clients that vanish mid-request. The daemon must keep
+serving the others in every case."""
+
+import socket
+import threading
+import unittest
+
+from harness import Stack
+
+REQUEST = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+           b"client_address=192.0.2.10\nsender=alice@example.org\nrecipient=bob@example.net\n"
+           b"queue_id=\ninstance=a1b.2c3d.4\nsasl_username=\n\n")
+DUNNO = b"action=DUNNO\n\n"
+
+
+class PolicyServer(unittest.TestCase):
+    def setUp(self):
+        self.stack = Stack()
+        self.addCleanup(self.stack.stop)
+        self.stack.start_redis()
+        self.stack.start_sink()
+        self.stack.start_daemons()
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(self.stack.path("policy.sock"))
+        return s
+
+    @staticmethod
+    def read_reply(s):
+        data = b""
+        while not data.endswith(b"\n\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    @staticmethod
+    def read_to_eof(s):
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return data
+            data += chunk
+
+    def assert_still_serving(self):
+        with self.connect() as s:
+            s.sendall(REQUEST)
+            self.assertEqual(self.read_reply(s), DUNNO)
+        self.assertIsNone(self.stack.procs["policy"].poll(), "mailgate-policy exited")
+
+    def test_many_requests_per_connection(self):
+        with self.connect() as s:
+            for _ in range(200):
+                s.sendall(REQUEST)
+                self.assertEqual(self.read_reply(s), DUNNO)
+            s.sendall(REQUEST * 50)  # pipelined
+            got = b""
+            while got.count(DUNNO) < 50:
+                got += s.recv(65536)
+            self.assertEqual(got, DUNNO * 50)
+
+    def test_many_concurrent_connections(self):
+        socks = [self.connect() for _ in range(150)]
+        errors = []
+
+        def client(s):
+            try:
+                for _ in range(20):
+                    s.sendall(REQUEST)
+                    if self.read_reply(s) != DUNNO:
+                        errors.append("bad reply")
+            except OSError as e:
+                errors.append(str(e))
+
+        threads = [threading.Thread(target=client, args=(s,)) for s in socks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for s in socks:
+            s.close()
+        self.assertEqual(errors, [])
+
+    def test_exim_half_close(self):
+        # Exim's ${readsocket}: new connection, request, shutdown(SHUT_WR), read to EOF.
+        for req in (REQUEST, REQUEST.rstrip(b"\n")):
+            with self.connect() as s:
+                s.sendall(req)
+                s.shutdown(socket.SHUT_WR)
+                self.assertEqual(self.read_to_eof(s), DUNNO)
+
+    def test_garbage_gets_defer_and_close(self):
+        with self.connect() as s:
+            s.sendall(b"\x00\x01garbage without equals\n\n")
+            self.assertEqual(self.read_to_eof(s),
+                             b"action=DEFER malformed policy request: malformed attribute line\n\n")
+        with self.connect() as s:
+            s.sendall(b"sender=a@x\n\n")
+            self.assertEqual(self.read_to_eof(s),
+                             b"action=DEFER malformed policy request: missing request attribute\n\n")
+        self.assert_still_serving()
+        self.assertIn("malformed request", self.stack.log("policy"))
+
+    def test_overlong_request(self):
+        with self.connect() as s:
+            s.sendall(b"request=smtpd_access_policy\nsender=")
+            try:
+                s.sendall(b"a" * (70 * 1024))
+            except OSError:
+                pass  # the server may close while we are still writing
+            reply = self.read_to_eof(s)
+            self.assertEqual(reply, b"action=DEFER malformed policy request: request longer than 65536 bytes\n\n")
+        self.assert_still_serving()
+
+    def test_disconnect_mid_request(self):
+        for _ in range(20):
+            s = self.connect()
+            s.sendall(b"request=smtpd_access_policy\nsender=a@")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()  # RST, not a half-close
+        self.assert_still_serving()
+
+
+if __name__ == "__main__":
+    unittest.main()
