@@ -24,10 +24,16 @@ struct Connection {
   PolicyParser parser;
   std::string out;
   bool close_after_write = false;
+  // Reply sent and write side shut down; input is read and dropped until EOF
+  // so that closing does not reset the connection before the peer read it.
+  bool draining = false;
+  size_t drained = 0;
   Clock::time_point last_activity = Clock::now();
 };
 
 constexpr int kMaxEvents = 64;
+constexpr size_t kMaxDrainBytes = 1024 * 1024;
+constexpr auto kDrainTimeout = std::chrono::seconds(2);
 
 }  // namespace
 
@@ -82,11 +88,15 @@ void PolicyServer::workerLoop() {
       if (n <= 0) return false;
       c.out.erase(0, static_cast<size_t>(n));
     }
+    if (c.out.empty() && c.close_after_write && !c.draining) {
+      shutdown(c.fd.get(), SHUT_WR);
+      c.draining = true;
+    }
     epoll_event mod{};
     mod.events = c.out.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT;
     mod.data.fd = c.fd.get();
     epoll_ctl(ep.get(), EPOLL_CTL_MOD, c.fd.get(), &mod);
-    return !(c.out.empty() && c.close_after_write);
+    return true;
   };
   // Answers every complete request in the buffer.
   auto answer = [&](Connection& c, bool eof) {
@@ -138,6 +148,14 @@ void PolicyServer::workerLoop() {
       if (it == conns.end()) continue;
       Connection& c = *it->second;
       c.last_activity = Clock::now();
+      if (c.draining) {
+        char buf[16384];
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+        c.drained += r > 0 ? static_cast<size_t>(r) : 0;
+        if (r <= 0 || c.drained > kMaxDrainBytes) closeConn(fd);
+        continue;
+      }
       if (events[i].events & EPOLLIN && !c.close_after_write) {
         char buf[16384];
         ssize_t r = recv(fd, buf, sizeof buf, 0);
@@ -156,7 +174,9 @@ void PolicyServer::workerLoop() {
     }
     auto now = Clock::now();
     for (auto it2 = conns.begin(); it2 != conns.end();) {
-      if (now - it2->second->last_activity > config_.policy_idle_timeout) {
+      auto limit = it2->second->draining ? std::chrono::duration_cast<std::chrono::milliseconds>(kDrainTimeout)
+                                         : config_.policy_idle_timeout;
+      if (now - it2->second->last_activity > limit) {
         MG_LOG_DEBUG("policy: closing idle connection");
         epoll_ctl(ep.get(), EPOLL_CTL_DEL, it2->first, nullptr);
         it2 = conns.erase(it2);

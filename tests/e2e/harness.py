@@ -75,8 +75,8 @@ class Stack:
 
     # --- processes -------------------------------------------------------
     def _spawn(self, name, argv, **kw):
-        log = open(os.path.join(self.dir, name + ".log"), "ab")
-        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, **kw)
+        with open(os.path.join(self.dir, name + ".log"), "ab") as log:
+            self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, **kw)
         return self.procs[name]
 
     def _kill(self, name, sig=signal.SIGTERM, timeout=10):
@@ -107,11 +107,11 @@ class Stack:
                              "127.0.0.1:%d" % self.sink_port, "256"])
         wait_for(lambda: can_connect(("127.0.0.1", self.sink_port)), what="smtp-sink")
 
-    def start_daemons(self):
-        self._spawn("policy", [self.binary("mailgate-policy"), "-f", "-c", self.conf])
-        self._spawn("milter", [self.binary("mailgate-milter"), "-f", "-c", self.conf])
-        wait_for(lambda: can_connect(self.path("policy.sock")), what="mailgate-policy")
-        wait_for(lambda: can_connect(self.path("milter.sock")), what="mailgate-milter")
+    def start_daemons(self, names=("policy", "milter")):
+        for name in names:
+            self._spawn(name, [self.binary("mailgate-" + name), "-f", "-c", self.conf])
+        for name in names:
+            wait_for(lambda: can_connect(self.path(name + ".sock")), what="mailgate-" + name)
 
     def start_postfix(self):
         etc = self.path("postfix")

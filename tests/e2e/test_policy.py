@@ -3,6 +3,7 @@ connection, many concurrent connections, Exim-style half-close, garbage,
 over-long requests and clients that vanish mid-request. The daemon must keep
 serving the others in every case."""
 
+import os
 import socket
 import threading
 import unittest
@@ -17,11 +18,10 @@ DUNNO = b"action=DUNNO\n\n"
 
 class PolicyServer(unittest.TestCase):
     def setUp(self):
-        self.stack = Stack()
+        self.stack = Stack(extra_config="policy_idle_timeout = 2s\n")
         self.addCleanup(self.stack.stop)
         self.stack.start_redis()
-        self.stack.start_sink()
-        self.stack.start_daemons()
+        self.stack.start_daemons(names=("policy",))
 
     def connect(self):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -125,6 +125,20 @@ class PolicyServer(unittest.TestCase):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             s.close()  # RST, not a half-close
         self.assert_still_serving()
+
+    def test_idle_connection_is_closed(self):
+        with self.connect() as s:
+            s.sendall(REQUEST)
+            self.assertEqual(self.read_reply(s), DUNNO)
+            s.settimeout(10)
+            self.assertEqual(s.recv(100), b"")  # closed by the server after policy_idle_timeout
+
+    def test_sigterm_stops_cleanly(self):
+        p = self.stack.procs["policy"]
+        p.terminate()
+        self.assertEqual(p.wait(10), 0)
+        self.assertFalse(os.path.exists(self.stack.path("policy.sock")))
+        self.assertIn("stopping", self.stack.log("policy"))
 
 
 if __name__ == "__main__":
