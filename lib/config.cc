@@ -113,6 +113,25 @@ const std::vector<Param>& params() {
        }},
       {"policy_idle_timeout", "330s",
        [](Config& c, std::string_view v) { c.policy_idle_timeout = parseDuration(v); }},
+      {"auth_listen", "unix:/var/spool/postfix/private/mailgate-auth",
+       [](Config& c, std::string_view v) { c.auth_listen = parseEndpointOrThrow(v, "inet"); }},
+      {"auth_cache_ttl", "5s",
+       [](Config& c, std::string_view v) { c.auth_cache_ttl = parseDuration(v); }},
+      {"auth_internal_error", "fail",
+       [](Config& c, std::string_view v) {
+         if (v == "fail") c.auth_internal_error = AuthInternalError::Fail;
+         else if (v == "disconnect") c.auth_internal_error = AuthInternalError::Disconnect;
+         else throw std::invalid_argument("expected fail or disconnect");
+       }},
+      {"auth_fail_limit", "10",
+       [](Config& c, std::string_view v) {
+         c.auth_fail_limit = static_cast<unsigned>(parseUnsigned(v, 1000000, "expected a number (0 = off)"));
+       }},
+      {"auth_fail_window", "10m",
+       [](Config& c, std::string_view v) {
+         c.auth_fail_window = std::chrono::duration_cast<std::chrono::seconds>(parseDuration(v));
+         if (c.auth_fail_window.count() == 0) throw std::invalid_argument("must be at least 1s");
+       }},
       {"milter_listen", "unix:/var/spool/postfix/mailgate/milter.sock",
        [](Config& c, std::string_view v) {
          checkMilterSpec(v);

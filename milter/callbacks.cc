@@ -3,6 +3,7 @@
 // outcome record in Redis (or on_redis_failure). No exception crosses into C.
 #include "callbacks.h"
 
+#include <arpa/inet.h>
 #include <exception>
 #include <string>
 #include <strings.h>
@@ -22,7 +23,7 @@ struct Message {
 };
 
 struct Connection {
-  std::string client;
+  std::string client, client_ip;
   Message msg;
 };
 
@@ -67,9 +68,22 @@ Connection& ensureConn(SMFICTX* ctx) {
   return *c;
 }
 
-sfsistat onConnect(SMFICTX* ctx, char* host, _SOCK_ADDR*) {
+std::string addressText(const sockaddr* sa) {
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (sa == nullptr) return "";
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+  } else if (sa->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+  }
+  return buf;
+}
+
+sfsistat onConnect(SMFICTX* ctx, char* host, _SOCK_ADDR* addr) {
   return guarded(ctx, "connect", [&] {
-    ensureConn(ctx).client = host == nullptr ? "unknown" : host;
+    Connection& c = ensureConn(ctx);
+    c.client = host == nullptr ? "unknown" : host;
+    c.client_ip = addressText(addr);
     return SMFIS_CONTINUE;
   });
 }
@@ -117,7 +131,15 @@ sfsistat onEom(SMFICTX* ctx) {
     Connection& c = ensureConn(ctx);
     const Config& config = g_context->config;
     std::string qid = queueId(ctx);
+    auto lease = g_context->redis->acquire();
     auto [account, key_id] = splitAuthUser(c.msg.auth_user);
+    Status stored = lease ? okStatus() : Status(lease.error());
+    if (stored && account.empty() && !c.client_ip.empty()) {
+      // No AUTH: the client may send from an account's allowed network.
+      auto pinned = g_context->store->accountForAddress(**lease, c.client_ip);
+      if (!pinned) stored = pinned.error();
+      else account = pinned->value_or("");
+    }
 
     Event event;
     event.time_ms = nowMillis();
@@ -131,11 +153,7 @@ sfsistat onEom(SMFICTX* ctx) {
     QueueRecord record{qid, account, key_id, "", "", c.msg.sender, event.time_ms,
                        static_cast<unsigned>(c.msg.rcpts.size())};
 
-    Status stored = [&]() -> Status {
-      auto lease = g_context->redis->acquire();
-      if (!lease) return lease.error();
-      return recordOutcome(**lease, config, event, &record);
-    }();
+    if (stored) stored = recordOutcome(**lease, config, event, &record);
     if (!stored) {
       if (config.on_redis_failure == RedisFailure::TempFail) {
         MG_LOG_WARN("%s: tempfail: END-OF-MESSAGE from %s: 451 4.3.0 internal service error; from=<%s> "

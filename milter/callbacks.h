@@ -6,12 +6,14 @@
 
 #include "mailgate/config.h"
 #include "mailgate/redis.h"
+#include "mailgate/store.h"
 
 namespace mailgate::milter {
 
 struct MilterContext {
   Config config;
   RedisPool* redis = nullptr;
+  Store* store = nullptr;
 };
 
 // Sets the state every callback reads; call once before smfi_main().

@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   const Config& config = context.config;
   RedisPool pool(RedisSettings::fromConfig(config), config.redis_pool_size);
   context.redis = &pool;
+  Store store(config);
+  context.store = &store;
   milter::setMilterContext(&context);
 
   if (smfi_setconn(const_cast<char*>(config.milter_listen.c_str())) == MI_FAILURE ||

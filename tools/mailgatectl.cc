@@ -1,48 +1,34 @@
-// mailgatectl.cc — mailgatectl(8), the admin tool: `config check` and
-// `events`. Prints plain tables (JSON with --json); any error is one line on
-// stderr and a non-zero exit.
+// mailgatectl.cc — mailgatectl(8), the admin tool: parses the command line
+// and dispatches to the command files (cmd_*.cc). Prints plain tables (JSON
+// with --json); any error is one line on stderr and a non-zero exit.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <iostream>
-#include <nlohmann/json.hpp>
-#include <string>
-#include <vector>
 
-#include "mailgate/config.h"
+#include "ctl.h"
 #include "mailgate/daemon.h"
-#include "mailgate/events.h"
-#include "mailgate/redis.h"
 
-using namespace mailgate;
-
+namespace mailgate::ctl {
 namespace {
 
 constexpr const char* kUsage =
     "usage: mailgatectl [-c config_file] [--json] COMMAND\n"
     "commands:\n"
-    "  config check              validate the configuration file\n"
-    "  events [--count N]        show the latest outcome events (default 20)\n";
-
-struct Args {
-  std::string config_path = kDefaultConfigPath;
-  bool json = false;
-  unsigned count = 20;
-  std::vector<std::string> words;
-};
-
-[[noreturn]] void die(const std::string& message, int code = 1) {
-  fprintf(stderr, "mailgatectl: %s\n", message.c_str());
-  exit(code);
-}
-
-[[noreturn]] void usage() {
-  fputs(kUsage, stderr);
-  exit(2);
-}
+    "  config check                                validate the configuration file\n"
+    "  events [--count N]                          latest outcome events (default 20)\n"
+    "  account add NAME [--default-sender ADDR]    create an account\n"
+    "  account set NAME key=value                  state=active|blocked|deleted, default_sender=ADDR\n"
+    "  account show NAME                           show an account\n"
+    "  key create NAME [--no-smtp] [--sandbox]     create an API key (printed once)\n"
+    "  key list NAME                               list an account's keys\n"
+    "  key revoke KEYID                            revoke a key\n"
+    "  net allow NAME CIDR                         let NAME send from CIDR without AUTH\n"
+    "  net deny NAME CIDR                          remove an allowed network\n";
 
 Args parseArgs(int argc, char** argv) {
   Args a;
+  a.config_path = kDefaultConfigPath;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -51,6 +37,9 @@ Args parseArgs(int argc, char** argv) {
     };
     if (arg == "-c") a.config_path = value();
     else if (arg == "--json") a.json = true;
+    else if (arg == "--default-sender") a.default_sender = value();
+    else if (arg == "--no-smtp") a.no_smtp = true;
+    else if (arg == "--sandbox") a.sandbox = true;
     else if (arg == "--count") {
       std::string v = value();
       char* end = nullptr;
@@ -60,7 +49,7 @@ Args parseArgs(int argc, char** argv) {
     } else if (arg == "-h" || arg == "--help") {
       fputs(kUsage, stdout);
       exit(0);
-    } else if (!arg.empty() && arg[0] == '-') {
+    } else if (arg.size() > 1 && arg[0] == '-') {
       die("unknown option " + arg, 2);
     } else {
       a.words.push_back(arg);
@@ -69,9 +58,20 @@ Args parseArgs(int argc, char** argv) {
   return a;
 }
 
-Config loadOrDie(const std::string& path) {
+}  // namespace
+
+[[noreturn]] void die(const std::string& message, int code) {
+  fprintf(stderr, "mailgatectl: %s\n", message.c_str());
+  exit(code);
+}
+
+void expectWords(const Args& a, size_t n, const char* usage) {
+  if (a.words.size() != n) die(std::string("usage: mailgatectl ") + usage, 2);
+}
+
+Config loadOrDie(const Args& a) {
   try {
-    return loadConfig(path);
+    return loadConfig(a.config_path);
   } catch (const ConfigError& e) {
     die(e.what());
   }
@@ -86,13 +86,6 @@ std::string isoTime(int64_t ms) {
   return buf;
 }
 
-int cmdConfigCheck(const Args& a) {
-  Config c = loadOrDie(a.config_path);
-  if (a.json) std::cout << nlohmann::json{{"config", c.path}, {"valid", true}}.dump() << "\n";
-  else std::cout << c.path << ": ok\n";
-  return 0;
-}
-
 void printTable(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width;
   for (const auto& row : rows) {
@@ -102,49 +95,32 @@ void printTable(const std::vector<std::vector<std::string>>& rows) {
   for (const auto& row : rows) {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+      line += row[i].empty() ? "-" : row[i];
+      size_t shown = row[i].empty() ? 1 : row[i].size();
+      if (i + 1 < row.size()) line += std::string(width[i] - std::min(width[i], shown) + 2, ' ');
     }
     std::cout << line << "\n";
   }
 }
 
-int cmdEvents(const Args& a) {
-  Config c = loadOrDie(a.config_path);
-  RedisConn redis(RedisSettings::fromConfig(c));
-  auto events = latestEvents(redis, c, a.count);
-  if (!events) die(events.error().message);
-  if (a.json) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const Event& e : *events) {
-      out.push_back({{"id", e.id}, {"time", isoTime(e.time_ms)}, {"queue_id", e.queue_id},
-                     {"status", e.status}, {"account", e.account}, {"key_id", e.key_id},
-                     {"campaign", e.campaign}, {"letter_id", e.letter_id}, {"from", e.from},
-                     {"rcpt", e.rcpt}, {"code", e.code}, {"text", e.text}});
-    }
-    std::cout << out.dump(2) << "\n";
-    return 0;
-  }
-  std::vector<std::vector<std::string>> rows{
-      {"TIME", "QUEUE-ID", "STATUS", "ACCOUNT", "KEY", "FROM", "RCPT", "CODE", "TEXT"}};
-  auto dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
-  for (const Event& e : *events) {
-    rows.push_back({isoTime(e.time_ms), dash(e.queue_id), dash(e.status), dash(e.account), dash(e.key_id),
-                    dash(e.from), dash(e.rcpt), dash(e.code), dash(e.text)});
-  }
-  printTable(rows);
-  if (events->empty()) std::cout << "(no events)\n";
-  return 0;
-}
+void printJson(const nlohmann::json& json) { std::cout << json.dump(2) << "\n"; }
 
-}  // namespace
+}  // namespace mailgate::ctl
 
 int main(int argc, char** argv) {
+  using namespace mailgate::ctl;
   Args a = parseArgs(argc, argv);
-  if (a.words == std::vector<std::string>{"config", "check"}) return cmdConfigCheck(a);
-  if (a.words == std::vector<std::string>{"events"}) return cmdEvents(a);
-  if (a.words.empty()) usage();
-  std::string cmd;
-  for (const auto& w : a.words) cmd += (cmd.empty() ? "" : " ") + w;
-  die("unknown command \"" + cmd + "\" (see mailgatectl --help)", 2);
+  if (a.words.empty()) {
+    fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string& cmd = a.words[0];
+  if (cmd == "config" && a.words.size() == 2 && a.words[1] == "check") return cmdConfigCheck(a);
+  if (cmd == "events") return cmdEvents(a);
+  if (cmd == "account") return cmdAccount(a);
+  if (cmd == "key") return cmdKey(a);
+  if (cmd == "net") return cmdNet(a);
+  std::string all;
+  for (const auto& w : a.words) all += (all.empty() ? "" : " ") + w;
+  die("unknown command \"" + all + "\" (see mailgatectl --help)", 2);
 }

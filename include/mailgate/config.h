@@ -30,6 +30,7 @@ struct Endpoint {
 };
 
 enum class RedisFailure { TempFail, Accept };
+enum class AuthInternalError { Fail, Disconnect };
 
 struct Config {
   std::string path;  // file it was read from ("" for defaults)
@@ -44,6 +45,11 @@ struct Config {
   Endpoint policy_listen;
   unsigned policy_workers = 2;
   std::chrono::milliseconds policy_idle_timeout{330000};
+  Endpoint auth_listen;
+  std::chrono::milliseconds auth_cache_ttl{5000};
+  AuthInternalError auth_internal_error = AuthInternalError::Fail;
+  unsigned auth_fail_limit = 10;
+  std::chrono::seconds auth_fail_window{600};
   std::string milter_listen;  // libmilter socket spec
   unsigned socket_mode = 0660;
   std::string socket_group;

@@ -1,0 +1,19 @@
+// crypto.h — the few primitives mailgate needs, all from OpenSSL: random
+// bytes, SHA-256 in hex, base64 (standard and URL-safe), constant-time compare.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mailgate {
+
+std::string randomBytes(size_t n);  // OpenSSL RAND_bytes; aborts if the RNG fails
+std::string toHex(std::string_view bytes);
+std::string sha256Hex(std::string_view data);
+std::string base64Encode(std::string_view data);
+std::string base64UrlEncode(std::string_view data);  // no padding
+// Strict standard base64 (padding required, no blanks); nullopt on bad input.
+std::optional<std::string> base64Decode(std::string_view text);
+
+}  // namespace mailgate

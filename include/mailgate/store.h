@@ -1,0 +1,85 @@
+// store.h — what the daemons read about accounts: API-key lookup for AUTH
+// (one Redis round trip, brute-force counter included, cached for
+// auth_cache_ttl) and the allowed-networks index for IP pinning. Redis key
+// layout is in man/mailgate-redis.7; writes live in admin.h.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "mailgate/cidr.h"
+#include "mailgate/config.h"
+#include "mailgate/redis.h"
+#include "mailgate/result.h"
+
+namespace mailgate {
+
+enum class AccountState { Active, Blocked, Deleted };
+std::optional<AccountState> parseAccountState(std::string_view s);
+const char* accountStateName(AccountState s);
+
+struct KeyInfo {
+  std::string account, key_id;
+  bool smtp = true, sandbox = false;
+  AccountState account_state = AccountState::Deleted;
+};
+
+struct KeyLookup {
+  enum class Kind { Found, Unknown, Throttled };
+  Kind kind = Kind::Unknown;
+  KeyInfo info;
+};
+
+// Names of the Redis keys, in one place.
+struct StoreKeys {
+  explicit StoreKeys(std::string prefix) : prefix_(std::move(prefix)) {}
+  std::string apiKey(std::string_view sha256_hex) const { return prefix_ + "key:" + std::string(sha256_hex); }
+  std::string keyId(std::string_view id) const { return prefix_ + "keyid:" + std::string(id); }
+  std::string account(std::string_view a) const { return prefix_ + "acct:{" + std::string(a) + "}"; }
+  std::string accountKeys(std::string_view a) const { return account(a) + ":keys"; }
+  std::string accountNets(std::string_view a) const { return account(a) + ":nets"; }
+  std::string accounts() const { return prefix_ + "accounts"; }
+  std::string nets() const { return prefix_ + "nets"; }
+  std::string authFailures(std::string_view ip) const { return prefix_ + "authfail:" + std::string(ip); }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  std::string prefix_;
+};
+
+class Store {
+ public:
+  explicit Store(const Config& config);
+
+  // Looks up an API key (given in clear, hashed here). Counts a failure for
+  // `client_ip` when the key is unknown and reports Throttled once the
+  // client is over auth_fail_limit. Found keys are cached for auth_cache_ttl.
+  Result<KeyLookup> lookupKey(RedisConn& redis, std::string_view api_key, std::string_view client_ip);
+
+  // The account whose allowed networks contain `ip` (longest prefix wins),
+  // or nullopt. The networks index is cached for auth_cache_ttl.
+  Result<std::optional<std::string>> accountForAddress(RedisConn& redis, std::string_view ip);
+
+  const StoreKeys& keys() const { return keys_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  StoreKeys keys_;
+  std::chrono::milliseconds ttl_;
+  unsigned fail_limit_;
+  std::chrono::seconds fail_window_;
+
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::pair<Clock::time_point, KeyInfo>> key_cache_;
+  std::vector<std::pair<Cidr, std::string>> nets_;
+  Clock::time_point nets_loaded_{};
+  bool nets_valid_ = false;
+};
+
+}  // namespace mailgate

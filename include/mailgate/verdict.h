@@ -1,0 +1,27 @@
+// verdict.h — what a rule decides: no objection, a permanent rejection or a
+// temporary failure, with the exact SMTP reply and the rule's name for logs.
+#pragma once
+
+#include <string>
+
+#include "mailgate/config.h"
+
+namespace mailgate {
+
+enum class Action { Dunno, Reject, TempFail };
+
+struct Verdict {
+  Action action = Action::Dunno;
+  std::string reply;  // "550 5.7.1 error/sender/unknown"; empty for Dunno
+  std::string rule;   // "unauthenticated", "redis", ...
+};
+
+inline Verdict dunno() { return {}; }
+
+// The verdict when Redis cannot answer, by on_redis_failure.
+inline Verdict redisFailureVerdict(RedisFailure mode) {
+  if (mode == RedisFailure::Accept) return Verdict{Action::Dunno, "", "redis"};
+  return Verdict{Action::TempFail, "451 4.3.0 internal service error", "redis"};
+}
+
+}  // namespace mailgate

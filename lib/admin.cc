@@ -1,0 +1,191 @@
+// admin.cc — account, key and network administration in Redis (see
+// man/mailgate-redis.7 for the keys). API keys are generated from OpenSSL's
+// RNG, shown once and stored only as their SHA-256.
+#include "mailgate/admin.h"
+
+#include <ctime>
+
+#include "mailgate/cidr.h"
+#include "mailgate/crypto.h"
+
+namespace mailgate {
+namespace {
+
+Error invalid(std::string message) { return Error{Error::Kind::Invalid, std::move(message)}; }
+
+std::string nowIso() {
+  time_t t = time(nullptr);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+bool plausibleAddress(std::string_view a) {
+  size_t at = a.find('@');
+  return at != std::string_view::npos && at > 0 && at + 1 < a.size() && a.find('@', at + 1) == std::string_view::npos &&
+         a.find_first_of(" \t\r\n<>,;\"") == std::string_view::npos;
+}
+
+std::string field(const redisReply* hash, std::string_view name) {
+  for (size_t i = 0; hash != nullptr && i + 1 < hash->elements; i += 2) {
+    if (replyString(hash->element[i]) == name) return replyString(hash->element[i + 1]);
+  }
+  return "";
+}
+
+}  // namespace
+
+bool validAccountName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status Admin::requireAccount(const std::string& name) {
+  auto r = redis_.command({"SISMEMBER", keys_.accounts(), name});
+  if (!r) return r.error();
+  if ((*r)->integer != 1) return invalid("unknown account \"" + name + "\"");
+  return okStatus();
+}
+
+Status Admin::addAccount(const std::string& name, const std::string& default_sender) {
+  if (!validAccountName(name)) {
+    return invalid("bad account name \"" + name + "\": use 1-64 letters, digits, '.', '_' or '-'");
+  }
+  if (!default_sender.empty() && !plausibleAddress(default_sender)) {
+    return invalid("bad default sender \"" + default_sender + "\": expected local@domain");
+  }
+  auto added = redis_.command({"SADD", keys_.accounts(), name});
+  if (!added) return added.error();
+  if ((*added)->integer == 0) return invalid("account \"" + name + "\" already exists");
+  auto r = redis_.command({"HSET", keys_.account(name), "state", "active", "default_sender", default_sender,
+                           "created", nowIso()});
+  if (!r) return r.error();
+  return okStatus();
+}
+
+Status Admin::setAccount(const std::string& name, const std::string& assignment) {
+  size_t eq = assignment.find('=');
+  std::string key = assignment.substr(0, eq);
+  std::string value = eq == std::string::npos ? "" : assignment.substr(eq + 1);
+  if (eq == std::string::npos) return invalid("expected key=value, got \"" + assignment + "\"");
+  if (key == "state") {
+    if (!parseAccountState(value)) return invalid("bad state \"" + value + "\": expected active, blocked or deleted");
+  } else if (key == "default_sender") {
+    if (!value.empty() && !plausibleAddress(value)) {
+      return invalid("bad default sender \"" + value + "\": expected local@domain");
+    }
+  } else {
+    return invalid("unknown account setting \"" + key + "\" (state, default_sender)");
+  }
+  if (Status s = requireAccount(name); !s) return s;
+  auto r = redis_.command({"HSET", keys_.account(name), key, value});
+  if (!r) return r.error();
+  return okStatus();
+}
+
+Result<AccountView> Admin::showAccount(const std::string& name) {
+  if (Status s = requireAccount(name); !s) return s.error();
+  auto r = redis_.pipeline({{"HGETALL", keys_.account(name)},
+                            {"SMEMBERS", keys_.accountNets(name)},
+                            {"SCARD", keys_.accountKeys(name)}});
+  if (!r) return r.error();
+  AccountView v;
+  v.name = name;
+  v.state = field((*r)[0].get(), "state");
+  v.default_sender = field((*r)[0].get(), "default_sender");
+  v.created = field((*r)[0].get(), "created");
+  for (size_t i = 0; i < (*r)[1]->elements; ++i) v.nets.push_back(replyString((*r)[1]->element[i]));
+  v.keys = static_cast<size_t>((*r)[2]->integer);
+  return v;
+}
+
+Result<NewKey> Admin::createKey(const std::string& account, bool smtp, bool sandbox) {
+  if (Status s = requireAccount(account); !s) return s.error();
+  NewKey k;
+  k.key = "mg_" + base64UrlEncode(randomBytes(24));  // 192 random bits
+  k.view = KeyView{"k" + toHex(randomBytes(6)), account, nowIso(), smtp, sandbox};
+  std::string sha = sha256Hex(k.key);
+  auto claimed = redis_.command({"HSETNX", keys_.keyId(k.view.id), "sha256", sha});
+  if (!claimed) return claimed.error();
+  if ((*claimed)->integer == 0) return invalid("key id collision, try again");
+  auto r = redis_.pipeline({
+      {"HSET", keys_.keyId(k.view.id), "account", account},
+      {"HSET", keys_.apiKey(sha), "account", account, "id", k.view.id, "smtp", smtp ? "1" : "0", "sandbox",
+       sandbox ? "1" : "0", "created", k.view.created},
+      {"SADD", keys_.accountKeys(account), k.view.id},
+  });
+  if (!r) return r.error();
+  return k;
+}
+
+Result<std::vector<KeyView>> Admin::listKeys(const std::string& account) {
+  if (Status s = requireAccount(account); !s) return s.error();
+  auto ids = redis_.command({"SMEMBERS", keys_.accountKeys(account)});
+  if (!ids) return ids.error();
+  std::vector<Command> lookups;
+  for (size_t i = 0; i < (*ids)->elements; ++i) {
+    lookups.push_back({"HGET", keys_.keyId(replyString((*ids)->element[i])), "sha256"});
+  }
+  auto shas = redis_.pipeline(lookups);
+  if (!shas) return shas.error();
+  std::vector<Command> details;
+  for (const auto& sha : *shas) details.push_back({"HGETALL", keys_.apiKey(replyString(sha.get()))});
+  auto infos = redis_.pipeline(details);
+  if (!infos) return infos.error();
+  std::vector<KeyView> keys;
+  for (const auto& info : *infos) {
+    keys.push_back(KeyView{field(info.get(), "id"), account, field(info.get(), "created"),
+                           field(info.get(), "smtp") == "1", field(info.get(), "sandbox") == "1"});
+  }
+  return keys;
+}
+
+Result<KeyView> Admin::revokeKey(const std::string& key_id) {
+  auto r = redis_.command({"HGETALL", keys_.keyId(key_id)});
+  if (!r) return r.error();
+  std::string sha = field(r->get(), "sha256"), account = field(r->get(), "account");
+  if (sha.empty()) return invalid("unknown key id \"" + key_id + "\"");
+  auto done = redis_.pipeline({{"DEL", keys_.apiKey(sha)},
+                               {"DEL", keys_.keyId(key_id)},
+                               {"SREM", keys_.accountKeys(account), key_id}});
+  if (!done) return done.error();
+  return KeyView{key_id, account, "", false, false};
+}
+
+Result<std::string> Admin::allowNet(const std::string& account, const std::string& text) {
+  auto cidr = parseCidr(text);
+  if (!cidr) return invalid("bad CIDR \"" + text + "\": expected e.g. 192.0.2.0/24 or 2001:db8::/32");
+  if (Status s = requireAccount(account); !s) return s.error();
+  std::string net = cidr->toString();
+  auto set = redis_.pipeline({{"HSETNX", keys_.nets(), net, account}, {"HGET", keys_.nets(), net}});
+  if (!set) return set.error();
+  std::string owner = replyString((*set)[1].get());
+  if (owner != account) return invalid("network " + net + " already belongs to account \"" + owner + "\"");
+  auto added = redis_.command({"SADD", keys_.accountNets(account), net});
+  if (!added) return added.error();
+  return net;
+}
+
+Result<std::string> Admin::denyNet(const std::string& account, const std::string& text) {
+  auto cidr = parseCidr(text);
+  if (!cidr) return invalid("bad CIDR \"" + text + "\": expected e.g. 192.0.2.0/24 or 2001:db8::/32");
+  if (Status s = requireAccount(account); !s) return s.error();
+  std::string net = cidr->toString();
+  auto owner = redis_.command({"HGET", keys_.nets(), net});
+  if (!owner) return owner.error();
+  if (replyString(owner->get()) != account) {
+    return invalid("network " + net + " is not allowed for account \"" + account + "\"");
+  }
+  auto r = redis_.pipeline({{"HDEL", keys_.nets(), net}, {"SREM", keys_.accountNets(account), net}});
+  if (!r) return r.error();
+  return net;
+}
+
+}  // namespace mailgate

@@ -1,0 +1,118 @@
+// store.cc — daemon-side reads of accounts and keys: the key lookup script
+// (failure counter + key + account state in one EVALSHA), the key cache, and
+// the allowed-networks index used for IP pinning.
+#include "mailgate/store.h"
+
+#include "mailgate/crypto.h"
+
+namespace mailgate {
+namespace {
+
+// KEYS[1] key:<sha256>  KEYS[2] authfail:<ip>
+// ARGV[1] prefix  ARGV[2] failure limit (0 = off)  ARGV[3] failure window (s)
+const RedisScript kLookupKey(R"lua(
+local limit = tonumber(ARGV[2])
+if limit > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') >= limit then
+  return {'throttled'}
+end
+local k = redis.call('HMGET', KEYS[1], 'account', 'id', 'smtp', 'sandbox')
+if not k[1] then
+  if limit > 0 then
+    redis.call('INCR', KEYS[2])
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
+  end
+  return {'unknown'}
+end
+local state = redis.call('HGET', ARGV[1] .. 'acct:{' .. k[1] .. '}', 'state')
+return {'found', k[1], k[2] or '', k[3] or '1', k[4] or '0', state or 'deleted'}
+)lua");
+
+}  // namespace
+
+std::optional<AccountState> parseAccountState(std::string_view s) {
+  if (s == "active") return AccountState::Active;
+  if (s == "blocked") return AccountState::Blocked;
+  if (s == "deleted") return AccountState::Deleted;
+  return std::nullopt;
+}
+
+const char* accountStateName(AccountState s) {
+  switch (s) {
+    case AccountState::Active: return "active";
+    case AccountState::Blocked: return "blocked";
+    case AccountState::Deleted: return "deleted";
+  }
+  return "deleted";
+}
+
+Store::Store(const Config& config)
+    : keys_(config.redis_prefix),
+      ttl_(config.auth_cache_ttl),
+      fail_limit_(config.auth_fail_limit),
+      fail_window_(config.auth_fail_window) {}
+
+Result<KeyLookup> Store::lookupKey(RedisConn& redis, std::string_view api_key, std::string_view client_ip) {
+  std::string sha = sha256Hex(api_key);
+  auto now = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = key_cache_.find(sha);
+    if (it != key_cache_.end()) {
+      if (now - it->second.first < ttl_) return KeyLookup{KeyLookup::Kind::Found, it->second.second};
+      key_cache_.erase(it);
+    }
+  }
+  bool count_failures = fail_limit_ > 0 && !client_ip.empty();
+  auto r = redis.eval(kLookupKey, {keys_.apiKey(sha), keys_.authFailures(count_failures ? client_ip : "-")},
+                      {keys_.prefix(), count_failures ? std::to_string(fail_limit_) : "0",
+                       std::to_string(fail_window_.count())});
+  if (!r) return r.error();
+  const redisReply* reply = r->get();
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
+    return Error{Error::Kind::Protocol, "key lookup: unexpected reply"};
+  }
+  std::string kind = replyString(reply->element[0]);
+  if (kind == "throttled") return KeyLookup{KeyLookup::Kind::Throttled, {}};
+  if (kind == "unknown") return KeyLookup{KeyLookup::Kind::Unknown, {}};
+  if (kind != "found" || reply->elements != 6) return Error{Error::Kind::Protocol, "key lookup: unexpected reply"};
+  KeyInfo info;
+  info.account = replyString(reply->element[1]);
+  info.key_id = replyString(reply->element[2]);
+  info.smtp = replyString(reply->element[3]) == "1";
+  info.sandbox = replyString(reply->element[4]) == "1";
+  info.account_state = parseAccountState(replyString(reply->element[5])).value_or(AccountState::Deleted);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (key_cache_.size() > 100000) key_cache_.clear();  // bound memory under a flood of keys
+    key_cache_[sha] = {now, info};
+  }
+  return KeyLookup{KeyLookup::Kind::Found, info};
+}
+
+Result<std::optional<std::string>> Store::accountForAddress(RedisConn& redis, std::string_view ip) {
+  auto now = Clock::now();
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!nets_valid_ || now - nets_loaded_ >= ttl_) {
+    lock.unlock();
+    auto r = redis.command({"HGETALL", keys_.nets()});
+    if (!r) return r.error();
+    std::vector<std::pair<Cidr, std::string>> nets;
+    for (size_t i = 0; i + 1 < (*r)->elements; i += 2) {
+      if (auto cidr = parseCidr(replyString((*r)->element[i]))) {
+        nets.emplace_back(*cidr, replyString((*r)->element[i + 1]));
+      }
+    }
+    lock.lock();
+    nets_ = std::move(nets);
+    nets_loaded_ = now;
+    nets_valid_ = true;
+  }
+  const std::pair<Cidr, std::string>* best = nullptr;
+  for (const auto& entry : nets_) {
+    if (entry.first.contains(ip) && (best == nullptr || entry.first.prefix > best->first.prefix)) best = &entry;
+  }
+  if (best == nullptr) return std::optional<std::string>();
+  return std::optional<std::string>(best->second);
+}
+
+}  // namespace mailgate

@@ -1,0 +1,40 @@
+// auth_session.h — one Dovecot-auth connection from Postfix or Exim: splits
+// lines, runs the AuthSession state machine and checks keys in the Store.
+#pragma once
+
+#include <atomic>
+
+#include "listener.h"
+#include "mailgate/auth_proto.h"
+#include "mailgate/config.h"
+#include "mailgate/store.h"
+
+namespace mailgate::policy {
+
+// Authenticator over the Store: key lookup, decideAuth(), one log line.
+class StoreAuthenticator : public Authenticator {
+ public:
+  StoreAuthenticator(const Config& config, Store& store, RedisConn& redis)
+      : config_(config), store_(store), redis_(redis) {}
+  AuthResult authenticate(std::string_view username, std::string_view password,
+                          std::string_view client_ip) override;
+
+ private:
+  const Config& config_;
+  Store& store_;
+  RedisConn& redis_;
+};
+
+class AuthConnection : public Session {
+ public:
+  AuthConnection(const Config& config, Store& store, RedisConn& redis);
+  std::string greeting() override { return session_.handshake(); }
+  Next onInput(std::string_view data, bool eof, std::string& out) override;
+
+ private:
+  StoreAuthenticator authenticator_;
+  AuthSession session_;
+  std::string buf_;
+};
+
+}  // namespace mailgate::policy

@@ -1,0 +1,191 @@
+// listener.cc — epoll worker loops: accept, read, hand bytes to the session,
+// write its answers (EPOLLOUT when the socket is full), close gracefully
+// (shutdown + drain, so the last answer is not lost to a reset), idle timeout.
+#include "listener.h"
+
+#include <cerrno>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unordered_map>
+
+#include "mailgate/log.h"
+
+namespace mailgate::policy {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kMaxEvents = 64;
+constexpr size_t kMaxDrainBytes = 1024 * 1024;
+constexpr std::chrono::milliseconds kDrainTimeout{2000};
+
+struct Connection {
+  UniqueFd fd;
+  std::unique_ptr<Session> session;
+  std::string out;
+  bool close_after_write = false;
+  // Answer sent and write side shut down: input is read and dropped until
+  // EOF so that closing does not reset the connection before the peer read it.
+  bool draining = false;
+  size_t drained = 0;
+  Clock::time_point last_activity = Clock::now();
+};
+
+class Loop {
+ public:
+  Loop(const ListenerOptions& options, int listen_fd, int stop_fd, const SessionFactory& factory)
+      : options_(options), listen_fd_(listen_fd), stop_fd_(stop_fd), factory_(factory),
+        worker_(options.redis), ep_(epoll_create1(EPOLL_CLOEXEC)) {}
+
+  void run() {
+    if (ep_.get() < 0) {
+      MG_LOG_ERR("%s: epoll_create1: %m", options_.name.c_str());
+      return;
+    }
+    watch(listen_fd_, EPOLLIN | EPOLLEXCLUSIVE, EPOLL_CTL_ADD);
+    watch(stop_fd_, EPOLLIN, EPOLL_CTL_ADD);
+    epoll_event events[kMaxEvents];
+    bool stopping = false;
+    while (!stopping) {
+      int n = epoll_wait(ep_.get(), events, kMaxEvents, 1000);
+      if (n < 0 && errno != EINTR) {
+        MG_LOG_ERR("%s: epoll_wait: %m", options_.name.c_str());
+        break;
+      }
+      for (int i = 0; i < n; ++i) {
+        int fd = events[i].data.fd;
+        if (fd == stop_fd_) stopping = true;
+        else if (fd == listen_fd_) accept();
+        else serve(fd, events[i].events);
+      }
+      expireIdle();
+    }
+  }
+
+ private:
+  void watch(int fd, uint32_t events, int op) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    epoll_ctl(ep_.get(), op, fd, &ev);
+  }
+
+  void close(int fd) {
+    epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    conns_.erase(fd);
+  }
+
+  void accept() {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        MG_LOG_WARN("%s: accept: %m", options_.name.c_str());
+      }
+      return;
+    }
+    auto c = std::make_unique<Connection>();
+    c->fd = UniqueFd(fd);
+    c->session = factory_(worker_);
+    c->out = c->session->greeting();
+    watch(fd, EPOLLIN, EPOLL_CTL_ADD);
+    Connection& ref = *c;
+    conns_.emplace(fd, std::move(c));
+    if (!flush(ref)) close(fd);
+  }
+
+  void serve(int fd, uint32_t events) {
+    auto it = conns_.find(fd);
+    if (it == conns_.end()) return;
+    Connection& c = *it->second;
+    c.last_activity = Clock::now();
+    char buf[16384];
+    if (c.draining) {
+      ssize_t r = recv(fd, buf, sizeof buf, 0);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+      c.drained += r > 0 ? static_cast<size_t>(r) : 0;
+      if (r <= 0 || c.drained > kMaxDrainBytes) close(fd);
+      return;
+    }
+    if ((events & EPOLLIN) && !c.close_after_write) {
+      ssize_t r = recv(fd, buf, sizeof buf, 0);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+      if (r < 0) {
+        close(fd);
+        return;
+      }
+      auto next = c.session->onInput(std::string_view(buf, static_cast<size_t>(r)), r == 0, c.out);
+      if (next == Session::Next::CloseNow) {
+        close(fd);
+        return;
+      }
+      if (next == Session::Next::CloseAfterWrite || r == 0) c.close_after_write = true;
+    } else if (!(events & (EPOLLIN | EPOLLOUT))) {
+      close(fd);  // EPOLLERR / EPOLLHUP without data
+      return;
+    }
+    if (!flush(c)) close(fd);
+  }
+
+  // Writes what is pending; false when the peer is gone.
+  bool flush(Connection& c) {
+    while (!c.out.empty()) {
+      ssize_t n = send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (n <= 0) return false;
+      c.out.erase(0, static_cast<size_t>(n));
+    }
+    if (c.out.empty() && c.close_after_write && !c.draining) {
+      shutdown(c.fd.get(), SHUT_WR);
+      c.draining = true;
+    }
+    watch(c.fd.get(), c.out.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+    return true;
+  }
+
+  void expireIdle() {
+    auto now = Clock::now();
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      auto limit = it->second->draining ? kDrainTimeout : options_.idle_timeout;
+      if (now - it->second->last_activity > limit) {
+        epoll_ctl(ep_.get(), EPOLL_CTL_DEL, it->first, nullptr);
+        it = conns_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  const ListenerOptions& options_;
+  int listen_fd_, stop_fd_;
+  const SessionFactory& factory_;
+  Worker worker_;
+  UniqueFd ep_;
+  std::unordered_map<int, std::unique_ptr<Connection>> conns_;
+};
+
+}  // namespace
+
+Listener::Listener(ListenerOptions options, UniqueFd listen_fd, SessionFactory factory)
+    : options_(std::move(options)),
+      listen_fd_(std::move(listen_fd)),
+      stop_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      factory_(std::move(factory)) {}
+
+Listener::~Listener() { stop(); }
+
+void Listener::start() {
+  for (unsigned i = 0; i < options_.workers; ++i) {
+    threads_.emplace_back([this] { Loop(options_, listen_fd_.get(), stop_fd_.get(), factory_).run(); });
+  }
+}
+
+void Listener::stop() {
+  if (threads_.empty()) return;
+  uint64_t one = 1;
+  if (write(stop_fd_.get(), &one, sizeof one) < 0) MG_LOG_WARN("%s: cannot stop workers: %m", options_.name.c_str());
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+}  // namespace mailgate::policy

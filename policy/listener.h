@@ -1,0 +1,69 @@
+// listener.h — the socket server under both protocols of mailgate-policy:
+// worker threads, each with its own epoll loop over the shared listening
+// socket, its connections and its own Redis connection. A Session (policy
+// or Dovecot auth) turns input bytes into output; this file does I/O only.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "mailgate/listen.h"
+#include "mailgate/redis.h"
+
+namespace mailgate::policy {
+
+class Session {
+ public:
+  virtual ~Session() = default;
+  // Bytes sent right after accept (the Dovecot handshake); empty for policy.
+  virtual std::string greeting() { return {}; }
+
+  enum class Next {
+    Continue,        // keep reading
+    CloseAfterWrite, // send `out`, then close gracefully
+    CloseNow,        // drop the connection, `out` is discarded
+  };
+  // New bytes (empty with eof = true when the peer half-closed).
+  virtual Next onInput(std::string_view data, bool eof, std::string& out) = 0;
+};
+
+// What one worker thread owns and lends to its sessions.
+struct Worker {
+  explicit Worker(RedisSettings settings) : redis(std::move(settings)) {}
+  RedisConn redis;
+};
+
+using SessionFactory = std::function<std::unique_ptr<Session>(Worker&)>;
+
+struct ListenerOptions {
+  std::string name;  // "policy" or "auth", for logs
+  unsigned workers = 2;
+  std::chrono::milliseconds idle_timeout{330000};
+  RedisSettings redis;
+};
+
+class Listener {
+ public:
+  Listener(ListenerOptions options, UniqueFd listen_fd, SessionFactory factory);
+  ~Listener();
+
+  void start();
+  // Stops accepting, lets sessions answer what was already read, closes, joins.
+  void stop();
+
+ private:
+  void workerLoop();
+
+  ListenerOptions options_;
+  UniqueFd listen_fd_;
+  UniqueFd stop_fd_;
+  SessionFactory factory_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace mailgate::policy

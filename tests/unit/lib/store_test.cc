@@ -1,0 +1,133 @@
+// store_test.cc — accounts, keys and networks against a real redis-server:
+// what mailgatectl writes (Admin) is what the daemons read (Store): key
+// lookup, cache TTL and revocation, brute-force counting, IP pinning, and the
+// admin errors for unknown accounts, duplicates and bad CIDRs.
+#include "mailgate/store.h"
+
+#include "mailgate/admin.h"
+#include "mailgate/crypto.h"
+#include "redis_server.h"
+
+using namespace mailgate;
+using mailgate::testing::RedisServer;
+using namespace std::chrono_literals;
+
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new RedisServer(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(redis_.command({"FLUSHALL"})); }
+
+  Config config(const std::string& extra = "") {
+    return parseConfig("auth_cache_ttl = 300ms\nauth_fail_limit = 3\n" + extra, "test.conf");
+  }
+
+  static RedisServer* server_;
+  RedisConn redis_{server_->settings()};
+  StoreKeys keys_{"mg:"};
+  Admin admin_{redis_, keys_};
+};
+RedisServer* StoreTest::server_ = nullptr;
+
+TEST_F(StoreTest, CreatedKeyIsFoundStoredOnlyAsHashAndRevocable) {
+  ASSERT_TRUE(admin_.addAccount("acme", "news@acme.example"));
+  auto k = admin_.createKey("acme", true, true);
+  ASSERT_TRUE(k) << k.error().message;
+  EXPECT_EQ(k->key.size(), 35u);  // "mg_" + 32 base64url chars = 192 bits
+  auto raw = redis_.command({"EXISTS", "mg:key:" + sha256Hex(k->key)});
+  EXPECT_EQ((*raw)->integer, 1);
+  auto all = redis_.command({"KEYS", "*"});
+  for (size_t i = 0; i < (*all)->elements; ++i) {
+    EXPECT_EQ(replyString((*all)->element[i]).find(k->key), std::string::npos);
+  }
+
+  Store store(config());
+  auto found = store.lookupKey(redis_, k->key, "192.0.2.1");
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->kind, KeyLookup::Kind::Found);
+  EXPECT_EQ(found->info.account, "acme");
+  EXPECT_EQ(found->info.key_id, k->view.id);
+  EXPECT_TRUE(found->info.smtp);
+  EXPECT_TRUE(found->info.sandbox);
+  EXPECT_EQ(found->info.account_state, AccountState::Active);
+
+  ASSERT_TRUE(admin_.revokeKey(k->view.id));
+  EXPECT_EQ(store.lookupKey(redis_, k->key, "192.0.2.1")->kind, KeyLookup::Kind::Found);  // cached
+  std::this_thread::sleep_for(350ms);
+  EXPECT_EQ(store.lookupKey(redis_, k->key, "192.0.2.1")->kind, KeyLookup::Kind::Unknown);
+  EXPECT_FALSE(admin_.revokeKey(k->view.id));
+}
+
+TEST_F(StoreTest, AccountStateAndKeyFlagsReachTheLookup) {
+  ASSERT_TRUE(admin_.addAccount("acme", ""));
+  auto k = admin_.createKey("acme", false, false);
+  ASSERT_TRUE(admin_.setAccount("acme", "state=blocked"));
+  Store store(config());
+  auto found = store.lookupKey(redis_, k->key, "");
+  EXPECT_FALSE(found->info.smtp);
+  EXPECT_EQ(found->info.account_state, AccountState::Blocked);
+  auto keys = admin_.listKeys("acme");
+  ASSERT_TRUE(keys);
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].id, k->view.id);
+  EXPECT_FALSE((*keys)[0].smtp);
+}
+
+TEST_F(StoreTest, UnknownKeysAreCountedPerClientAndThrottled) {
+  Store store(config());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(store.lookupKey(redis_, "nope", "192.0.2.9")->kind, KeyLookup::Kind::Unknown);
+  EXPECT_EQ(store.lookupKey(redis_, "nope", "192.0.2.9")->kind, KeyLookup::Kind::Throttled);
+  EXPECT_EQ(store.lookupKey(redis_, "nope", "192.0.2.10")->kind, KeyLookup::Kind::Unknown);
+  auto ttl = redis_.command({"TTL", "mg:authfail:192.0.2.9"});
+  EXPECT_GT((*ttl)->integer, 500);  // auth_fail_window default 10m
+}
+
+TEST_F(StoreTest, AllowedNetworksLongestPrefixWins) {
+  ASSERT_TRUE(admin_.addAccount("wide", ""));
+  ASSERT_TRUE(admin_.addAccount("narrow", ""));
+  EXPECT_EQ(*admin_.allowNet("wide", "192.0.2.0/24"), "192.0.2.0/24");
+  EXPECT_EQ(*admin_.allowNet("narrow", "192.0.2.77/32"), "192.0.2.77/32");
+  EXPECT_EQ(*admin_.allowNet("narrow", "2001:db8::/32"), "2001:db8::/32");
+  Store store(config());
+  EXPECT_EQ(store.accountForAddress(redis_, "192.0.2.5")->value_or(""), "wide");
+  EXPECT_EQ(store.accountForAddress(redis_, "192.0.2.77")->value_or(""), "narrow");
+  EXPECT_EQ(store.accountForAddress(redis_, "2001:db8::7")->value_or(""), "narrow");
+  EXPECT_FALSE(store.accountForAddress(redis_, "198.51.100.1")->has_value());
+  ASSERT_TRUE(admin_.denyNet("narrow", "192.0.2.77"));
+  std::this_thread::sleep_for(350ms);
+  EXPECT_EQ(store.accountForAddress(redis_, "192.0.2.77")->value_or(""), "wide");
+}
+
+TEST_F(StoreTest, AdminErrors) {
+  ASSERT_TRUE(admin_.addAccount("acme", ""));
+  EXPECT_EQ(admin_.addAccount("acme", "").error().message, "account \"acme\" already exists");
+  EXPECT_EQ(admin_.addAccount("a/b", "").error().message,
+            "bad account name \"a/b\": use 1-64 letters, digits, '.', '_' or '-'");
+  EXPECT_EQ(admin_.addAccount("x", "not-an-address").error().message,
+            "bad default sender \"not-an-address\": expected local@domain");
+  EXPECT_EQ(admin_.createKey("ghost", true, false).error().message, "unknown account \"ghost\"");
+  EXPECT_EQ(admin_.setAccount("acme", "state=sleeping").error().message,
+            "bad state \"sleeping\": expected active, blocked or deleted");
+  EXPECT_EQ(admin_.setAccount("acme", "colour=red").error().message,
+            "unknown account setting \"colour\" (state, default_sender)");
+  EXPECT_EQ(admin_.allowNet("acme", "192.0.2.0/33").error().message,
+            "bad CIDR \"192.0.2.0/33\": expected e.g. 192.0.2.0/24 or 2001:db8::/32");
+  ASSERT_TRUE(admin_.addAccount("other", ""));
+  ASSERT_TRUE(admin_.allowNet("acme", "192.0.2.0/24"));
+  EXPECT_EQ(admin_.allowNet("other", "192.0.2.1/24").error().message,
+            "network 192.0.2.0/24 already belongs to account \"acme\"");
+  EXPECT_EQ(admin_.denyNet("other", "192.0.2.0/24").error().message,
+            "network 192.0.2.0/24 is not allowed for account \"other\"");
+  EXPECT_EQ(admin_.revokeKey("kdeadbeef").error().message, "unknown key id \"kdeadbeef\"");
+  auto shown = admin_.showAccount("acme");
+  ASSERT_TRUE(shown);
+  EXPECT_EQ(shown->state, "active");
+  EXPECT_EQ(shown->nets, std::vector<std::string>{"192.0.2.0/24"});
+}
+
+}  // namespace
