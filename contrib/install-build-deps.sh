@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libmilter-dev libhiredis-dev libssl-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-  postfix redis-server swaks python3 groff-base
+  postfix redis-server swaks libnet-ssleay-perl openssl python3 groff-base
 )
 
 missing=()

@@ -67,10 +67,11 @@ class Stack:
                 "redis_server = tcp:127.0.0.1:%d\n"
                 "redis_timeout = 300ms\n"
                 "policy_listen = unix:%s/policy.sock\n"
+                "auth_listen = unix:%s/auth.sock\n"
                 "milter_listen = unix:%s/milter.sock\n"
                 "socket_group = postfix\n"
                 "on_redis_failure = %s\n%s"
-                % (self.redis_port, self.dir, self.dir, on_redis_failure, extra_config)
+                % (self.redis_port, self.dir, self.dir, self.dir, on_redis_failure, extra_config)
             )
 
     # --- processes -------------------------------------------------------
@@ -110,14 +111,20 @@ class Stack:
     def start_daemons(self, names=("policy", "milter")):
         for name in names:
             self._spawn(name, [self.binary("mailgate-" + name), "-f", "-c", self.conf])
+        sockets = {"policy": ("policy.sock", "auth.sock"), "milter": ("milter.sock",)}
         for name in names:
-            wait_for(lambda: can_connect(self.path(name + ".sock")), what="mailgate-" + name)
+            for sock in sockets[name]:
+                wait_for(lambda: can_connect(self.path(sock)), what="mailgate-%s %s" % (name, sock))
 
     def start_postfix(self):
         etc = self.path("postfix")
-        for sub in ("postfix", "queue", "data"):
+        for sub in ("postfix", "queue", "data", "tls"):
             os.makedirs(self.path(sub), exist_ok=True)
         shutil.chown(self.path("data"), "postfix")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", self.path("tls/key.pem"), "-out", self.path("tls/cert.pem"),
+                        "-days", "2", "-subj", "/CN=mailgate-e2e.localdomain"],
+                       check=True, capture_output=True)
         values = {"dir": self.dir, "smtp_port": self.smtp_port, "sink_port": self.sink_port}
         for name in ("main.cf", "master.cf"):
             with open(os.path.join(TEMPLATES, name + ".in")) as src, open(os.path.join(etc, name), "w") as dst:
@@ -177,15 +184,20 @@ class Stack:
         except FileNotFoundError:
             return ""
 
-    def swaks(self, *extra, to="bob@example.net", sender="alice@example.org", subject="e2e test"):
+    def swaks(self, *extra, to="bob@example.net", sender="alice@example.org", subject="e2e test",
+              key=None, user="", mech="PLAIN"):
+        """Sends one message; with `key`, over STARTTLS with AUTH (the key is the password)."""
         argv = ["swaks", "--server", "127.0.0.1", "--port", str(self.smtp_port), "--from", sender,
-                "--to", to, "--h-Subject", subject, "--timeout", "60"] + list(extra)
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+                "--to", to, "--h-Subject", subject, "--timeout", "60"]
+        if key is not None:
+            argv += ["--tls", "--auth", mech, "--auth-user", user, "--auth-password", key]
+        argv += list(extra)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         return r.stdout + r.stderr
 
     @staticmethod
     def queue_id(swaks_output):
-        m = re.search(r"<-  250 2\.0\.0 Ok: queued as (\w+)", swaks_output)
+        m = re.search(r"<[-~]  250 2\.0\.0 Ok: queued as (\w+)", swaks_output)
         return m.group(1) if m else None
 
     def sink_messages(self):
@@ -204,6 +216,19 @@ class Stack:
         return subprocess.run([self.binary("mailgatectl"), "-c", self.conf] + list(args),
                               capture_output=True, text=True, timeout=30)
 
+    def ctl_ok(self, *args):
+        r = self.ctl(*args)
+        if r.returncode != 0:
+            raise RuntimeError("mailgatectl %s failed: %s" % (" ".join(args), r.stderr))
+        return r.stdout
+
+    def make_key(self, account="acme", *flags, create_account=True):
+        """Creates `account` (unless it exists) and a key; returns (key, key_id)."""
+        if create_account:
+            self.ctl_ok("account", "add", account)
+        k = json.loads(self.ctl_ok("--json", "key", "create", account, *flags))
+        return k["key"], k["id"]
+
     def events(self, count=20):
         r = self.ctl("--json", "events", "--count", str(count))
         if r.returncode != 0:
@@ -221,14 +246,17 @@ def demo():
     try:
         print("mailgate demo: redis-server :%d, Postfix smtpd :%d, smtp-sink :%d, daemons from %s"
               % (stack.redis_port, stack.smtp_port, stack.sink_port, BUILD_DIR))
-        out = stack.swaks(subject="mailgate demo")
+        key, key_id = stack.make_key("demo")
+        print("$ mailgatectl account add demo && mailgatectl key create demo    # key id %s" % key_id)
+        out = stack.swaks(subject="mailgate demo", key=key)
         qid = stack.queue_id(out)
         if qid is None:
             print(out)
             print(stack.diagnostics())
             sys.exit("demo: message was not accepted")
         stack.wait_delivered()
-        print("sent one message with swaks; Postfix queued it as %s and smtp-sink received it" % qid)
+        print("sent one message with swaks (STARTTLS, AUTH PLAIN with the API key);"
+              " Postfix queued it as %s and smtp-sink received it" % qid)
         print("\n$ mailgatectl events\n")
         r = stack.ctl("events")
         print(r.stdout + r.stderr)

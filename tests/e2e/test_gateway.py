@@ -15,8 +15,10 @@ class StackTest(unittest.TestCase):
     def setUp(self):
         self.stack = Stack(on_redis_failure=self.ON_REDIS_FAILURE).start()
         self.addCleanup(self.stack.stop)
+        self.key, self.key_id = self.stack.make_key("acme")
 
     def send_ok(self, **kw):
+        kw.setdefault("key", self.key)
         out = self.stack.swaks(**kw)
         qid = self.stack.queue_id(out)
         self.assertIsNotNone(qid, out + self.stack.diagnostics())
@@ -35,30 +37,40 @@ class Gateway(StackTest):
         self.assertEqual(e["from"], "alice@example.org")
         self.assertEqual(e["rcpt"], "bob@example.net")
         self.assertEqual(e["code"], "250")
+        self.assertEqual(e["account"], "acme")
+        self.assertEqual(e["key_id"], self.key_id)
         record = self.stack.redis("HGETALL", "mg:q:" + qid).split("\n")
         fields = dict(zip(record[0::2], record[1::2]))
         self.assertEqual(fields["from"], "alice@example.org")
         self.assertEqual(fields["nrcpt"], "1")
+        self.assertEqual(fields["account"], "acme")
+        self.assertEqual(fields["key"], self.key_id)
         ttl = int(self.stack.redis("TTL", "mg:q:" + qid))
         self.assertTrue(7 * 86400 - 60 < ttl <= 7 * 86400, ttl)
-        self.assertIn(qid + ": accepted: from=<alice@example.org> nrcpt=1", self.stack.log("milter"))
+        self.assertIn(qid + ": accepted: from=<alice@example.org> nrcpt=1 account=acme key=" + self.key_id,
+                      self.stack.log("milter"))
         table = self.stack.ctl("events")
         self.assertEqual(table.returncode, 0, table.stderr)
         self.assertIn(qid, table.stdout)
         self.assertIn("QUEUE-ID", table.stdout)
 
     def test_redis_down_tempfail_then_recovers(self):
+        # Authenticate once so that the key is in the auth cache, then take Redis away:
+        # the milter is the component that meets the outage.
+        self.send_ok()
+        self.stack.wait_delivered()
         self.stack.stop_redis()
-        out = self.stack.swaks()
-        self.assertIn("<** 451 4.3.0 internal service error", out)
+        out = self.stack.swaks(key=self.key)
+        self.assertIn("<~* 451 4.3.0 internal service error", out)
         self.assertIsNone(self.stack.queue_id(out))
         self.assertIn("tempfail: END-OF-MESSAGE", self.stack.log("milter"))
-        self.assertEqual(self.stack.sink_messages(), [])
+        self.assertEqual(len(self.stack.sink_messages()), 1)
 
         self.stack.start_redis()
         time.sleep(0.5)  # longer than the first reconnect backoff
+        self.key, self.key_id = self.stack.make_key("acme")  # the new Redis starts empty
         qid = self.send_ok()
-        self.stack.wait_delivered()
+        self.stack.wait_delivered(2)
         events = self.stack.events()
         self.assertEqual([e["queue_id"] for e in events], [qid])
         self.assertIn("reachable again", self.stack.log("milter"))
@@ -68,9 +80,11 @@ class GatewayAccept(StackTest):
     ON_REDIS_FAILURE = "accept"
 
     def test_redis_down_accept_delivers(self):
+        self.send_ok()  # puts the key in the auth cache (auth_cache_ttl)
+        self.stack.wait_delivered()
         self.stack.stop_redis()
         qid = self.send_ok()
-        self.stack.wait_delivered()
+        self.stack.wait_delivered(2)
         wait_for(lambda: "accept without outcome record" in self.stack.log("milter"), 5, "milter log")
         self.assertIn(qid + ": accept without outcome record (on_redis_failure = accept)",
                       self.stack.log("milter"))

@@ -6,19 +6,21 @@ serving the others in every case."""
 import os
 import socket
 import threading
+import time
 import unittest
 
 from harness import Stack
 
 REQUEST = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
            b"client_address=192.0.2.10\nsender=alice@example.org\nrecipient=bob@example.net\n"
-           b"queue_id=\ninstance=a1b.2c3d.4\nsasl_username=\n\n")
+           b"queue_id=\ninstance=a1b.2c3d.4\nsasl_method=plain\nsasl_username=acme/k1\n\n")
+UNAUTHENTICATED = REQUEST.replace(b"sasl_username=acme/k1", b"sasl_username=")
 DUNNO = b"action=DUNNO\n\n"
 
 
 class PolicyServer(unittest.TestCase):
     def setUp(self):
-        self.stack = Stack(extra_config="policy_idle_timeout = 2s\n")
+        self.stack = Stack(extra_config="policy_idle_timeout = 2s\nauth_cache_ttl = 200ms\n")
         self.addCleanup(self.stack.stop)
         self.stack.start_redis()
         self.stack.start_daemons(names=("policy",))
@@ -125,6 +127,31 @@ class PolicyServer(unittest.TestCase):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             s.close()  # RST, not a half-close
         self.assert_still_serving()
+
+    def test_unauthenticated_client(self):
+        with self.connect() as s:
+            s.sendall(UNAUTHENTICATED)
+            self.assertEqual(self.read_reply(s), b"action=530 5.7.0 no username or password\n\n")
+        self.assertIn("NOQUEUE: reject: RCPT from [192.0.2.10]: 530 5.7.0 no username or password; "
+                      "from=<alice@example.org> to=<bob@example.net> rule=unauthenticated", self.stack.log("policy"))
+        self.stack.ctl_ok("account", "add", "acme")
+        self.stack.ctl_ok("net", "allow", "acme", "192.0.2.0/24")
+        self.stack.ctl_ok("account", "add", "other")
+        self.stack.ctl_ok("net", "allow", "other", "2001:db8::/32")
+        with self.connect() as s:
+            time.sleep(0.3)  # auth_cache_ttl: the networks index is reloaded
+            s.sendall(UNAUTHENTICATED)
+            self.assertEqual(self.read_reply(s), DUNNO)
+            s.sendall(UNAUTHENTICATED.replace(b"192.0.2.10", b"2001:db8::25"))
+            self.assertEqual(self.read_reply(s), DUNNO)
+            s.sendall(UNAUTHENTICATED.replace(b"192.0.2.10", b"198.51.100.1"))
+            self.assertEqual(self.read_reply(s), b"action=530 5.7.0 no username or password\n\n")
+
+    def test_unauthenticated_client_redis_down(self):
+        self.stack.stop_redis()
+        with self.connect() as s:
+            s.sendall(UNAUTHENTICATED)
+            self.assertEqual(self.read_reply(s), b"action=451 4.3.0 internal service error\n\n")
 
     def test_idle_connection_is_closed(self):
         with self.connect() as s:
