@@ -3,8 +3,11 @@
 // RNG, shown once and stored only as their SHA-256.
 #include "mailgate/admin.h"
 
+#include <algorithm>
 #include <ctime>
 
+#include "mailgate/account_policy.h"
+#include "mailgate/address.h"
 #include "mailgate/cidr.h"
 #include "mailgate/crypto.h"
 
@@ -77,12 +80,18 @@ Status Admin::setAccount(const std::string& name, const std::string& assignment)
   if (eq == std::string::npos) return invalid("expected key=value, got \"" + assignment + "\"");
   if (key == "state") {
     if (!parseAccountState(value)) return invalid("bad state \"" + value + "\": expected active, blocked or deleted");
+  } else if (key == "suppression") {
+    if (value != "reject" && value != "accept-and-drop") {
+      return invalid("bad suppression \"" + value + "\": expected reject or accept-and-drop");
+    }
+  } else if (key == "subaddress") {
+    if (value != "yes" && value != "no") return invalid("bad subaddress \"" + value + "\": expected yes or no");
   } else if (key == "default_sender") {
     if (!value.empty() && !plausibleAddress(value)) {
       return invalid("bad default sender \"" + value + "\": expected local@domain");
     }
   } else {
-    return invalid("unknown account setting \"" + key + "\" (state, default_sender)");
+    return invalid("unknown account setting \"" + key + "\" (state, default_sender, suppression, subaddress)");
   }
   if (Status s = requireAccount(name); !s) return s;
   auto r = redis_.command({"HSET", keys_.account(name), key, value});
@@ -157,6 +166,175 @@ Result<KeyView> Admin::revokeKey(const std::string& key_id) {
                                {"SREM", keys_.accountKeys(account), key_id}});
   if (!done) return done.error();
   return KeyView{key_id, account, "", false, false};
+}
+
+namespace {
+
+std::optional<std::string> normalDomain(const std::string& domain) {
+  auto m = parseMailbox("x@" + domain);
+  if (!m || m->domain.front() == '[') return std::nullopt;
+  return m->domain;
+}
+
+}  // namespace
+
+Status Admin::addDomain(const std::string& account, const std::string& domain, const std::string& status,
+                        bool subdomains) {
+  auto d = normalDomain(domain);
+  if (!d) return invalid("bad domain \"" + domain + "\"");
+  auto st = parseDomainStatus(status);
+  if (!st) return invalid("bad status \"" + status + "\": expected verified, onmoderation or prohibited");
+  if (Status s = requireAccount(account); !s) return s;
+  auto r = redis_.command({"HSETNX", keys_.domains(account), *d, formatDomainEntry(DomainEntry{*st, subdomains})});
+  if (!r) return r.error();
+  if ((*r)->integer == 0) return invalid("domain " + *d + " already belongs to account \"" + account + "\"");
+  return okStatus();
+}
+
+Status Admin::setDomain(const std::string& account, const std::string& domain, const std::string& status,
+                        std::optional<bool> subdomains) {
+  auto d = normalDomain(domain);
+  if (!d) return invalid("bad domain \"" + domain + "\"");
+  if (Status s = requireAccount(account); !s) return s;
+  auto cur = redis_.command({"HGET", keys_.domains(account), *d});
+  if (!cur) return cur.error();
+  auto entry = parseDomainEntry(replyString(cur->get()));
+  if (!entry) return invalid("unknown domain " + *d + " for account \"" + account + "\"");
+  if (!status.empty()) {
+    auto st = parseDomainStatus(status);
+    if (!st) return invalid("bad status \"" + status + "\": expected verified, onmoderation or prohibited");
+    entry->status = *st;
+  }
+  if (subdomains) entry->subdomains = *subdomains;
+  auto r = redis_.command({"HSET", keys_.domains(account), *d, formatDomainEntry(*entry)});
+  if (!r) return r.error();
+  return okStatus();
+}
+
+Status Admin::removeDomain(const std::string& account, const std::string& domain) {
+  auto d = normalDomain(domain);
+  if (!d) return invalid("bad domain \"" + domain + "\"");
+  if (Status s = requireAccount(account); !s) return s;
+  auto r = redis_.command({"HDEL", keys_.domains(account), *d});
+  if (!r) return r.error();
+  if ((*r)->integer == 0) return invalid("unknown domain " + *d + " for account \"" + account + "\"");
+  return okStatus();
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Admin::listDomains(const std::string& account) {
+  if (Status s = requireAccount(account); !s) return s.error();
+  auto r = redis_.command({"HGETALL", keys_.domains(account)});
+  if (!r) return r.error();
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = 0; i + 1 < (*r)->elements; i += 2) {
+    out.emplace_back(replyString((*r)->element[i]), replyString((*r)->element[i + 1]));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+namespace {
+
+Result<std::string> normalAddress(const std::string& address) {
+  auto m = parseMailbox(address);
+  if (!m) return Error{Error::Kind::Invalid, "bad address \"" + address + "\""};
+  return m->str();
+}
+
+std::vector<std::string> sortedMembers(const redisReply* r) {
+  std::vector<std::string> out;
+  for (size_t i = 0; r != nullptr && i < r->elements; ++i) out.push_back(replyString(r->element[i]));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> Admin::stoplistAdd(const std::string& account, const std::string& address) {
+  auto a = normalAddress(address);
+  if (!a) return a;
+  if (Status s = requireAccount(account); !s) return s.error();
+  auto r = redis_.command({"SADD", keys_.stoplist(account), *a});
+  if (!r) return r.error();
+  return a;
+}
+
+Result<std::string> Admin::stoplistRemove(const std::string& account, const std::string& address) {
+  auto a = normalAddress(address);
+  if (!a) return a;
+  if (Status s = requireAccount(account); !s) return s.error();
+  auto r = redis_.command({"SREM", keys_.stoplist(account), *a});
+  if (!r) return r.error();
+  if ((*r)->integer == 0) return invalid(*a + " is not in the stoplist of account \"" + account + "\"");
+  return a;
+}
+
+Result<std::vector<std::string>> Admin::stoplistList(const std::string& account) {
+  if (Status s = requireAccount(account); !s) return s.error();
+  auto r = redis_.command({"SMEMBERS", keys_.stoplist(account)});
+  if (!r) return r.error();
+  return sortedMembers(r->get());
+}
+
+Result<std::vector<std::string>> Admin::bouncedList(const std::string& address) {
+  if (address.empty()) {
+    auto r = redis_.command({"SMEMBERS", keys_.bouncedGlobal()});
+    if (!r) return r.error();
+    return sortedMembers(r->get());
+  }
+  auto a = normalAddress(address);
+  if (!a) return a.error();
+  auto r = redis_.command({"SISMEMBER", keys_.bouncedGlobal(), *a});
+  if (!r) return r.error();
+  return (*r)->integer == 1 ? std::vector<std::string>{*a} : std::vector<std::string>{};
+}
+
+Result<std::string> Admin::bouncedRemove(const std::string& address) {
+  auto a = normalAddress(address);
+  if (!a) return a;
+  auto accounts = redis_.command({"SMEMBERS", keys_.accounts()});
+  if (!accounts) return accounts.error();
+  std::vector<Command> cmds{{"SREM", keys_.bouncedGlobal(), *a}};
+  for (size_t i = 0; i < (*accounts)->elements; ++i) {
+    cmds.push_back({"SREM", keys_.bounced(replyString((*accounts)->element[i])), *a});
+  }
+  auto r = redis_.pipeline(cmds);
+  if (!r) return r.error();
+  long long removed = 0;
+  for (const auto& reply : *r) removed += reply->integer;
+  if (removed == 0) return invalid(*a + " is not in a bounce list");
+  return a;
+}
+
+Status Admin::setLimit(const std::string& account, const std::string& key_id, const std::string& assignment) {
+  size_t eq = assignment.find('=');
+  if (eq == std::string::npos) return invalid("expected name=value, got \"" + assignment + "\"");
+  std::string name = assignment.substr(0, eq), value = assignment.substr(eq + 1);
+  bool remove = value == "0" || value == "none";
+  if (name == "rate") {
+    if (!remove && !parseRate(value)) return invalid("bad rate \"" + value + "\": expected N/s, N/m or N/h");
+  } else if (!key_id.empty()) {
+    return invalid("only rate= can be set per key");
+  } else if (name == "daily" || name == "rcpts" || name == "size") {
+    if (!remove && (value.empty() || value.find_first_not_of("0123456789") != std::string::npos)) {
+      return invalid("bad " + name + " \"" + value + "\": expected a number");
+    }
+  } else {
+    return invalid("unknown limit \"" + name + "\" (rate, daily, rcpts, size)");
+  }
+  if (Status s = requireAccount(account); !s) return s;
+  if (!key_id.empty()) {
+    auto owner = redis_.command({"HGET", keys_.keyId(key_id), "account"});
+    if (!owner) return owner.error();
+    if (replyString(owner->get()) != account) {
+      return invalid("unknown key id \"" + key_id + "\" for account \"" + account + "\"");
+    }
+  }
+  std::string field = key_id.empty() ? name : "rate:" + key_id;
+  auto r = remove ? redis_.command({"HDEL", keys_.account(account), field})
+                  : redis_.command({"HSET", keys_.account(account), field, value});
+  if (!r) return r.error();
+  return okStatus();
 }
 
 Result<std::string> Admin::allowNet(const std::string& account, const std::string& text) {

@@ -55,6 +55,20 @@ std::chrono::milliseconds parseDuration(std::string_view v) {
   return std::chrono::milliseconds(ms);
 }
 
+// "52428800", "50M", "512k", "1G" (powers of 1024).
+uint64_t parseSize(std::string_view v) {
+  const char* what = "expected a size in bytes such as 10485760, 512k, 50M or 1G";
+  uint64_t mult = 1;
+  if (!v.empty()) {
+    char u = v.back();
+    if (u == 'k' || u == 'K') mult = 1024;
+    else if (u == 'm' || u == 'M') mult = 1024 * 1024;
+    else if (u == 'g' || u == 'G') mult = 1024ULL * 1024 * 1024;
+    if (mult != 1) v.remove_suffix(1);
+  }
+  return parseUnsigned(v, UINT64_MAX / (1024ULL * 1024 * 1024), what) * mult;
+}
+
 Endpoint parseEndpointOrThrow(std::string_view v, std::string_view tcp_word) {
   Endpoint e;
   if (!parseEndpoint(v, tcp_word, e)) {
@@ -157,6 +171,12 @@ const std::vector<Param>& params() {
       {"events_maxlen", "1000000",
        [](Config& c, std::string_view v) {
          c.events_maxlen = parseUnsigned(v, UINT64_MAX, "expected a number of entries");
+       }},
+      {"max_message_size", "50M",
+       [](Config& c, std::string_view v) { c.max_message_size = parseSize(v); }},
+      {"max_recipients", "1000",
+       [](Config& c, std::string_view v) {
+         c.max_recipients = parseUnsigned(v, 1000000, "expected a number of recipients (0 = no limit)");
        }},
       {"queue_record_ttl", "7d",
        [](Config& c, std::string_view v) {

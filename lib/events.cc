@@ -3,6 +3,10 @@
 #include "mailgate/events.h"
 
 #include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "mailgate/limits.h"
+#include "mailgate/store.h"
 
 namespace mailgate {
 
@@ -83,6 +87,47 @@ Status recordOutcome(RedisConn& redis, const Config& config, const Event& event,
     if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
   }
   return okStatus();
+}
+
+void setRefusal(Event& e, std::string_view reply) {
+  e.code = std::string(reply.substr(0, 3));
+  e.text = reply.size() > 4 ? std::string(reply.substr(4)) : "";
+  e.status = reply.starts_with("4") ? "tempfailed" : "rejected";
+}
+
+Status recordRefusal(RedisConn& redis, const Config& config, const Event& e) {
+  std::vector<Command> cmds{xaddCommand(config, e)};
+  if (!e.account.empty()) {
+    StoreKeys keys(config.redis_prefix);
+    std::string stats = keys.stats(e.account, utcDate(e.time_ms));
+    nlohmann::json entry{{"time", e.time_ms}, {"qid", e.queue_id}, {"code", e.code},
+                         {"text", e.text},    {"from", e.from},    {"rcpt", e.rcpt}};
+    cmds.push_back({"HINCRBY", stats, e.status, "1"});
+    cmds.push_back({"EXPIRE", stats, std::to_string(400 * 86400)});
+    cmds.push_back({"LPUSH", keys.errors(e.account), entry.dump()});
+    cmds.push_back({"LTRIM", keys.errors(e.account), "0", "99"});
+  }
+  auto replies = redis.pipeline(cmds);
+  if (!replies) return replies.error();
+  for (const auto& r : *replies) {
+    if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
+  }
+  return okStatus();
+}
+
+Result<std::vector<ErrorEntry>> latestErrors(RedisConn& redis, const Config& config, const std::string& account,
+                                             unsigned count) {
+  StoreKeys keys(config.redis_prefix);
+  auto r = redis.command({"LRANGE", keys.errors(account), "0", std::to_string(count - 1)});
+  if (!r) return r.error();
+  std::vector<ErrorEntry> out;
+  for (size_t i = 0; i < (*r)->elements; ++i) {
+    auto j = nlohmann::json::parse(replyString((*r)->element[i]), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) continue;
+    out.push_back(ErrorEntry{j.value("time", int64_t{0}), j.value("qid", ""), j.value("code", ""),
+                             j.value("text", ""), j.value("from", ""), j.value("rcpt", "")});
+  }
+  return out;
 }
 
 Result<std::vector<Event>> latestEvents(RedisConn& redis, const Config& config, unsigned count) {

@@ -3,6 +3,8 @@
 // the allowed-networks index used for IP pinning.
 #include "mailgate/store.h"
 
+#include "mailgate/account_policy.h"
+#include "mailgate/address.h"
 #include "mailgate/crypto.h"
 
 namespace mailgate {
@@ -87,6 +89,56 @@ Result<KeyLookup> Store::lookupKey(RedisConn& redis, std::string_view api_key, s
     key_cache_[sha] = {now, info};
   }
   return KeyLookup{KeyLookup::Kind::Found, info};
+}
+
+Result<AccountPolicy> Store::loadAccountPolicy(RedisConn& redis, const std::string& account,
+                                              const std::string& sender_domain, const std::string& recipient) {
+  std::vector<Command> cmds{{"HGETALL", keys_.account(account)}};
+  std::vector<std::string> domains;
+  if (!sender_domain.empty()) {
+    domains.push_back(sender_domain);
+    for (auto& p : parentDomains(sender_domain)) domains.push_back(std::move(p));
+    Command hmget{"HMGET", keys_.domains(account)};
+    hmget.insert(hmget.end(), domains.begin(), domains.end());
+    cmds.push_back(std::move(hmget));
+  }
+  std::vector<std::string> forms;
+  if (auto rcpt = parseMailbox(recipient)) forms = recipientForms(*rcpt, true);
+  if (!forms.empty()) {
+    for (const std::string& set : {keys_.stoplist(account), keys_.bounced(account), keys_.bouncedGlobal()}) {
+      Command cmd{"SMISMEMBER", set};
+      cmd.insert(cmd.end(), forms.begin(), forms.end());
+      cmds.push_back(std::move(cmd));
+    }
+  }
+  auto replies = redis.pipeline(cmds);
+  if (!replies) return replies.error();
+  for (const auto& r : *replies) {
+    if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
+  }
+  AccountPolicy policy;
+  policy.name = account;
+  const redisReply* hash = (*replies)[0].get();
+  for (size_t i = 0; i + 1 < hash->elements; i += 2) {
+    policy.applyField(replyString(hash->element[i]), replyString(hash->element[i + 1]));
+  }
+  size_t next = 1;
+  if (!domains.empty()) {
+    const redisReply* entries = (*replies)[next++].get();
+    for (size_t i = 0; i < entries->elements && i < domains.size(); ++i) {
+      if (auto e = parseDomainEntry(replyString(entries->element[i]))) policy.domains[domains[i]] = *e;
+    }
+  }
+  if (!forms.empty()) {
+    for (int set = 0; set < 3; ++set) {
+      const redisReply* members = (*replies)[next++].get();
+      for (size_t i = 0; i < members->elements && i < forms.size(); ++i) {
+        if (members->element[i]->integer != 1) continue;
+        (set == 0 ? policy.stoplist : policy.bounced).insert(forms[i]);
+      }
+    }
+  }
+  return policy;
 }
 
 Result<std::optional<std::string>> Store::accountForAddress(RedisConn& redis, std::string_view ip) {

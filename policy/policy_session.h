@@ -1,17 +1,21 @@
 // policy_session.h — one Postfix (or Exim readsocket) policy connection:
-// frames requests with PolicyParser and answers each with decide().
+// frames requests with PolicyParser and runs the envelope rules on each. A
+// Postfix smtpd keeps its connection, so the per-transaction state (which
+// `instance` was already counted against the limits, how many recipients it
+// has) lives here.
 #pragma once
+
+#include <cstdint>
+#include <string>
 
 #include "listener.h"
 #include "mailgate/config.h"
+#include "mailgate/events.h"
 #include "mailgate/policy_proto.h"
 #include "mailgate/store.h"
+#include "mailgate/verdict.h"
 
 namespace mailgate::policy {
-
-// The action for one request, after the rules of lib/rules_*.cc; logs one
-// line per rejection.
-std::string decide(const PolicyRequest& request, const Config& config, Store& store, RedisConn& redis);
 
 class PolicySession : public Session {
  public:
@@ -19,11 +23,20 @@ class PolicySession : public Session {
       : config_(config), store_(store), redis_(redis) {}
   Next onInput(std::string_view data, bool eof, std::string& out) override;
 
+  // The action for one request (without "action="); logs and records refusals.
+  std::string decide(const PolicyRequest& request);
+
  private:
+  Verdict evaluate(const PolicyRequest& request, Event& event);
+  void startTransaction(const std::string& instance);
+
   const Config& config_;
   Store& store_;
   RedisConn& redis_;
   PolicyParser parser_;
+  std::string instance_;        // the Postfix transaction seen last
+  bool instance_counted_ = false;  // its message was counted against the limits
+  uint64_t accepted_rcpts_ = 0;
 };
 
 }  // namespace mailgate::policy

@@ -8,25 +8,6 @@
 namespace mailgate::ctl {
 namespace {
 
-struct Context {
-  explicit Context(const Args& a) : config(loadOrDie(a)), redis(RedisSettings::fromConfig(config)),
-                                    keys(config.redis_prefix), admin(redis, keys) {}
-  Config config;
-  RedisConn redis;
-  StoreKeys keys;
-  Admin admin;
-};
-
-template <class T>
-T orDie(Result<T> r) {
-  if (!r) die(r.error().message);
-  return std::move(*r);
-}
-
-void orDie(const Status& s) {
-  if (!s) die(s.error().message);
-}
-
 nlohmann::json keyJson(const KeyView& k) {
   return {{"id", k.id}, {"account", k.account}, {"smtp", k.smtp}, {"sandbox", k.sandbox}, {"created", k.created}};
 }

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "mailgate/admin.h"
 #include "mailgate/config.h"
 #include "mailgate/redis.h"
 
@@ -17,6 +19,8 @@ struct Args {
   unsigned count = 20;
   std::string default_sender;
   bool no_smtp = false, sandbox = false;
+  std::string status, key_id;
+  std::optional<bool> subdomains;
   std::vector<std::string> words;  // command words and positional arguments
 };
 
@@ -31,10 +35,36 @@ std::string isoTime(int64_t unix_ms);
 void printTable(const std::vector<std::vector<std::string>>& rows);
 void printJson(const nlohmann::json& json);
 
+// Config, Redis connection and Admin for the commands that need them.
+struct Context {
+  explicit Context(const Args& a)
+      : config(loadOrDie(a)), redis(RedisSettings::fromConfig(config)), keys(config.redis_prefix),
+        admin(redis, keys) {}
+  Config config;
+  RedisConn redis;
+  StoreKeys keys;
+  Admin admin;
+};
+
+template <class T>
+T orDie(Result<T> r) {
+  if (!r) die(r.error().message);
+  return std::move(*r);
+}
+
+inline void orDie(const Status& s) {
+  if (!s) die(s.error().message);
+}
+
 int cmdConfigCheck(const Args& a);
 int cmdEvents(const Args& a);
 int cmdAccount(const Args& a);
 int cmdKey(const Args& a);
 int cmdNet(const Args& a);
+int cmdDomain(const Args& a);
+int cmdStoplist(const Args& a);
+int cmdBounced(const Args& a);
+int cmdLimit(const Args& a);
+int cmdErrors(const Args& a);
 
 }  // namespace mailgate::ctl

@@ -24,7 +24,14 @@ constexpr const char* kUsage =
     "  key list NAME                               list an account's keys\n"
     "  key revoke KEYID                            revoke a key\n"
     "  net allow NAME CIDR                         let NAME send from CIDR without AUTH\n"
-    "  net deny NAME CIDR                          remove an allowed network\n";
+    "  net deny NAME CIDR                          remove an allowed network\n"
+    "  domain add NAME DOMAIN [--status S] [--subdomains]   add a sending domain\n"
+    "  domain set NAME DOMAIN [--status S] [--subdomains|--no-subdomains]\n"
+    "  domain remove NAME DOMAIN | domain list NAME\n"
+    "  stoplist add|remove NAME ADDR | stoplist list NAME\n"
+    "  bounced list [ADDR] | bounced remove ADDR   the hard-bounce list\n"
+    "  limit set NAME [--key KEYID] rate=N/s|N/m|N/h daily=N rcpts=N size=N\n"
+    "  errors NAME [--last N]                      an account's latest refusals\n";
 
 Args parseArgs(int argc, char** argv) {
   Args a;
@@ -40,7 +47,11 @@ Args parseArgs(int argc, char** argv) {
     else if (arg == "--default-sender") a.default_sender = value();
     else if (arg == "--no-smtp") a.no_smtp = true;
     else if (arg == "--sandbox") a.sandbox = true;
-    else if (arg == "--count") {
+    else if (arg == "--status") a.status = value();
+    else if (arg == "--subdomains") a.subdomains = true;
+    else if (arg == "--no-subdomains") a.subdomains = false;
+    else if (arg == "--key") a.key_id = value();
+    else if (arg == "--count" || arg == "--last") {
       std::string v = value();
       char* end = nullptr;
       unsigned long n = strtoul(v.c_str(), &end, 10);
@@ -120,6 +131,11 @@ int main(int argc, char** argv) {
   if (cmd == "account") return cmdAccount(a);
   if (cmd == "key") return cmdKey(a);
   if (cmd == "net") return cmdNet(a);
+  if (cmd == "domain") return cmdDomain(a);
+  if (cmd == "stoplist") return cmdStoplist(a);
+  if (cmd == "bounced") return cmdBounced(a);
+  if (cmd == "limit") return cmdLimit(a);
+  if (cmd == "errors") return cmdErrors(a);
   std::string all;
   for (const auto& w : a.words) all += (all.empty() ? "" : " ") + w;
   die("unknown command \"" + all + "\" (see mailgatectl --help)", 2);

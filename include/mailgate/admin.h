@@ -3,7 +3,9 @@
 // unknown accounts, duplicates and bad values.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mailgate/redis.h"
@@ -43,6 +45,28 @@ class Admin {
   Result<NewKey> createKey(const std::string& account, bool smtp, bool sandbox);
   Result<std::vector<KeyView>> listKeys(const std::string& account);
   Result<KeyView> revokeKey(const std::string& key_id);
+
+  // Sending domains: status verified|onmoderation|prohibited; `subdomains`
+  // lets the entry cover every subdomain. add fails on an existing domain.
+  Status addDomain(const std::string& account, const std::string& domain, const std::string& status,
+                   bool subdomains);
+  Status setDomain(const std::string& account, const std::string& domain, const std::string& status,
+                   std::optional<bool> subdomains);
+  Status removeDomain(const std::string& account, const std::string& domain);
+  Result<std::vector<std::pair<std::string, std::string>>> listDomains(const std::string& account);
+
+  // Stoplist entries are normalised addresses (domain in lower case).
+  Result<std::string> stoplistAdd(const std::string& account, const std::string& address);
+  Result<std::string> stoplistRemove(const std::string& account, const std::string& address);
+  Result<std::vector<std::string>> stoplistList(const std::string& account);
+
+  // The global hard-bounce set (and each account's bounced set).
+  Result<std::vector<std::string>> bouncedList(const std::string& address_or_empty);
+  Result<std::string> bouncedRemove(const std::string& address);
+
+  // `assignment` is rate=N/s|N/m|N/h, daily=N, rcpts=N or size=N (0 or "none"
+  // removes the limit); with `key_id`, only rate= and it applies to that key.
+  Status setLimit(const std::string& account, const std::string& key_id, const std::string& assignment);
 
   // Returns the canonical CIDR text.
   Result<std::string> allowNet(const std::string& account, const std::string& cidr);

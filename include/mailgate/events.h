@@ -43,6 +43,22 @@ Event eventFromEntry(const redisReply* entry);
 Status recordOutcome(RedisConn& redis, const Config& config, const Event& event,
                      const QueueRecord* record);
 
+// Fills code ("550") and text ("5.0.0 Email is in the account stoplist")
+// from a full SMTP reply, and status rejected (5xx) or tempfailed (4xx).
+void setRefusal(Event& event, std::string_view reply);
+
+// Records a refusal: the event, and for a known account the day counter
+// (stats:{A}:<date> field <status>) and the last-100 errors list. One round trip.
+Status recordRefusal(RedisConn& redis, const Config& config, const Event& event);
+
+// An account's latest refusals from its errors list, newest first.
+struct ErrorEntry {
+  int64_t time_ms = 0;
+  std::string queue_id, code, text, from, rcpt;
+};
+Result<std::vector<ErrorEntry>> latestErrors(RedisConn& redis, const Config& config, const std::string& account,
+                                             unsigned count);
+
 // The latest `count` events, newest first.
 Result<std::vector<Event>> latestEvents(RedisConn& redis, const Config& config, unsigned count);
 

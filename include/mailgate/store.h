@@ -20,6 +20,7 @@
 namespace mailgate {
 
 enum class AccountState { Active, Blocked, Deleted };
+struct AccountPolicy;
 std::optional<AccountState> parseAccountState(std::string_view s);
 const char* accountStateName(AccountState s);
 
@@ -46,6 +47,19 @@ struct StoreKeys {
   std::string accounts() const { return prefix_ + "accounts"; }
   std::string nets() const { return prefix_ + "nets"; }
   std::string authFailures(std::string_view ip) const { return prefix_ + "authfail:" + std::string(ip); }
+  std::string domains(std::string_view a) const { return account(a) + ":domains"; }
+  std::string stoplist(std::string_view a) const { return account(a) + ":stop"; }
+  std::string errors(std::string_view a) const { return account(a) + ":errors"; }
+  std::string bounced(std::string_view a) const { return prefix_ + "bounced:{" + std::string(a) + "}"; }
+  std::string bouncedGlobal() const { return prefix_ + "bounced"; }
+  std::string stats(std::string_view a, std::string_view day) const {
+    return prefix_ + "stats:{" + std::string(a) + "}:" + std::string(day);
+  }
+  std::string quota(std::string_view a, std::string_view day) const {
+    return prefix_ + "quota:{" + std::string(a) + "}:" + std::string(day);
+  }
+  std::string rate(std::string_view a) const { return prefix_ + "rl:{" + std::string(a) + "}"; }
+  std::string keyRate(std::string_view a, std::string_view id) const { return rate(a) + ":" + std::string(id); }
   const std::string& prefix() const { return prefix_; }
 
  private:
@@ -64,6 +78,13 @@ class Store {
   // The account whose allowed networks contain `ip` (longest prefix wins),
   // or nullopt. The networks index is cached for auth_cache_ttl.
   Result<std::optional<std::string>> accountForAddress(RedisConn& redis, std::string_view ip);
+
+  // The account data the envelope rules need for one request, in one round
+  // trip: the account hash, the sender domain's entries (and its parents'),
+  // and whether the recipient (or its base address) is in the stoplist or a
+  // bounce set. `sender_domain` / `recipient` may be empty.
+  Result<AccountPolicy> loadAccountPolicy(RedisConn& redis, const std::string& account,
+                                          const std::string& sender_domain, const std::string& recipient);
 
   const StoreKeys& keys() const { return keys_; }
 

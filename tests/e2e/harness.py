@@ -53,13 +53,16 @@ def can_connect(addr):
 class Stack:
     """One private stack. Call start(); always call stop() (tests use addCleanup)."""
 
-    def __init__(self, on_redis_failure="tempfail", extra_config=""):
+    def __init__(self, on_redis_failure="tempfail", extra_config="", with_policy=True):
         self.dir = tempfile.mkdtemp(prefix="mg-e2e-", dir="/var/tmp")
         os.chmod(self.dir, 0o755)
         self.redis_port = free_port()
         self.sink_port = free_port()
         self.smtp_port = free_port()
         self.procs = {}
+        # Without the policy service in smtpd_recipient_restrictions the milter alone decides.
+        self.recipient_restrictions = ("check_policy_service unix:%s/policy.sock" % self.dir
+                                       if with_policy else "permit_sasl_authenticated, reject")
         self.postfix_started = False
         self.conf = os.path.join(self.dir, "mailgate.conf")
         with open(self.conf, "w") as f:
@@ -125,7 +128,8 @@ class Stack:
                         "-nodes", "-keyout", self.path("tls/key.pem"), "-out", self.path("tls/cert.pem"),
                         "-days", "2", "-subj", "/CN=mailgate-e2e.localdomain"],
                        check=True, capture_output=True)
-        values = {"dir": self.dir, "smtp_port": self.smtp_port, "sink_port": self.sink_port}
+        values = {"dir": self.dir, "smtp_port": self.smtp_port, "sink_port": self.sink_port,
+                  "recipient_restrictions": self.recipient_restrictions}
         for name in ("main.cf", "master.cf"):
             with open(os.path.join(TEMPLATES, name + ".in")) as src, open(os.path.join(etc, name), "w") as dst:
                 dst.write(src.read().format(**values))
@@ -222,10 +226,17 @@ class Stack:
             raise RuntimeError("mailgatectl %s failed: %s" % (" ".join(args), r.stderr))
         return r.stdout
 
+    def make_account(self, account, domains=("example.org",)):
+        """Creates `account` with verified sending `domains`."""
+        self.ctl_ok("account", "add", account)
+        for d in domains:
+            self.ctl_ok("domain", "add", account, d)
+
     def make_key(self, account="acme", *flags, create_account=True):
-        """Creates `account` (unless it exists) and a key; returns (key, key_id)."""
+        """Creates `account` (sending domain example.org) unless it exists, and a key;
+        returns (key, key_id)."""
         if create_account:
-            self.ctl_ok("account", "add", account)
+            self.make_account(account)
         k = json.loads(self.ctl_ok("--json", "key", "create", account, *flags))
         return k["key"], k["id"]
 

@@ -11,9 +11,10 @@ from harness import Stack, wait_for
 
 class StackTest(unittest.TestCase):
     ON_REDIS_FAILURE = "tempfail"
+    WITH_POLICY = True
 
     def setUp(self):
-        self.stack = Stack(on_redis_failure=self.ON_REDIS_FAILURE).start()
+        self.stack = Stack(on_redis_failure=self.ON_REDIS_FAILURE, with_policy=self.WITH_POLICY).start()
         self.addCleanup(self.stack.stop)
         self.key, self.key_id = self.stack.make_key("acme")
 
@@ -54,9 +55,20 @@ class Gateway(StackTest):
         self.assertIn(qid, table.stdout)
         self.assertIn("QUEUE-ID", table.stdout)
 
+    def test_redis_down_policy_tempfails(self):
+        self.send_ok()  # puts the key in the auth cache (auth_cache_ttl)
+        self.stack.wait_delivered()
+        self.stack.stop_redis()
+        out = self.stack.swaks(key=self.key)
+        self.assertIn("<~* 451 4.3.0 <bob@example.net>: Recipient address rejected: internal service error", out)
+
+
+class GatewayMilterOnly(StackTest):
+    """Postfix without the policy service: the milter alone meets a Redis outage."""
+    WITH_POLICY = False
+
     def test_redis_down_tempfail_then_recovers(self):
-        # Authenticate once so that the key is in the auth cache, then take Redis away:
-        # the milter is the component that meets the outage.
+        # Authenticate once so that the key is in the auth cache, then take Redis away.
         self.send_ok()
         self.stack.wait_delivered()
         self.stack.stop_redis()

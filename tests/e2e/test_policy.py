@@ -24,6 +24,7 @@ class PolicyServer(unittest.TestCase):
         self.addCleanup(self.stack.stop)
         self.stack.start_redis()
         self.stack.start_daemons(names=("policy",))
+        self.stack.make_account("acme")
 
     def connect(self):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -133,10 +134,10 @@ class PolicyServer(unittest.TestCase):
             s.sendall(UNAUTHENTICATED)
             self.assertEqual(self.read_reply(s), b"action=530 5.7.0 no username or password\n\n")
         self.assertIn("NOQUEUE: reject: RCPT from [192.0.2.10]: 530 5.7.0 no username or password; "
-                      "from=<alice@example.org> to=<bob@example.net> rule=unauthenticated", self.stack.log("policy"))
-        self.stack.ctl_ok("account", "add", "acme")
+                      "from=<alice@example.org> to=<bob@example.net> account= key= rule=unauthenticated",
+                      self.stack.log("policy"))
         self.stack.ctl_ok("net", "allow", "acme", "192.0.2.0/24")
-        self.stack.ctl_ok("account", "add", "other")
+        self.stack.make_account("other")
         self.stack.ctl_ok("net", "allow", "other", "2001:db8::/32")
         with self.connect() as s:
             time.sleep(0.3)  # auth_cache_ttl: the networks index is reloaded

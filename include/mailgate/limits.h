@@ -1,0 +1,27 @@
+// limits.h — per-message accounting against an account's limits: message
+// rate per account and per key (GCRA, burst = one period's worth) and the
+// daily quota (UTC day), checked and consumed atomically in one EVALSHA.
+#pragma once
+
+#include <string>
+
+#include "mailgate/account_policy.h"
+#include "mailgate/redis.h"
+#include "mailgate/result.h"
+#include "mailgate/verdict.h"
+
+namespace mailgate {
+
+enum class LimitResult { Ok, RateLimited, QuotaExceeded };
+
+// Counts one message for `account` (and `key_id`) on `day` ("YYYYMMDD").
+Result<LimitResult> consumeMessage(RedisConn& redis, const StoreKeys& keys, const AccountPolicy& account,
+                                   const std::string& key_id, const std::string& day);
+
+Verdict limitVerdict(LimitResult result);
+
+// Today (UTC) as "YYYYMMDD" and as "YYYY-MM-DD".
+std::string utcDay(int64_t unix_ms);
+std::string utcDate(int64_t unix_ms);
+
+}  // namespace mailgate

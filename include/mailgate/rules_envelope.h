@@ -1,0 +1,28 @@
+// rules_envelope.h — the envelope rules of mailgate-policy (DESIGN.md
+// "Replies"): account state, sender address and sending domain, message
+// size, recipient count, stoplist and hard bounces. Pure: the request, the
+// account's loaded data and the transaction's recipient count in, a Verdict out.
+#pragma once
+
+#include <cstdint>
+
+#include "mailgate/account_policy.h"
+#include "mailgate/config.h"
+#include "mailgate/policy_proto.h"
+#include "mailgate/verdict.h"
+
+namespace mailgate {
+
+// Rules in order; the first objection wins. `accepted_rcpts` counts the
+// recipients this transaction already passed (Postfix: same `instance`).
+Verdict checkEnvelope(const PolicyRequest& request, const AccountPolicy& account, const Config& config,
+                      uint64_t accepted_rcpts);
+
+// The individual rules, for tests and for the milter.
+Verdict checkAccountState(const AccountPolicy& account);
+Verdict checkSender(std::string_view sender, const AccountPolicy& account);
+Verdict checkSize(uint64_t size, const AccountPolicy& account, const Config& config);
+Verdict checkRecipientCount(uint64_t count, const AccountPolicy& account, const Config& config);
+Verdict checkRecipient(std::string_view recipient, const AccountPolicy& account);
+
+}  // namespace mailgate
