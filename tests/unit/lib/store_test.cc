@@ -4,6 +4,7 @@
 // admin errors for unknown accounts, duplicates and bad CIDRs.
 #include "mailgate/store.h"
 
+#include "mailgate/account_policy.h"
 #include "mailgate/admin.h"
 #include "mailgate/crypto.h"
 #include "redis_server.h"
@@ -114,7 +115,7 @@ TEST_F(StoreTest, AdminErrors) {
   EXPECT_EQ(admin_.setAccount("acme", "state=sleeping").error().message,
             "bad state \"sleeping\": expected active, blocked or deleted");
   EXPECT_EQ(admin_.setAccount("acme", "colour=red").error().message,
-            "unknown account setting \"colour\" (state, default_sender)");
+            "unknown account setting \"colour\" (state, default_sender, suppression, subaddress)");
   EXPECT_EQ(admin_.allowNet("acme", "192.0.2.0/33").error().message,
             "bad CIDR \"192.0.2.0/33\": expected e.g. 192.0.2.0/24 or 2001:db8::/32");
   ASSERT_TRUE(admin_.addAccount("other", ""));
@@ -128,6 +129,69 @@ TEST_F(StoreTest, AdminErrors) {
   ASSERT_TRUE(shown);
   EXPECT_EQ(shown->state, "active");
   EXPECT_EQ(shown->nets, std::vector<std::string>{"192.0.2.0/24"});
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(StoreTest, LoadsOnlyWhatTheRulesNeedInOneRoundTrip) {
+  ASSERT_TRUE(admin_.addAccount("acme", ""));
+  ASSERT_TRUE(admin_.addDomain("acme", "Corp.Example", "verified", true));
+  ASSERT_TRUE(admin_.addDomain("acme", "other.example", "prohibited", false));
+  ASSERT_TRUE(admin_.stoplistAdd("acme", "Bob@EXAMPLE.net"));
+  ASSERT_TRUE(redis_.command({"SADD", "mg:bounced", "gone@example.net"}));
+  ASSERT_TRUE(admin_.setAccount("acme", "subaddress=yes"));
+  ASSERT_TRUE(admin_.setLimit("acme", "", "rate=5/s"));
+  Store store(config());
+  auto p = store.loadAccountPolicy(redis_, "acme", "mail.corp.example", "Bob+x@example.net");
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_TRUE(p->exists);
+  EXPECT_TRUE(p->subaddress);
+  EXPECT_EQ(p->limits.rate.count, 5u);
+  EXPECT_EQ(p->domains.size(), 1u);
+  EXPECT_TRUE(p->domains.at("corp.example").subdomains);
+  EXPECT_EQ(p->stoplist, std::set<std::string>{"Bob@example.net"});
+  auto q = store.loadAccountPolicy(redis_, "acme", "", "gone@example.net");
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->bounced, std::set<std::string>{"gone@example.net"});
+  auto missing = store.loadAccountPolicy(redis_, "ghost", "x.example", "");
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(missing->exists);
+}
+
+TEST_F(StoreTest, DomainStoplistBouncedAndLimitAdmin) {
+  ASSERT_TRUE(admin_.addAccount("acme", ""));
+  EXPECT_EQ(admin_.addDomain("acme", "bad domain", "verified", false).error().message, "bad domain \"bad domain\"");
+  EXPECT_EQ(admin_.addDomain("acme", "x.example", "great", false).error().message,
+            "bad status \"great\": expected verified, onmoderation or prohibited");
+  ASSERT_TRUE(admin_.addDomain("acme", "x.example", "onmoderation", false));
+  EXPECT_EQ(admin_.addDomain("acme", "X.example", "verified", false).error().message,
+            "domain x.example already belongs to account \"acme\"");
+  ASSERT_TRUE(admin_.setDomain("acme", "x.example", "verified", true));
+  EXPECT_EQ(admin_.listDomains("acme")->at(0).second, "verified,subdomains");
+  EXPECT_EQ(admin_.setDomain("acme", "y.example", "verified", std::nullopt).error().message,
+            "unknown domain y.example for account \"acme\"");
+  ASSERT_TRUE(admin_.removeDomain("acme", "x.example"));
+  EXPECT_FALSE(admin_.removeDomain("acme", "x.example"));
+  EXPECT_EQ(admin_.stoplistAdd("acme", "not an address").error().message, "bad address \"not an address\"");
+  EXPECT_EQ(admin_.stoplistRemove("acme", "a@b.example").error().message,
+            "a@b.example is not in the stoplist of account \"acme\"");
+  ASSERT_TRUE(redis_.command({"SADD", "mg:bounced", "gone@example.net"}));
+  ASSERT_TRUE(redis_.command({"SADD", "mg:bounced:{acme}", "gone@example.net"}));
+  EXPECT_EQ(admin_.bouncedList("")->size(), 1u);
+  EXPECT_EQ(*admin_.bouncedRemove("gone@example.net"), "gone@example.net");
+  EXPECT_EQ(admin_.bouncedRemove("gone@example.net").error().message, "gone@example.net is not in a bounce list");
+  EXPECT_EQ(admin_.setLimit("acme", "", "rate=fast").error().message, "bad rate \"fast\": expected N/s, N/m or N/h");
+  EXPECT_EQ(admin_.setLimit("acme", "", "speed=1").error().message,
+            "unknown limit \"speed\" (rate, daily, rcpts, size)");
+  EXPECT_EQ(admin_.setLimit("acme", "k1", "daily=5").error().message, "only rate= can be set per key");
+  EXPECT_EQ(admin_.setLimit("acme", "knope", "rate=1/s").error().message,
+            "unknown key id \"knope\" for account \"acme\"");
+  ASSERT_TRUE(admin_.setLimit("acme", "", "daily=100"));
+  ASSERT_TRUE(admin_.setLimit("acme", "", "daily=none"));
+  auto daily = redis_.command({"HEXISTS", "mg:acct:{acme}", "daily"});
+  EXPECT_EQ((*daily)->integer, 0);
 }
 
 }  // namespace

@@ -1,0 +1,43 @@
+// address_test.cc — RFC 5321 Mailbox validation, normalisation, recipient
+// forms with +tags, and parent domains.
+#include "mailgate/address.h"
+
+#include <gtest/gtest.h>
+
+using namespace mailgate;
+
+TEST(Address, ValidMailboxes) {
+  for (const char* ok : {"a@b.example", "<a@b.example>", "first.last+tag@sub.example.com", "\"a b\"@example.com",
+                         "\"a\\\"b\"@example.com", "user@[192.0.2.1]", "user@[IPv6:2001:db8::1]", "x@localhost",
+                         "!#$%&'*+-/=?^_`{|}~@example.com"}) {
+    EXPECT_TRUE(parseMailbox(ok).has_value()) << ok;
+  }
+}
+
+TEST(Address, InvalidMailboxes) {
+  std::string long_local(65, 'a');
+  for (std::string bad : std::vector<std::string>{"", "<>", "@example.com", "a@", "a", "a@@b", ".a@b.example", "a.@b.example",
+                          "a..b@example.com", "a b@example.com", "a@exa mple.com", "a@-x.example", "a@x-.example",
+                          "a@x..example", "a@[300.1.1.1]", "\"unterminated@example.com", long_local + "@x.example",
+                          "a@" + std::string(64, 'x') + ".example", "a\n@b.example", "a@b.example\r"}) {
+    EXPECT_FALSE(parseMailbox(bad).has_value()) << bad;
+  }
+}
+
+TEST(Address, NormalisesTheDomainOnly) {
+  auto m = parseMailbox("John.Doe@EXAMPLE.Com");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->str(), "John.Doe@example.com");
+}
+
+TEST(Address, RecipientForms) {
+  auto m = *parseMailbox("bob+news@Example.NET");
+  EXPECT_EQ(recipientForms(m, false), std::vector<std::string>{"bob+news@example.net"});
+  EXPECT_EQ(recipientForms(m, true), (std::vector<std::string>{"bob+news@example.net", "bob@example.net"}));
+  EXPECT_EQ(recipientForms(*parseMailbox("+x@example.net"), true), std::vector<std::string>{"+x@example.net"});
+}
+
+TEST(Address, ParentDomains) {
+  EXPECT_EQ(parentDomains("a.b.example.com"), (std::vector<std::string>{"b.example.com", "example.com", "com"}));
+  EXPECT_TRUE(parentDomains("localhost").empty());
+}
