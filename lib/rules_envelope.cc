@@ -80,14 +80,25 @@ Verdict checkRecipient(std::string_view recipient, const AccountPolicy& account)
   return dunno();
 }
 
+PolicyScope policyScope(const PolicyRequest& req) {
+  const std::string& context = req.get("policy_context");
+  if (context == "sender") return PolicyScope::Sender;
+  if (context == "recipient") return PolicyScope::Recipient;
+  return PolicyScope::All;
+}
+
 Verdict checkEnvelope(const PolicyRequest& req, const AccountPolicy& account, const Config& config,
                       uint64_t accepted_rcpts) {
+  PolicyScope scope = policyScope(req);
   Verdict v = checkAccountState(account);
   if (v.action != Action::Dunno) return v;
-  v = checkSender(req.get("sender"), account);
-  if (v.action != Action::Dunno) return v;
-  v = checkSize(number(req.get("size")), account, config);
-  if (v.action != Action::Dunno) return v;
+  if (scope != PolicyScope::Recipient) {
+    v = checkSender(req.get("sender"), account);
+    if (v.action != Action::Dunno) return v;
+    v = checkSize(number(req.get("size")), account, config);
+    if (v.action != Action::Dunno) return v;
+  }
+  if (scope == PolicyScope::Sender) return dunno();
   const std::string& state = req.get("protocol_state");
   if (state == "RCPT") {
     // Exim sends the count of recipients accepted so far; Postfix does not.

@@ -40,8 +40,11 @@ Verdict PolicySession::evaluate(const PolicyRequest& req, Event& event) {
   event.key_id = who.key_id;
   if (v.action != Action::Dunno) return v;
 
+  PolicyScope scope = policyScope(req);
   auto sender = parseMailbox(req.get("sender"));
-  auto policy = store_.loadAccountPolicy(redis_, who.account, sender ? sender->domain : "", req.get("recipient"));
+  auto policy = store_.loadAccountPolicy(redis_, who.account,
+                                         sender && scope != PolicyScope::Recipient ? sender->domain : "",
+                                         scope != PolicyScope::Sender ? req.get("recipient") : "");
   if (!policy) {
     event.text = policy.error().message;
     return redisFailureVerdict(config_.on_redis_failure);
@@ -50,8 +53,9 @@ Verdict PolicySession::evaluate(const PolicyRequest& req, Event& event) {
   if (v.action != Action::Dunno) return v;
 
   const std::string& state = req.get("protocol_state");
-  bool new_message = req.get("instance").empty() ? state == "MAIL"
-                                                 : !instance_counted_ && (state == "MAIL" || state == "RCPT");
+  bool new_message = scope != PolicyScope::Sender &&
+                     (req.get("instance").empty() ? state == "MAIL"
+                                                  : !instance_counted_ && (state == "MAIL" || state == "RCPT"));
   if (new_message) {
     auto limit = consumeMessage(redis_, store_.keys(), *policy, who.key_id, utcDay(event.time_ms));
     if (!limit) {
@@ -62,7 +66,7 @@ Verdict PolicySession::evaluate(const PolicyRequest& req, Event& event) {
     if (lv.action != Action::Dunno) return lv;
     instance_counted_ = true;
   }
-  if (state == "RCPT") ++accepted_rcpts_;
+  if (state == "RCPT" && scope != PolicyScope::Sender) ++accepted_rcpts_;
   return v;
 }
 

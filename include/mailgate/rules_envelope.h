@@ -13,6 +13,14 @@
 
 namespace mailgate {
 
+// Which rules a request asks for, from its policy_context: Postfix renders a
+// reply in the context of the restriction list that asked (an address DSN
+// such as 5.1.7 survives only in smtpd_sender_restrictions), so main.cf can
+// call the service from both lists with policy_context=sender / recipient.
+// Without a context every rule runs.
+enum class PolicyScope { All, Sender, Recipient };
+PolicyScope policyScope(const PolicyRequest& request);
+
 // Rules in order; the first objection wins. `accepted_rcpts` counts the
 // recipients this transaction already passed (Postfix: same `instance`).
 Verdict checkEnvelope(const PolicyRequest& request, const AccountPolicy& account, const Config& config,

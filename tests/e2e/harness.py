@@ -61,8 +61,11 @@ class Stack:
         self.smtp_port = free_port()
         self.procs = {}
         # Without the policy service in smtpd_recipient_restrictions the milter alone decides.
-        self.recipient_restrictions = ("check_policy_service unix:%s/policy.sock" % self.dir
-                                       if with_policy else "permit_sasl_authenticated, reject")
+        policy = "check_policy_service { unix:%s/policy.sock%%s }" % self.dir
+        self.sender_restrictions = policy % ", policy_context=sender" if with_policy else ""
+        self.recipient_restrictions = (policy % ", policy_context=recipient" if with_policy
+                                       else "permit_sasl_authenticated, reject")
+        self.end_of_data_restrictions = policy % "" if with_policy else ""
         self.postfix_started = False
         self.conf = os.path.join(self.dir, "mailgate.conf")
         with open(self.conf, "w") as f:
@@ -129,7 +132,9 @@ class Stack:
                         "-days", "2", "-subj", "/CN=mailgate-e2e.localdomain"],
                        check=True, capture_output=True)
         values = {"dir": self.dir, "smtp_port": self.smtp_port, "sink_port": self.sink_port,
-                  "recipient_restrictions": self.recipient_restrictions}
+                  "sender_restrictions": self.sender_restrictions,
+                  "recipient_restrictions": self.recipient_restrictions,
+                  "end_of_data_restrictions": self.end_of_data_restrictions}
         for name in ("main.cf", "master.cf"):
             with open(os.path.join(TEMPLATES, name + ".in")) as src, open(os.path.join(etc, name), "w") as dst:
                 dst.write(src.read().format(**values))
@@ -189,10 +194,12 @@ class Stack:
             return ""
 
     def swaks(self, *extra, to="bob@example.net", sender="alice@example.org", subject="e2e test",
-              key=None, user="", mech="PLAIN"):
+              key=None, user="", mech="PLAIN", body=None):
         """Sends one message; with `key`, over STARTTLS with AUTH (the key is the password)."""
-        argv = ["swaks", "--server", "127.0.0.1", "--port", str(self.smtp_port), "--from", sender,
+        argv = ["swaks", "--server", "127.0.0.1", "--port", str(self.smtp_port), "--from", sender or "<>",
                 "--to", to, "--h-Subject", subject, "--timeout", "60"]
+        if body is not None:
+            argv += ["--body", body]
         if key is not None:
             argv += ["--tls", "--auth", mech, "--auth-user", user, "--auth-password", key]
         argv += list(extra)

@@ -56,7 +56,7 @@ class SmtpAuth(AuthTest):
 
     def test_no_auth_not_allowed_then_allowed_network(self):
         out = self.stack.swaks()
-        self.assertIn("<** 530 5.7.0 <bob@example.net>: Recipient address rejected: no username or password", out)
+        self.assertIn("<** 530 5.7.0 <alice@example.org>: Sender address rejected: no username or password", out)
         self.stack.make_account("pinned")
         self.stack.ctl_ok("net", "allow", "pinned", "127.0.0.1/32")
         time.sleep(1.2)  # auth_cache_ttl: the networks index is reloaded

@@ -60,7 +60,7 @@ class Gateway(StackTest):
         self.stack.wait_delivered()
         self.stack.stop_redis()
         out = self.stack.swaks(key=self.key)
-        self.assertIn("<~* 451 4.3.0 <bob@example.net>: Recipient address rejected: internal service error", out)
+        self.assertIn("<~* 451 4.3.0 <alice@example.org>: Sender address rejected: internal service error", out)
 
 
 class GatewayMilterOnly(StackTest):

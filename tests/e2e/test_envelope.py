@@ -1,0 +1,118 @@
+"""test_envelope.py — the envelope rules of mailgate-policy through a real
+private Postfix with swaks: every reply text exactly as the sender sees it
+(Postfix adds its "<rcpt>: Recipient address rejected:" prefix), limits,
+and the refusal records (events, errors list)."""
+
+import time
+import unittest
+
+from harness import Stack
+
+
+class Envelope(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(extra_config="auth_cache_ttl = 60s\n").start()
+        try:
+            cls.stack.make_account("shop", domains=())
+            for domain, flags in (("shop.example", ()), ("news.example", ("--status", "onmoderation")),
+                                  ("spam.example", ("--status", "prohibited")),
+                                  ("corp.example", ("--subdomains",))):
+                cls.stack.ctl_ok("domain", "add", "shop", domain, *flags)
+            cls.key, cls.key_id = cls.stack.make_key("shop", create_account=False)
+        except BaseException:
+            cls.stack.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def send(self, sender="alice@shop.example", to="bob@example.net", key=None, **kw):
+        return self.stack.swaks(sender=sender, to=to, key=key or self.key, **kw)
+
+    def rcpt_rejected(self, code, rcpt, text):
+        return "<~* %s <%s>: Recipient address rejected: %s" % (code, rcpt, text)
+
+    def sender_rejected(self, code, sender, text):
+        return "<~* %s <%s>: Sender address rejected: %s" % (code, sender, text)
+
+    def test_sender_rules(self):
+        self.assertIsNotNone(self.stack.queue_id(self.send()))
+        self.assertIsNotNone(self.stack.queue_id(self.send(sender="a@mail.eu.corp.example")))
+        self.assertIn(self.sender_rejected("550 5.7.1", "alice@unknown.example", "error/sender/unknown"),
+                      self.send(sender="alice@unknown.example"))
+        self.assertIn(self.sender_rejected("550 5.7.1", "alice@news.example", "error/sender/onmoderation"),
+                      self.send(sender="alice@news.example"))
+        self.assertIn(self.sender_rejected("550 5.7.1", "alice@spam.example", "error/sender/prohibited"),
+                      self.send(sender="alice@spam.example"))
+        self.assertIn(self.sender_rejected("550 5.7.1", "alice@sub.shop.example", "error/sender/unknown"),
+                      self.send(sender="alice@sub.shop.example"))
+        self.assertIn(self.sender_rejected("550 5.1.7", "", "invalid from email"), self.send(sender=""))
+
+    def test_recipient_rules(self):
+        self.stack.ctl_ok("stoplist", "add", "shop", "Stopped@EXAMPLE.net")
+        self.stack.redis("SADD", "mg:bounced", "gone@example.net")
+        self.assertIn(self.rcpt_rejected("550 5.0.0", "Stopped@example.NET", "Email is in the account stoplist"),
+                      self.send(to="Stopped@example.NET"))
+        self.assertIn(self.rcpt_rejected("550 5.0.0", "gone@example.net", "Email has permanent delivery errors"),
+                      self.send(to="gone@example.net"))
+        self.assertIsNotNone(self.stack.queue_id(self.send(to="Stopped+tag@example.net")))
+        self.stack.ctl_ok("account", "set", "shop", "subaddress=yes")
+        self.assertIn(self.rcpt_rejected("550 5.0.0", "Stopped+tag@example.net", "Email is in the account stoplist"),
+                      self.send(to="Stopped+tag@example.net"))
+        self.stack.ctl_ok("account", "set", "shop", "subaddress=no")
+        # One refused recipient does not stop the others.
+        out = self.send(to="gone@example.net,ok@example.net")
+        self.assertIsNotNone(self.stack.queue_id(out), out)
+
+    def test_size_and_recipient_limits(self):
+        key, _ = self.stack.make_key("limited", create_account=True)
+        self.stack.ctl_ok("limit", "set", "limited", "rcpts=2", "size=2000")
+        out = self.send(key=key, sender="a@example.org", to="r1@example.net,r2@example.net,r3@example.net")
+        self.assertIn(self.rcpt_rejected("452 4.5.3", "r3@example.net", "too many recipients"), out)
+        self.assertIsNotNone(self.stack.queue_id(out), out)
+        out = self.send(key=key, sender="a@example.org", body="x" * 5000)
+        self.assertIn("<~* 552 5.3.4 <END-OF-MESSAGE>: End-of-data rejected: message too big", out)
+
+    def test_rate_and_daily_quota(self):
+        rated, _ = self.stack.make_key("rated")
+        self.stack.ctl_ok("limit", "set", "rated", "rate=1/h")
+        self.assertIsNotNone(self.stack.queue_id(self.send(key=rated, sender="a@example.org")))
+        self.assertIn(self.rcpt_rejected("451 4.7.1", "bob@example.net", "rate limit exceeded, try again later"),
+                      self.send(key=rated, sender="a@example.org"))
+        quota, _ = self.stack.make_key("quota")
+        self.stack.ctl_ok("limit", "set", "quota", "daily=2")
+        for _ in range(2):
+            self.assertIsNotNone(self.stack.queue_id(self.send(key=quota, sender="a@example.org")))
+        self.assertIn(self.rcpt_rejected("452 4.5.3", "bob@example.net", "daily quota exceeded"),
+                      self.send(key=quota, sender="a@example.org"))
+
+    def test_account_blocked_after_authentication(self):
+        key, _ = self.stack.make_key("flaky")
+        self.assertIsNotNone(self.stack.queue_id(self.send(key=key, sender="a@example.org")))
+        self.stack.ctl_ok("account", "set", "flaky", "state=blocked")
+        # AUTH still passes from the cache (auth_cache_ttl); the policy sees the new state.
+        self.assertIn(self.sender_rejected("550 5.7.1", "a@example.org", "client is blocked"),
+                      self.send(key=key, sender="a@example.org"))
+
+    def test_refusals_are_recorded(self):
+        key, key_id = self.stack.make_key("audited")
+        self.send(key=key, sender="a@nowhere.example", to="x@example.net")
+        errors = self.stack.ctl("errors", "audited", "--last", "5")
+        self.assertEqual(errors.returncode, 0, errors.stderr)
+        self.assertIn("550   5.7.1 error/sender/unknown  a@nowhere.example  x@example.net", errors.stdout)
+        events = [e for e in self.stack.events(50) if e["account"] == "audited"]
+        self.assertEqual(events[0]["status"], "rejected")
+        self.assertEqual(events[0]["code"], "550")
+        self.assertEqual(events[0]["text"], "5.7.1 error/sender/unknown")
+        self.assertEqual(events[0]["key_id"], key_id)
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        self.assertEqual(self.stack.redis("HGET", "mg:stats:{audited}:" + day, "rejected").strip(), "1")
+        self.assertIn("reject: RCPT from [127.0.0.1]: 550 5.7.1 error/sender/unknown; from=<a@nowhere.example> "
+                      "to=<x@example.net> account=audited key=%s rule=sender_domain" % key_id,
+                      self.stack.log("policy"))
+
+
+if __name__ == "__main__":
+    unittest.main()
