@@ -21,6 +21,9 @@ import time
 SOURCE_DIR = os.environ.get("MG_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BUILD_DIR = os.environ.get("MG_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "postfix")
+EXIM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exim")
+EXIM_ROOT = "/var/tmp/mailgate-exim"  # unpacked exim4-daemon-heavy (install-exim.sh)
+EXIM_REEXEC = "/usr/sbin/exim4"  # Exim re-executes itself from its built-in path
 
 
 def free_port():
@@ -53,7 +56,7 @@ def can_connect(addr):
 class Stack:
     """One private stack. Call start(); always call stop() (tests use addCleanup)."""
 
-    def __init__(self, on_redis_failure="tempfail", extra_config="", with_policy=True):
+    def __init__(self, on_redis_failure="tempfail", extra_config="", with_policy=True, socket_group="postfix"):
         self.dir = tempfile.mkdtemp(prefix="mg-e2e-", dir="/var/tmp")
         os.chmod(self.dir, 0o755)
         self.redis_port = free_port()
@@ -67,6 +70,8 @@ class Stack:
                                        else "permit_sasl_authenticated, reject")
         self.end_of_data_restrictions = policy % "" if with_policy else ""
         self.postfix_started = False
+        self.exim_port = None
+        self.exim_symlink = False
         self.conf = os.path.join(self.dir, "mailgate.conf")
         with open(self.conf, "w") as f:
             f.write(
@@ -75,9 +80,9 @@ class Stack:
                 "policy_listen = unix:%s/policy.sock\n"
                 "auth_listen = unix:%s/auth.sock\n"
                 "milter_listen = unix:%s/milter.sock\n"
-                "socket_group = postfix\n"
+                "socket_group = %s\n"
                 "on_redis_failure = %s\n%s"
-                % (self.redis_port, self.dir, self.dir, self.dir, on_redis_failure, extra_config)
+                % (self.redis_port, self.dir, self.dir, self.dir, socket_group, on_redis_failure, extra_config)
             )
 
     # --- processes -------------------------------------------------------
@@ -142,6 +147,23 @@ class Stack:
         self.postfix_started = True
         wait_for(lambda: can_connect(("127.0.0.1", self.smtp_port)), what="postfix smtpd")
 
+    def start_exim(self):
+        """A private Exim (Debian's exim4-daemon-heavy, unpacked) with contrib/exim included."""
+        subprocess.run(["bash", os.path.join(EXIM_DIR, "install-exim.sh"), EXIM_ROOT], check=True,
+                       capture_output=True)
+        if not os.path.lexists(EXIM_REEXEC):
+            os.symlink(os.path.join(EXIM_ROOT, "usr/sbin/exim4"), EXIM_REEXEC)
+            self.exim_symlink = True
+        self.exim_port = free_port()
+        os.makedirs(self.path("exim/spool"), exist_ok=True)
+        for d in ("exim", "exim/spool"):
+            shutil.chown(self.path(d), "Debian-exim", "Debian-exim")
+        values = {"dir": self.dir, "source": SOURCE_DIR, "exim_port": self.exim_port, "sink_port": self.sink_port}
+        with open(os.path.join(EXIM_DIR, "exim.conf.in")) as src, open(self.path("exim.conf"), "w") as dst:
+            dst.write(src.read().format(**values))
+        self._spawn("exim", [EXIM_REEXEC, "-C", self.path("exim.conf"), "-bdf", "-q1m"])
+        wait_for(lambda: can_connect(("127.0.0.1", self.exim_port)), what="exim")
+
     def postfix(self, *args):
         r = subprocess.run(["postfix", "-c", self.path("postfix")] + list(args),
                            capture_output=True, text=True)
@@ -165,8 +187,13 @@ class Stack:
             if self.postfix("stop").returncode != 0:
                 self.postfix("abort")
             self.postfix_started = False
+        self.exim_port = None
+        self.exim_symlink = False
         for name in list(self.procs):
             self._kill(name)
+        if self.exim_symlink:
+            os.unlink(EXIM_REEXEC)
+            self.exim_symlink = False
         if not keep and os.environ.get("MG_E2E_KEEP") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -194,14 +221,15 @@ class Stack:
             return ""
 
     def swaks(self, *extra, to="bob@example.net", sender="alice@example.org", subject="e2e test",
-              key=None, user="", mech="PLAIN", body=None):
-        """Sends one message; with `key`, over STARTTLS with AUTH (the key is the password)."""
-        argv = ["swaks", "--server", "127.0.0.1", "--port", str(self.smtp_port), "--from", sender or "<>",
+              key=None, user="", mech="PLAIN", body=None, port=None, tls=True):
+        """Sends one message; with `key`, with AUTH (the key is the password), over STARTTLS
+        unless tls is False. `port` defaults to the Postfix smtpd."""
+        argv = ["swaks", "--server", "127.0.0.1", "--port", str(port or self.smtp_port), "--from", sender or "<>",
                 "--to", to, "--h-Subject", subject, "--timeout", "60"]
         if body is not None:
             argv += ["--body", body]
         if key is not None:
-            argv += ["--tls", "--auth", mech, "--auth-user", user, "--auth-password", key]
+            argv += (["--tls"] if tls else []) + ["--auth", mech, "--auth-user", user, "--auth-password", key]
         argv += list(extra)
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         return r.stdout + r.stderr

@@ -1,0 +1,66 @@
+"""test_exim.py — the same mailgate-policy serving a private Exim 4.96
+(Debian's exim4-daemon-heavy, unpacked beside Postfix) configured with
+contrib/exim: AUTH with an API key through the dovecot authenticator, policy
+refusals through ${readsocket} reaching the sender verbatim, and a delivery to
+smtp-sink recorded under the account."""
+
+import unittest
+
+from harness import Stack, wait_for
+
+
+class Exim(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # Exim's processes run as Debian-exim: the daemons' sockets belong to that group.
+        cls.stack = Stack(socket_group="Debian-exim")
+        try:
+            cls.stack.start_redis()
+            cls.stack.start_sink()
+            cls.stack.start_daemons(names=("policy",))
+            cls.stack.start_exim()
+            cls.key, cls.key_id = cls.stack.make_key("acme")
+        except BaseException:
+            cls.stack.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def send(self, **kw):
+        kw.setdefault("key", self.key)
+        return self.stack.swaks(port=self.stack.exim_port, tls=False, **kw)
+
+    def test_auth_and_delivery(self):
+        out = self.send()
+        self.assertIn("<-  235 Authentication succeeded", out)
+        self.assertIn("<-  250 OK id=", out)
+        self.stack.wait_delivered()
+        self.assertIn("auth: ok: client=[127.0.0.1] user=acme/" + self.key_id, self.stack.log("policy"))
+
+    def test_wrong_key(self):
+        self.assertIn("<** 535 Incorrect authentication data", self.send(key="mg_wrong"))
+
+    def test_policy_refusals_reach_the_sender_verbatim(self):
+        self.assertIn("<** 550 5.7.1 error/sender/unknown", self.send(sender="a@unknown.example"))
+        self.assertIn("<** 530 5.7.0 no username or password", self.send(key=None))
+        self.stack.ctl_ok("stoplist", "add", "acme", "stopped@example.net")
+        self.assertIn("<** 550 5.0.0 Email is in the account stoplist", self.send(to="stopped@example.net"))
+        self.stack.ctl_ok("limit", "set", "acme", "rcpts=1")
+        out = self.send(to="r1@example.net,r2@example.net")
+        self.assertIn("<** 452 4.5.3 too many recipients", out)
+        self.stack.ctl_ok("limit", "set", "acme", "rcpts=0", "size=2000")
+        self.assertIn("<** 552 5.3.4 message too big", self.send(body="x" * 5000))
+        self.stack.ctl_ok("limit", "set", "acme", "size=0")
+
+    def test_rate_limit_once_per_message_at_mail(self):
+        key, _ = self.stack.make_key("rated")
+        self.stack.ctl_ok("limit", "set", "rated", "rate=1/h")
+        out = self.send(key=key, to="r1@example.net,r2@example.net")
+        self.assertIn("<-  250 OK id=", out)
+        self.assertIn("<** 451 4.7.1 rate limit exceeded, try again later", self.send(key=key))
+
+
+if __name__ == "__main__":
+    unittest.main()
