@@ -6,6 +6,7 @@
 #include "mailgate/account_policy.h"
 #include "mailgate/address.h"
 #include "mailgate/crypto.h"
+#include "mailgate/rules_envelope.h"
 
 namespace mailgate {
 namespace {
@@ -139,6 +140,46 @@ Result<AccountPolicy> Store::loadAccountPolicy(RedisConn& redis, const std::stri
     }
   }
   return policy;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Store::suppressedRecipients(
+    RedisConn& redis, const std::string& account, const std::vector<std::string>& rcpts) {
+  std::vector<std::string> forms;
+  for (const auto& r : rcpts) {
+    if (auto m = parseMailbox(r)) {
+      for (auto& f : recipientForms(*m, true)) forms.push_back(std::move(f));
+    }
+  }
+  std::vector<Command> cmds{{"HMGET", keys_.account(account), "state", "suppression", "subaddress"}};
+  if (!forms.empty()) {
+    for (const std::string& set : {keys_.stoplist(account), keys_.bounced(account), keys_.bouncedGlobal()}) {
+      Command cmd{"SMISMEMBER", set};
+      cmd.insert(cmd.end(), forms.begin(), forms.end());
+      cmds.push_back(std::move(cmd));
+    }
+  }
+  auto replies = redis.pipeline(cmds);
+  if (!replies) return replies.error();
+  for (const auto& r : *replies) {
+    if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
+  }
+  AccountPolicy policy;
+  const redisReply* fields = (*replies)[0].get();
+  static const char* kNames[] = {"state", "suppression", "subaddress"};
+  for (size_t i = 0; i < fields->elements && i < 3; ++i) policy.applyField(kNames[i], replyString(fields->element[i]));
+  std::vector<std::pair<std::string, std::string>> out;
+  if (policy.suppression != Suppression::AcceptAndDrop || forms.empty()) return out;
+  for (int set = 0; set < 3; ++set) {
+    const redisReply* members = (*replies)[1 + set].get();
+    for (size_t i = 0; i < members->elements && i < forms.size(); ++i) {
+      if (members->element[i]->integer == 1) (set == 0 ? policy.stoplist : policy.bounced).insert(forms[i]);
+    }
+  }
+  for (const auto& r : rcpts) {
+    Verdict v = checkRecipient(r, policy);
+    if (!v.rule.empty()) out.emplace_back(r, v.rule);
+  }
+  return out;
 }
 
 Result<std::optional<std::string>> Store::accountForAddress(RedisConn& redis, std::string_view ip) {

@@ -126,19 +126,37 @@ std::string joined(const std::vector<std::string>& v) {
   return out;
 }
 
+// Redis failure at end of message: on_redis_failure decides.
+sfsistat onRedisFailure(SMFICTX* ctx, const Connection& c, const std::string& qid, const std::string& account,
+                        const Error& error) {
+  if (g_context->config.on_redis_failure == RedisFailure::TempFail) {
+    MG_LOG_WARN("%s: tempfail: END-OF-MESSAGE from %s: 451 4.3.0 internal service error; from=<%s> "
+                "account=%s reason=%s",
+                qid.c_str(), printable(c.client).c_str(), printable(c.msg.sender).c_str(), printable(account).c_str(),
+                error.message.c_str());
+    smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.0"),
+                  const_cast<char*>("internal service error"));
+    return SMFIS_TEMPFAIL;
+  }
+  MG_LOG_WARN("%s: accept without outcome record (on_redis_failure = accept): from=<%s> account=%s reason=%s",
+              qid.c_str(), printable(c.msg.sender).c_str(), printable(account).c_str(), error.message.c_str());
+  return SMFIS_CONTINUE;
+}
+
 sfsistat onEom(SMFICTX* ctx) {
   return guarded(ctx, "eom", [&] {
     Connection& c = ensureConn(ctx);
     const Config& config = g_context->config;
     std::string qid = queueId(ctx);
-    auto lease = g_context->redis->acquire();
     auto [account, key_id] = splitAuthUser(c.msg.auth_user);
-    Status stored = lease ? okStatus() : Status(lease.error());
-    if (stored && account.empty() && !c.client_ip.empty()) {
+    auto lease = g_context->redis->acquire();
+    if (!lease) return onRedisFailure(ctx, c, qid, account, lease.error());
+    RedisConn& redis = **lease;
+    if (account.empty() && !c.client_ip.empty()) {
       // No AUTH: the client may send from an account's allowed network.
-      auto pinned = g_context->store->accountForAddress(**lease, c.client_ip);
-      if (!pinned) stored = pinned.error();
-      else account = pinned->value_or("");
+      auto pinned = g_context->store->accountForAddress(redis, c.client_ip);
+      if (!pinned) return onRedisFailure(ctx, c, qid, account, pinned.error());
+      account = pinned->value_or("");
     }
 
     Event event;
@@ -147,31 +165,46 @@ sfsistat onEom(SMFICTX* ctx) {
     event.account = account;
     event.key_id = key_id;
     event.from = c.msg.sender;
-    event.rcpt = joined(c.msg.rcpts);
+
+    // accept-and-drop: recipients the policy let through because they are
+    // stopped or bounced are removed here and recorded as suppressed.
+    std::vector<std::string> kept = c.msg.rcpts;
+    if (!account.empty()) {
+      auto suppressed = g_context->store->suppressedRecipients(redis, account, c.msg.rcpts);
+      if (!suppressed) return onRedisFailure(ctx, c, qid, account, suppressed.error());
+      for (const auto& [rcpt, rule] : *suppressed) {
+        std::string bracketed = "<" + rcpt + ">";
+        if (smfi_delrcpt(ctx, bracketed.data()) != MI_SUCCESS) {
+          MG_LOG_WARN("%s: cannot remove recipient <%s>", qid.c_str(), printable(rcpt).c_str());
+          continue;
+        }
+        Event s = event;
+        s.rcpt = rcpt;
+        s.status = "suppressed";
+        s.text = rule;
+        if (Status st = recordOutcome(redis, config, s, nullptr); !st) {
+          return onRedisFailure(ctx, c, qid, account, st.error());
+        }
+        MG_LOG_INFO("%s: suppressed: to=<%s> account=%s rule=%s", qid.c_str(), printable(rcpt).c_str(),
+                    printable(account).c_str(), rule.c_str());
+        std::erase(kept, rcpt);
+      }
+      if (kept.empty()) {
+        MG_LOG_INFO("%s: discard: no recipient left after suppression; account=%s", qid.c_str(),
+                    printable(account).c_str());
+        return SMFIS_DISCARD;
+      }
+    }
+
+    event.rcpt = joined(kept);
     event.status = "accepted";
     event.code = "250";
-    QueueRecord record{qid, account, key_id, "", "", c.msg.sender, event.time_ms,
-                       static_cast<unsigned>(c.msg.rcpts.size())};
-
-    if (stored) stored = recordOutcome(**lease, config, event, &record);
-    if (!stored) {
-      if (config.on_redis_failure == RedisFailure::TempFail) {
-        MG_LOG_WARN("%s: tempfail: END-OF-MESSAGE from %s: 451 4.3.0 internal service error; from=<%s> "
-                    "account=%s reason=%s",
-                    qid.c_str(), printable(c.client).c_str(), printable(c.msg.sender).c_str(),
-                    printable(account).c_str(), stored.error().message.c_str());
-        smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.0"),
-                      const_cast<char*>("internal service error"));
-        return SMFIS_TEMPFAIL;
-      }
-      MG_LOG_WARN("%s: accept without outcome record (on_redis_failure = accept): from=<%s> "
-                  "account=%s reason=%s",
-                  qid.c_str(), printable(c.msg.sender).c_str(), printable(account).c_str(),
-                  stored.error().message.c_str());
-      return SMFIS_CONTINUE;
+    QueueRecord record{qid, account, key_id, "", "", c.msg.sender, event.time_ms, static_cast<unsigned>(kept.size())};
+    if (Status stored = recordOutcome(redis, config, event, &record); !stored) {
+      return onRedisFailure(ctx, c, qid, account, stored.error());
     }
     MG_LOG_INFO("%s: accepted: from=<%s> nrcpt=%zu account=%s key=%s header_from=\"%s\"", qid.c_str(),
-                printable(c.msg.sender).c_str(), c.msg.rcpts.size(), printable(account).c_str(),
+                printable(c.msg.sender).c_str(), kept.size(), printable(account).c_str(),
                 printable(key_id).c_str(), printable(c.msg.header_from).c_str());
     return SMFIS_CONTINUE;
   });
@@ -198,7 +231,7 @@ smfiDesc* milterDescription() {
   static smfiDesc desc = {
       const_cast<char*>("mailgate"),
       SMFI_VERSION,
-      0,  // no modifications yet
+      SMFIF_DELRCPT,
       onConnect,
       nullptr,  // helo
       onEnvFrom,

@@ -86,6 +86,12 @@ class Store {
   Result<AccountPolicy> loadAccountPolicy(RedisConn& redis, const std::string& account,
                                           const std::string& sender_domain, const std::string& recipient);
 
+  // With suppression=accept-and-drop, the recipients (of `rcpts`) that are in
+  // the account's stoplist or a bounce set, with the rule that matched; empty
+  // otherwise. One round trip.
+  Result<std::vector<std::pair<std::string, std::string>>> suppressedRecipients(
+      RedisConn& redis, const std::string& account, const std::vector<std::string>& rcpts);
+
   const StoreKeys& keys() const { return keys_; }
 
  private:

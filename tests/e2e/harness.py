@@ -242,6 +242,12 @@ class Stack:
     def sink_messages(self):
         return sorted(glob.glob(self.path("sink/*")))
 
+    @staticmethod
+    def sink_recipients(path):
+        """The envelope recipients smtp-sink recorded (its X-Rcpt-Args lines)."""
+        with open(path, errors="replace") as f:
+            return re.findall(r"^X-Rcpt-Args: <([^>]*)>", f.read(), re.M)
+
     def wait_delivered(self, count=1, timeout=30):
         return wait_for(lambda: len(self.sink_messages()) >= count and self.sink_messages(),
                         timeout, "delivery to smtp-sink")

@@ -3,6 +3,7 @@ private Postfix with swaks: every reply text exactly as the sender sees it
 (Postfix adds its "<rcpt>: Recipient address rejected:" prefix), limits,
 and the refusal records (events, errors list)."""
 
+import os
 import time
 import unittest
 
@@ -65,6 +66,30 @@ class Envelope(unittest.TestCase):
         # One refused recipient does not stop the others.
         out = self.send(to="gone@example.net,ok@example.net")
         self.assertIsNotNone(self.stack.queue_id(out), out)
+
+    def test_accept_and_drop_suppresses_in_the_milter(self):
+        key, _ = self.stack.make_key("dropper")
+        self.stack.ctl_ok("account", "set", "dropper", "suppression=accept-and-drop")
+        self.stack.ctl_ok("stoplist", "add", "dropper", "quiet@example.net")
+        before = len(self.stack.sink_messages())
+        out = self.send(key=key, sender="a@example.org", to="quiet@example.net,loud@example.net")
+        qid = self.stack.queue_id(out)
+        self.assertIsNotNone(qid, out)
+        delivered = self.stack.wait_delivered(before + 1)
+        rcpts = self.stack.sink_recipients(max(delivered, key=os.path.getmtime))
+        self.assertEqual(rcpts, ["loud@example.net"])
+        events = [e for e in self.stack.events(50) if e["queue_id"] == qid]
+        by_status = {e["status"]: e for e in events}
+        self.assertEqual(by_status["suppressed"]["rcpt"], "quiet@example.net")
+        self.assertEqual(by_status["suppressed"]["text"], "stoplist_suppressed")
+        self.assertEqual(by_status["accepted"]["rcpt"], "loud@example.net")
+        # Only suppressed recipients: accepted over SMTP, never delivered.
+        out = self.send(key=key, sender="a@example.org", to="quiet@example.net")
+        qid = self.stack.queue_id(out)
+        self.assertIsNotNone(qid, out)
+        time.sleep(1)
+        self.assertEqual(len(self.stack.sink_messages()), before + 1)
+        self.assertIn(qid + ": discard: no recipient left after suppression", self.stack.log("milter"))
 
     def test_size_and_recipient_limits(self):
         key, _ = self.stack.make_key("limited", create_account=True)
