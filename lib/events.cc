@@ -81,11 +81,8 @@ Status recordOutcome(RedisConn& redis, const Config& config, const Event& event,
   if (record != nullptr) {
     for (auto& c : queueRecordCommands(config, *record)) cmds.push_back(std::move(c));
   }
-  auto replies = redis.pipeline(cmds);
+  auto replies = checkedPipeline(redis, cmds);
   if (!replies) return replies.error();
-  for (const auto& r : *replies) {
-    if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
-  }
   return okStatus();
 }
 
@@ -107,11 +104,8 @@ Status recordRefusal(RedisConn& redis, const Config& config, const Event& e) {
     cmds.push_back({"LPUSH", keys.errors(e.account), entry.dump()});
     cmds.push_back({"LTRIM", keys.errors(e.account), "0", "99"});
   }
-  auto replies = redis.pipeline(cmds);
+  auto replies = checkedPipeline(redis, cmds);
   if (!replies) return replies.error();
-  for (const auto& r : *replies) {
-    if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
-  }
   return okStatus();
 }
 

@@ -213,6 +213,15 @@ RedisPool::Lease::~Lease() {
   if (conn_) pool_->release(std::move(conn_));
 }
 
+Result<std::vector<Reply>> checkedPipeline(RedisConn& redis, const std::vector<Command>& commands) {
+  auto replies = redis.pipeline(commands);
+  if (!replies) return replies.error();
+  for (const auto& r : *replies) {
+    if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
+  }
+  return replies;
+}
+
 std::string redisKey(const std::string& prefix, std::string_view a, std::string_view b) {
   std::string k;
   k.reserve(prefix.size() + a.size() + b.size());

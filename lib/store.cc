@@ -30,6 +30,40 @@ local state = redis.call('HGET', ARGV[1] .. 'acct:{' .. k[1] .. '}', 'state')
 return {'found', k[1], k[2] or '', k[3] or '1', k[4] or '0', state or 'deleted'}
 )lua");
 
+// The three sets a recipient is looked up in, for each of `forms`.
+void addMembershipQueries(std::vector<Command>& cmds, const StoreKeys& keys, const std::string& account,
+                          const std::vector<std::string>& forms) {
+  if (forms.empty()) return;
+  for (const std::string& set : {keys.stoplist(account), keys.bounced(account), keys.bouncedGlobal()}) {
+    Command cmd{"SMISMEMBER", set};
+    cmd.insert(cmd.end(), forms.begin(), forms.end());
+    cmds.push_back(std::move(cmd));
+  }
+}
+
+// Reads the replies of addMembershipQueries (starting at `first`) into the policy.
+void applyMemberships(AccountPolicy& policy, const std::vector<Reply>& replies, size_t first,
+                      const std::vector<std::string>& forms) {
+  if (forms.empty()) return;
+  for (size_t set = 0; set < 3; ++set) {
+    const redisReply* members = replies[first + set].get();
+    for (size_t i = 0; i < members->elements && i < forms.size(); ++i) {
+      if (members->element[i]->integer == 1) (set == 0 ? policy.stoplist : policy.bounced).insert(forms[i]);
+    }
+  }
+}
+
+// Every address the recipients are looked up under (with and without +tag).
+std::vector<std::string> lookupForms(const std::vector<std::string>& rcpts) {
+  std::vector<std::string> forms;
+  for (const auto& r : rcpts) {
+    if (auto m = parseMailbox(r)) {
+      for (auto& f : recipientForms(*m, true)) forms.push_back(std::move(f));
+    }
+  }
+  return forms;
+}
+
 }  // namespace
 
 std::optional<AccountState> parseAccountState(std::string_view s) {
@@ -103,20 +137,10 @@ Result<AccountPolicy> Store::loadAccountPolicy(RedisConn& redis, const std::stri
     hmget.insert(hmget.end(), domains.begin(), domains.end());
     cmds.push_back(std::move(hmget));
   }
-  std::vector<std::string> forms;
-  if (auto rcpt = parseMailbox(recipient)) forms = recipientForms(*rcpt, true);
-  if (!forms.empty()) {
-    for (const std::string& set : {keys_.stoplist(account), keys_.bounced(account), keys_.bouncedGlobal()}) {
-      Command cmd{"SMISMEMBER", set};
-      cmd.insert(cmd.end(), forms.begin(), forms.end());
-      cmds.push_back(std::move(cmd));
-    }
-  }
-  auto replies = redis.pipeline(cmds);
+  std::vector<std::string> forms = lookupForms({recipient});
+  addMembershipQueries(cmds, keys_, account, forms);
+  auto replies = checkedPipeline(redis, cmds);
   if (!replies) return replies.error();
-  for (const auto& r : *replies) {
-    if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
-  }
   AccountPolicy policy;
   policy.name = account;
   const redisReply* hash = (*replies)[0].get();
@@ -130,51 +154,24 @@ Result<AccountPolicy> Store::loadAccountPolicy(RedisConn& redis, const std::stri
       if (auto e = parseDomainEntry(replyString(entries->element[i]))) policy.domains[domains[i]] = *e;
     }
   }
-  if (!forms.empty()) {
-    for (int set = 0; set < 3; ++set) {
-      const redisReply* members = (*replies)[next++].get();
-      for (size_t i = 0; i < members->elements && i < forms.size(); ++i) {
-        if (members->element[i]->integer != 1) continue;
-        (set == 0 ? policy.stoplist : policy.bounced).insert(forms[i]);
-      }
-    }
-  }
+  applyMemberships(policy, *replies, next, forms);
   return policy;
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> Store::suppressedRecipients(
     RedisConn& redis, const std::string& account, const std::vector<std::string>& rcpts) {
-  std::vector<std::string> forms;
-  for (const auto& r : rcpts) {
-    if (auto m = parseMailbox(r)) {
-      for (auto& f : recipientForms(*m, true)) forms.push_back(std::move(f));
-    }
-  }
+  std::vector<std::string> forms = lookupForms(rcpts);
   std::vector<Command> cmds{{"HMGET", keys_.account(account), "state", "suppression", "subaddress"}};
-  if (!forms.empty()) {
-    for (const std::string& set : {keys_.stoplist(account), keys_.bounced(account), keys_.bouncedGlobal()}) {
-      Command cmd{"SMISMEMBER", set};
-      cmd.insert(cmd.end(), forms.begin(), forms.end());
-      cmds.push_back(std::move(cmd));
-    }
-  }
-  auto replies = redis.pipeline(cmds);
+  addMembershipQueries(cmds, keys_, account, forms);
+  auto replies = checkedPipeline(redis, cmds);
   if (!replies) return replies.error();
-  for (const auto& r : *replies) {
-    if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
-  }
   AccountPolicy policy;
   const redisReply* fields = (*replies)[0].get();
   static const char* kNames[] = {"state", "suppression", "subaddress"};
   for (size_t i = 0; i < fields->elements && i < 3; ++i) policy.applyField(kNames[i], replyString(fields->element[i]));
   std::vector<std::pair<std::string, std::string>> out;
-  if (policy.suppression != Suppression::AcceptAndDrop || forms.empty()) return out;
-  for (int set = 0; set < 3; ++set) {
-    const redisReply* members = (*replies)[1 + set].get();
-    for (size_t i = 0; i < members->elements && i < forms.size(); ++i) {
-      if (members->element[i]->integer == 1) (set == 0 ? policy.stoplist : policy.bounced).insert(forms[i]);
-    }
-  }
+  if (policy.suppression != Suppression::AcceptAndDrop) return out;
+  applyMemberships(policy, *replies, 1, forms);
   for (const auto& r : rcpts) {
     Verdict v = checkRecipient(r, policy);
     if (!v.rule.empty()) out.emplace_back(r, v.rule);

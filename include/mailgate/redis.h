@@ -106,6 +106,10 @@ class RedisPool {
   std::condition_variable available_;
 };
 
+// A pipeline whose every reply must succeed: the first server error reply
+// becomes Error::Kind::Server.
+Result<std::vector<Reply>> checkedPipeline(RedisConn& redis, const std::vector<Command>& commands);
+
 // Builds "<prefix><rest>", e.g. key(prefix, "q:", qid) -> "mg:q:3F2A81C0B1".
 std::string redisKey(const std::string& prefix, std::string_view a, std::string_view b = {});
 

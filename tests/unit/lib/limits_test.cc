@@ -12,13 +12,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class LimitsTest : public ::testing::Test {
+class LimitsTest : public mailgate::testing::RedisFixture {
  protected:
-  static void SetUpTestSuite() { server_ = new RedisServer(); }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
   void SetUp() override {
     ASSERT_TRUE(redis_.command({"FLUSHALL"}));
     account_.name = "acme";
@@ -31,12 +26,10 @@ class LimitsTest : public ::testing::Test {
     return r ? *r : LimitResult::Ok;
   }
 
-  static RedisServer* server_;
   RedisConn redis_{server_->settings()};
   StoreKeys keys_{"mg:"};
   AccountPolicy account_;
 };
-RedisServer* LimitsTest::server_ = nullptr;
 
 TEST_F(LimitsTest, NoLimitsNoRedisWork) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(consume(), LimitResult::Ok);

@@ -81,4 +81,15 @@ class RedisServer {
 };
 
 
+// A test suite with one redis-server for all its tests.
+class RedisFixture : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new RedisServer(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static inline RedisServer* server_ = nullptr;
+};
+
 }  // namespace mailgate::testing

@@ -13,16 +13,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class RedisTest : public ::testing::Test {
+class RedisTest : public mailgate::testing::RedisFixture {
  protected:
-  static void SetUpTestSuite() { server_ = new RedisServer(); }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  static RedisServer* server_;
 };
-RedisServer* RedisTest::server_ = nullptr;
 
 TEST_F(RedisTest, CommandAndPipeline) {
   RedisConn c(server_->settings());

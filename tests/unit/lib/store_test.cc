@@ -15,25 +15,18 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class StoreTest : public ::testing::Test {
+class StoreTest : public mailgate::testing::RedisFixture {
  protected:
-  static void SetUpTestSuite() { server_ = new RedisServer(); }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
   void SetUp() override { ASSERT_TRUE(redis_.command({"FLUSHALL"})); }
 
   Config config(const std::string& extra = "") {
     return parseConfig("auth_cache_ttl = 300ms\nauth_fail_limit = 3\n" + extra, "test.conf");
   }
 
-  static RedisServer* server_;
   RedisConn redis_{server_->settings()};
   StoreKeys keys_{"mg:"};
   Admin admin_{redis_, keys_};
 };
-RedisServer* StoreTest::server_ = nullptr;
 
 TEST_F(StoreTest, CreatedKeyIsFoundStoredOnlyAsHashAndRevocable) {
   ASSERT_TRUE(admin_.addAccount("acme", "news@acme.example"));
