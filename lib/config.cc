@@ -120,7 +120,7 @@ const std::vector<Param>& params() {
        }},
       {"policy_listen", "unix:/var/spool/postfix/private/mailgate-policy",
        [](Config& c, std::string_view v) { c.policy_listen = parseEndpointOrThrow(v, "inet"); }},
-      {"policy_workers", "2",
+      {"policy_workers", "4",
        [](Config& c, std::string_view v) {
          c.policy_workers = static_cast<unsigned>(parseUnsigned(v, 256, "expected 1 to 256"));
          if (c.policy_workers == 0) throw std::invalid_argument("expected 1 to 256");

@@ -43,7 +43,7 @@ struct Config {
   unsigned redis_pool_size = 8;
 
   Endpoint policy_listen;
-  unsigned policy_workers = 2;
+  unsigned policy_workers = 4;
   std::chrono::milliseconds policy_idle_timeout{330000};
   Endpoint auth_listen;
   std::chrono::milliseconds auth_cache_ttl{5000};
