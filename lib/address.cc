@@ -60,7 +60,7 @@ bool validAddressLiteral(std::string_view d) {
   if (d.size() < 3 || d.front() != '[' || d.back() != ']') return false;
   std::string inner(d.substr(1, d.size() - 2));
   unsigned char buf[16];
-  if (inner.rfind("IPv6:", 0) == 0) return inet_pton(AF_INET6, inner.c_str() + 5, buf) == 1;
+  if (toLower(inner.substr(0, 5)) == "ipv6:") return inet_pton(AF_INET6, inner.c_str() + 5, buf) == 1;
   return inet_pton(AF_INET, inner.c_str(), buf) == 1;
 }
 
@@ -89,7 +89,9 @@ std::vector<std::string> recipientForms(const Mailbox& rcpt, bool subaddress) {
   std::vector<std::string> forms{rcpt.str()};
   if (subaddress && rcpt.local.front() != '"') {
     size_t plus = rcpt.local.find('+');
-    if (plus != std::string::npos && plus > 0) forms.push_back(rcpt.local.substr(0, plus) + "@" + rcpt.domain);
+    if (plus != std::string::npos && validDotAtom(std::string_view(rcpt.local).substr(0, plus))) {
+      forms.push_back(rcpt.local.substr(0, plus) + "@" + rcpt.domain);
+    }
   }
   return forms;
 }

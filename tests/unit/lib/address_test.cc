@@ -30,11 +30,20 @@ TEST(Address, NormalisesTheDomainOnly) {
   EXPECT_EQ(m->str(), "John.Doe@example.com");
 }
 
+TEST(Address, NormalisedAddressLiteralsStillParse) {
+  auto m = parseMailbox("a@[IPv6:2001:DB8::1]");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->domain, "[ipv6:2001:db8::1]");
+  EXPECT_TRUE(parseMailbox(m->str()));  // found by tests/fuzz/fuzz_mailbox.cc
+}
+
 TEST(Address, RecipientForms) {
   auto m = *parseMailbox("bob+news@Example.NET");
   EXPECT_EQ(recipientForms(m, false), std::vector<std::string>{"bob+news@example.net"});
   EXPECT_EQ(recipientForms(m, true), (std::vector<std::string>{"bob+news@example.net", "bob@example.net"}));
   EXPECT_EQ(recipientForms(*parseMailbox("+x@example.net"), true), std::vector<std::string>{"+x@example.net"});
+  // A base that is no address ("a.") is not looked up (found by fuzz_mailbox).
+  EXPECT_EQ(recipientForms(*parseMailbox("a.+x@example.net"), true), std::vector<std::string>{"a.+x@example.net"});
 }
 
 TEST(Address, ParentDomains) {
