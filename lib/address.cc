@@ -7,17 +7,18 @@
 namespace mailgate {
 namespace {
 
-bool isAtext(char c) {
+bool isAtext(char c, bool utf8) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  if (utf8 && static_cast<unsigned char>(c) >= 0x80) return true;
   return std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
 }
 
-bool validDotAtom(std::string_view s) {
+bool validDotAtom(std::string_view s, bool utf8 = false) {
   if (s.empty() || s.front() == '.' || s.back() == '.') return false;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '.') {
       if (s[i - 1] == '.') return false;
-    } else if (!isAtext(s[i])) {
+    } else if (!isAtext(s[i], utf8)) {
       return false;
     }
   }
@@ -39,7 +40,7 @@ bool validQuoted(std::string_view s) {
   return true;
 }
 
-bool validHostname(std::string_view d) {
+bool validHostname(std::string_view d, bool utf8) {
   if (d.empty() || d.size() > 255) return false;
   size_t start = 0;
   while (start <= d.size()) {
@@ -47,7 +48,8 @@ bool validHostname(std::string_view d) {
     std::string_view label = d.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
     if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
     for (char c : label) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                (utf8 && static_cast<unsigned char>(c) >= 0x80);
       if (!ok) return false;
     }
     if (dot == std::string_view::npos) break;
@@ -74,14 +76,14 @@ std::string toLower(std::string_view s) {
   return out;
 }
 
-std::optional<Mailbox> parseMailbox(std::string_view text) {
+std::optional<Mailbox> parseMailbox(std::string_view text, bool utf8) {
   if (text.size() >= 2 && text.front() == '<' && text.back() == '>') text = text.substr(1, text.size() - 2);
   size_t at = text.rfind('@');
   if (at == std::string_view::npos) return std::nullopt;
   std::string_view local = text.substr(0, at), domain = text.substr(at + 1);
   if (local.empty() || local.size() > 64) return std::nullopt;
-  if (!validDotAtom(local) && !validQuoted(local)) return std::nullopt;
-  if (!validHostname(domain) && !validAddressLiteral(domain)) return std::nullopt;
+  if (!validDotAtom(local, utf8) && !validQuoted(local)) return std::nullopt;
+  if (!validHostname(domain, utf8) && !validAddressLiteral(domain)) return std::nullopt;
   return Mailbox{std::string(local), toLower(domain)};
 }
 

@@ -20,7 +20,9 @@ struct Mailbox {
 // Validates an RFC 5321 Mailbox: dot-atom or quoted-string local part (at
 // most 64 octets), "@", a hostname (LDH labels, at most 255 octets) or an
 // address literal. Surrounding <> are accepted. The empty address is invalid.
-std::optional<Mailbox> parseMailbox(std::string_view text);
+// `utf8` also accepts non-ASCII bytes in the local part and domain labels
+// (RFC 6531/6532 internationalised addresses, as headers may carry them).
+std::optional<Mailbox> parseMailbox(std::string_view text, bool utf8 = false);
 
 // The addresses a recipient is looked up under in stoplists and bounce sets:
 // itself and, when `subaddress` is on and the local part has a "+tag", the

@@ -1,0 +1,36 @@
+// header.h — RFC 5322 header parsing for the message rules: unfolding,
+// RFC 2047 encoded words, and address lists with display names, comments,
+// quoted local parts, groups and the obsolete forms senders still produce
+// (no angle brackets, "Name <addr> (comment)"). Pure code, fuzzed.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mailgate {
+
+// Folded header value -> one line (CRLF/LF + blanks become the blanks).
+std::string unfoldHeader(std::string_view value);
+
+// Decodes RFC 2047 encoded words (=?charset?B|Q?...?=) to their raw bytes;
+// text that is not a valid encoded word stays as it is.
+std::string decodeEncodedWords(std::string_view text);
+
+struct HeaderAddress {
+  std::string display;  // decoded display name, may be empty
+  std::string address;  // "local@domain", domain in lower case
+};
+
+// Every mailbox of an address-list header (From, To, Cc, Reply-To); group
+// names are dropped, their members kept. Unparseable parts are skipped.
+std::vector<HeaderAddress> parseAddressList(std::string_view value);
+
+// The first mailbox of a From value, or nullopt: an EMPTY-FROM message.
+std::optional<HeaderAddress> parseFrom(std::string_view value);
+
+// A header field value safe to emit: no CR, LF or NUL, at most `max` bytes.
+bool safeHeaderValue(std::string_view value, size_t max = 998);
+
+}  // namespace mailgate

@@ -1,0 +1,19 @@
+// fuzz_header.cc — libFuzzer target for RFC 5322/2047 header parsing: every
+// address it extracts must be a valid (UTF-8) mailbox.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "mailgate/address.h"
+#include "mailgate/header.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view in(reinterpret_cast<const char*>(data), size);
+  for (const auto& a : mailgate::parseAddressList(in)) {
+    if (!mailgate::parseMailbox(a.address, true)) abort();
+  }
+  mailgate::decodeEncodedWords(in);
+  mailgate::unfoldHeader(in);
+  return 0;
+}

@@ -1,0 +1,105 @@
+// header_test.cc — RFC 5322 From parsing over a table of real-world values
+// (display names, comments, quoted local parts, groups, encoded words, IDNs,
+// missing angle brackets, garbage), unfolding and RFC 2047 decoding.
+#include "mailgate/header.h"
+
+#include <gtest/gtest.h>
+
+using namespace mailgate;
+
+namespace {
+
+struct FromCase {
+  const char* value;
+  const char* address;  // "" = EMPTY-FROM
+  const char* display;
+};
+
+const FromCase kFromCases[] = {
+    {"alice@example.com", "alice@example.com", ""},
+    {"<alice@example.com>", "alice@example.com", ""},
+    {"Alice <alice@example.com>", "alice@example.com", "Alice"},
+    {"Alice Smith <alice@example.com>", "alice@example.com", "Alice Smith"},
+    {"\"Smith, Alice\" <alice@example.com>", "alice@example.com", "Smith, Alice"},
+    {"\"Alice \\\"Al\\\" Smith\" <alice@example.com>", "alice@example.com", "Alice \"Al\" Smith"},
+    {"alice@example.com (Alice Smith)", "alice@example.com", "Alice Smith"},
+    {"Alice <alice@example.com> (work)", "alice@example.com", "Alice"},
+    {"Alice (the boss) <alice@example.com>", "alice@example.com", "Alice"},
+    {"alice@EXAMPLE.COM", "alice@example.com", ""},
+    {"Alice.Smith@Example.com", "Alice.Smith@example.com", ""},
+    {"\"alice smith\"@example.com", "\"alice smith\"@example.com", ""},
+    {"\"quoted@at\"@example.com", "\"quoted@at\"@example.com", ""},
+    {"first.last+tag@sub.example.co.uk", "first.last+tag@sub.example.co.uk", ""},
+    {"=?UTF-8?B?0JjQstCw0L0=?= <ivan@example.ru>", "ivan@example.ru", "Иван"},
+    {"=?utf-8?q?Caf=C3=A9_Bar?= <cafe@example.fr>", "cafe@example.fr", "Café Bar"},
+    {"=?UTF-8?Q?a?= =?UTF-8?Q?b?= <ab@example.com>", "ab@example.com", "ab"},
+    {"=?ISO-8859-1?Q?Andr=E9?= Pirard <pirard@example.be>", "pirard@example.be", "Andr\xe9 Pirard"},
+    {"=?UTF-8?B?bm90IGFuIGFkZHJlc3M=?=", "", ""},
+    {"=?UTF-8?B?YWxpY2VAZXhhbXBsZS5jb20=?=", "", ""},
+    {"Sales Team", "", ""},
+    {"<>", "", ""},
+    {"", "", ""},
+    {"   ", "", ""},
+    {"undisclosed-recipients:;", "", ""},
+    {"Team: alice@example.com, bob@example.com;", "alice@example.com", ""},
+    {"Team: Alice <alice@example.com>;", "alice@example.com", "Alice"},
+    {"alice@example.com, bob@example.com", "alice@example.com", ""},
+    {"Alice\r\n <alice@example.com>", "alice@example.com", "Alice"},
+    {"Alice\n\t<alice@example.com>", "alice@example.com", "Alice"},
+    {"Иван <ivan@пример.рф>", "ivan@пример.рф", "Иван"},
+    {"ivan@xn--e1afmkfd.xn--p1ai", "ivan@xn--e1afmkfd.xn--p1ai", ""},
+    {"用户@例子.广告", "用户@例子.广告", ""},
+    {"alice@[192.0.2.1]", "alice@[192.0.2.1]", ""},
+    {"<@relay.example:alice@example.com>", "alice@example.com", ""},
+    {"alice", "", ""},
+    {"alice@", "", ""},
+    {"@example.com", "", ""},
+    {"alice@@example.com", "", ""},
+    {"alice@exa mple.com", "", ""},
+    {"<alice@example.com", "alice@example.com", ""},
+    {"Alice <alice@example.com>>", "alice@example.com", "Alice"},
+    {"Alice <not an address>", "", ""},
+    {"\"unterminated <alice@example.com>", "", ""},
+    {"(only a comment)", "", ""},
+    {"Shop <no-reply@shop.example>, Other <other@example.com>", "no-reply@shop.example", "Shop"},
+    {"a..b@example.com", "", ""},
+    {"Mr. John Q. Public <jqp@example.com>", "jqp@example.com", "Mr. John Q. Public"},
+};
+
+TEST(Header, FromTable) {
+  static_assert(sizeof kFromCases / sizeof kFromCases[0] >= 40);
+  for (const auto& c : kFromCases) {
+    auto from = parseFrom(c.value);
+    if (std::string(c.address).empty()) {
+      EXPECT_FALSE(from.has_value()) << "\"" << c.value << "\" gave " << (from ? from->address : "");
+      continue;
+    }
+    ASSERT_TRUE(from.has_value()) << "\"" << c.value << "\"";
+    EXPECT_EQ(from->address, c.address) << c.value;
+    EXPECT_EQ(from->display, c.display) << c.value;
+  }
+}
+
+TEST(Header, AddressLists) {
+  auto list = parseAddressList("a@x.example, \"B, b\" <b@y.example>, group: c@z.example, d@z.example;, e@w.example");
+  ASSERT_EQ(list.size(), 5u);
+  EXPECT_EQ(list[1].display, "B, b");
+  EXPECT_EQ(list[4].address, "e@w.example");
+}
+
+TEST(Header, UnfoldAndDecode) {
+  EXPECT_EQ(unfoldHeader("a\r\n b\n\tc"), "a b\tc");
+  EXPECT_EQ(decodeEncodedWords("=?UTF-8?B?SGVsbG8=?= world"), "Hello world");
+  EXPECT_EQ(decodeEncodedWords("=?bogus?= stays"), "=?bogus?= stays");
+  EXPECT_EQ(decodeEncodedWords("=?UTF-8?X?abc?="), "=?UTF-8?X?abc?=");
+  EXPECT_EQ(decodeEncodedWords("=?UTF-8?Q?a=2?="), "a=2");
+}
+
+TEST(Header, SafeValues) {
+  EXPECT_TRUE(safeHeaderValue("2026-11-25"));
+  EXPECT_FALSE(safeHeaderValue("a\r\nBcc: x@y"));
+  EXPECT_FALSE(safeHeaderValue(std::string("a\0b", 3)));
+  EXPECT_FALSE(safeHeaderValue(std::string(999, 'a')));
+}
+
+}  // namespace
