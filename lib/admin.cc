@@ -125,7 +125,7 @@ Result<NewKey> Admin::createKey(const std::string& account, bool smtp, bool sand
   if (!claimed) return claimed.error();
   if ((*claimed)->integer == 0) return invalid("key id collision, try again");
   auto r = redis_.pipeline({
-      {"HSET", keys_.keyId(k.view.id), "account", account},
+      {"HSET", keys_.keyId(k.view.id), "account", account, "sandbox", sandbox ? "1" : "0"},
       {"HSET", keys_.apiKey(sha), "account", account, "id", k.view.id, "smtp", smtp ? "1" : "0", "sandbox",
        sandbox ? "1" : "0", "created", k.view.created},
       {"SADD", keys_.accountKeys(account), k.view.id},

@@ -3,6 +3,7 @@
 // written once; errors name file, line and the bad value.
 #include "mailgate/config.h"
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -92,6 +93,36 @@ void checkMilterSpec(std::string_view v) {
   throw std::invalid_argument(what);
 }
 
+// "a, b c" -> {"a", "b", "c"}
+std::vector<std::string> parseList(std::string_view v) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < v.size()) {
+    size_t j = v.find_first_of(", \t", i);
+    if (j == std::string_view::npos) j = v.size();
+    if (j > i) out.emplace_back(v.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Header names: letters, digits and '-'; compared case-insensitively.
+std::vector<std::string> parseHeaderList(std::string_view v) {
+  auto names = parseList(v);
+  for (const auto& n : names) {
+    if (n.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos) {
+      throw std::invalid_argument("\"" + n + "\" is not a header name");
+    }
+  }
+  return names;
+}
+
 const std::vector<Param>& params() {
   static const std::vector<Param> kParams = {
       {"redis_server", "unix:/run/redis/redis-server.sock",
@@ -178,6 +209,36 @@ const std::vector<Param>& params() {
        [](Config& c, std::string_view v) {
          c.max_recipients = parseUnsigned(v, 1000000, "expected a number of recipients (0 = no limit)");
        }},
+      {"required_headers", "From, To, Subject, Date, Message-Id, MIME-Version, Content-Type",
+       [](Config& c, std::string_view v) { c.required_headers = parseHeaderList(v); }},
+      {"add_missing_headers", "Date, Message-Id",
+       [](Config& c, std::string_view v) {
+         c.add_missing_headers = parseHeaderList(v);
+         for (const auto& h : c.add_missing_headers) {
+           if (lower(h) != "date" && lower(h) != "message-id") {
+             throw std::invalid_argument("only Date and Message-Id can be added");
+           }
+         }
+       }},
+      {"empty_from", "mark",
+       [](Config& c, std::string_view v) {
+         auto mode = parseEmptyFromMode(v);
+         if (!mode) throw std::invalid_argument("expected mark, reject or rewrite");
+         c.empty_from = *mode;
+       }},
+      {"sink_recipients", "test@test.ru",
+       [](Config& c, std::string_view v) {
+         c.sink_recipients.clear();
+         for (const auto& a : parseList(v)) {
+           if (a.find('@') == std::string::npos) throw std::invalid_argument("\"" + a + "\" is not an address");
+           c.sink_recipients.push_back(lower(a));
+         }
+       }},
+      {"strip_tag_headers", "yes",
+       [](Config& c, std::string_view v) {
+         if (v != "yes" && v != "no") throw std::invalid_argument("expected yes or no");
+         c.strip_tag_headers = v == "yes";
+       }},
       {"queue_record_ttl", "7d",
        [](Config& c, std::string_view v) {
          c.queue_record_ttl = std::chrono::duration_cast<std::chrono::seconds>(parseDuration(v));
@@ -195,6 +256,13 @@ const Param* findParam(std::string_view name) {
 }
 
 }  // namespace
+
+std::optional<EmptyFromMode> parseEmptyFromMode(std::string_view v) {
+  if (v == "mark") return EmptyFromMode::Mark;
+  if (v == "reject") return EmptyFromMode::Reject;
+  if (v == "rewrite") return EmptyFromMode::Rewrite;
+  return std::nullopt;
+}
 
 std::string Endpoint::toString() const {
   if (kind == Kind::Unix) return "unix:" + path;

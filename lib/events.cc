@@ -45,8 +45,9 @@ Command xaddCommand(const Config& config, const Event& e) {
 std::vector<Command> queueRecordCommands(const Config& config, const QueueRecord& r) {
   std::string key = redisKey(config.redis_prefix, "q:", r.queue_id);
   return {
-      {"HSET", key, "account", r.account, "key", r.key_id, "campaign", r.campaign, "letter",
-       r.letter_id, "from", r.from, "time", std::to_string(r.time_ms), "nrcpt", std::to_string(r.nrcpt)},
+      {"HSET", key, "account", r.account, "key", r.key_id, "campaign", r.campaign, "letter", r.letter_id, "from",
+       r.from, "subject_sha256", r.subject_hash, "time", std::to_string(r.time_ms), "nrcpt",
+       std::to_string(r.nrcpt)},
       {"EXPIRE", key, std::to_string(config.queue_record_ttl.count())},
   };
 }
@@ -75,9 +76,35 @@ Event eventFromEntry(const redisReply* entry) {
   return e;
 }
 
-Status recordOutcome(RedisConn& redis, const Config& config, const Event& event,
+
+void setRefusal(Event& e, std::string_view reply) {
+  e.code = std::string(reply.substr(0, 3));
+  e.text = reply.size() > 4 ? std::string(reply.substr(4)) : "";
+  e.status = reply.starts_with("4") ? "tempfailed" : "rejected";
+}
+
+Status recordMessage(RedisConn& redis, const Config& config, const std::vector<Event>& events,
                      const QueueRecord* record) {
-  std::vector<Command> cmds{xaddCommand(config, event)};
+  std::vector<Command> cmds;
+  StoreKeys keys(config.redis_prefix);
+  bool error_listed = false;
+  for (const Event& e : events) {
+    cmds.push_back(xaddCommand(config, e));
+    if (e.account.empty()) continue;
+    if (e.status != "sink" && e.status != "sandbox") {
+      std::string stats = keys.stats(e.account, utcDate(e.time_ms));
+      cmds.push_back({"HINCRBY", stats, e.status, "1"});
+      if (!e.campaign.empty()) cmds.push_back({"HINCRBY", stats, e.campaign + ":" + e.status, "1"});
+      cmds.push_back({"EXPIRE", stats, std::to_string(400 * 86400)});
+    }
+    if ((e.status == "rejected" || e.status == "tempfailed") && !error_listed) {
+      nlohmann::json entry{{"time", e.time_ms}, {"qid", e.queue_id}, {"code", e.code},
+                           {"text", e.text},    {"from", e.from},    {"rcpt", e.rcpt}};
+      cmds.push_back({"LPUSH", keys.errors(e.account), entry.dump()});
+      cmds.push_back({"LTRIM", keys.errors(e.account), "0", "99"});
+      error_listed = true;
+    }
+  }
   if (record != nullptr) {
     for (auto& c : queueRecordCommands(config, *record)) cmds.push_back(std::move(c));
   }
@@ -86,27 +113,8 @@ Status recordOutcome(RedisConn& redis, const Config& config, const Event& event,
   return okStatus();
 }
 
-void setRefusal(Event& e, std::string_view reply) {
-  e.code = std::string(reply.substr(0, 3));
-  e.text = reply.size() > 4 ? std::string(reply.substr(4)) : "";
-  e.status = reply.starts_with("4") ? "tempfailed" : "rejected";
-}
-
 Status recordRefusal(RedisConn& redis, const Config& config, const Event& e) {
-  std::vector<Command> cmds{xaddCommand(config, e)};
-  if (!e.account.empty()) {
-    StoreKeys keys(config.redis_prefix);
-    std::string stats = keys.stats(e.account, utcDate(e.time_ms));
-    nlohmann::json entry{{"time", e.time_ms}, {"qid", e.queue_id}, {"code", e.code},
-                         {"text", e.text},    {"from", e.from},    {"rcpt", e.rcpt}};
-    cmds.push_back({"HINCRBY", stats, e.status, "1"});
-    cmds.push_back({"EXPIRE", stats, std::to_string(400 * 86400)});
-    cmds.push_back({"LPUSH", keys.errors(e.account), entry.dump()});
-    cmds.push_back({"LTRIM", keys.errors(e.account), "0", "99"});
-  }
-  auto replies = checkedPipeline(redis, cmds);
-  if (!replies) return replies.error();
-  return okStatus();
+  return recordMessage(redis, config, {e}, nullptr);
 }
 
 Result<std::vector<ErrorEntry>> latestErrors(RedisConn& redis, const Config& config, const std::string& account,

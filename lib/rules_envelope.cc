@@ -28,11 +28,16 @@ Verdict checkAccountState(const AccountPolicy& account) {
 Verdict checkSender(std::string_view sender, const AccountPolicy& account) {
   auto mailbox = parseMailbox(sender);
   if (!mailbox) return reject("550 5.1.7 invalid from email", "sender");
+  return checkSendingDomain(mailbox->domain, account);
+}
+
+Verdict checkSendingDomain(std::string_view domain_text, const AccountPolicy& account) {
+  std::string domain = toLower(domain_text);
   const DomainEntry* entry = nullptr;
-  if (auto it = account.domains.find(mailbox->domain); it != account.domains.end()) {
+  if (auto it = account.domains.find(domain); it != account.domains.end()) {
     entry = &it->second;
   } else {
-    for (const auto& parent : parentDomains(mailbox->domain)) {
+    for (const auto& parent : parentDomains(domain)) {
       auto p = account.domains.find(parent);
       if (p != account.domains.end() && p->second.subdomains) {
         entry = &p->second;

@@ -7,6 +7,7 @@
 #include "mailgate/address.h"
 #include "mailgate/crypto.h"
 #include "mailgate/rules_envelope.h"
+#include "mailgate/rules_message.h"
 
 namespace mailgate {
 namespace {
@@ -158,25 +159,46 @@ Result<AccountPolicy> Store::loadAccountPolicy(RedisConn& redis, const std::stri
   return policy;
 }
 
-Result<std::vector<std::pair<std::string, std::string>>> Store::suppressedRecipients(
-    RedisConn& redis, const std::string& account, const std::vector<std::string>& rcpts) {
+Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::string& account,
+                                                 const std::string& key_id, const std::string& from_domain,
+                                                 const std::string& campaign, const std::vector<std::string>& rcpts) {
+  static const char* kFields[] = {"state", "suppression", "subaddress", "empty_from", "default_sender"};
+  std::vector<Command> cmds{{"HMGET", keys_.account(account)}};
+  cmds[0].insert(cmds[0].end(), std::begin(kFields), std::end(kFields));
+  cmds.push_back({"SISMEMBER", keys_.blockedCampaigns(account), campaign});
+  cmds.push_back({"HGET", keys_.keyId(key_id.empty() ? "-" : key_id), "sandbox"});
+  std::vector<std::string> domains;
+  if (!from_domain.empty()) {
+    domains.push_back(toLower(from_domain));
+    for (auto& p : parentDomains(domains[0])) domains.push_back(std::move(p));
+    Command hmget{"HMGET", keys_.domains(account)};
+    hmget.insert(hmget.end(), domains.begin(), domains.end());
+    cmds.push_back(std::move(hmget));
+  }
   std::vector<std::string> forms = lookupForms(rcpts);
-  std::vector<Command> cmds{{"HMGET", keys_.account(account), "state", "suppression", "subaddress"}};
   addMembershipQueries(cmds, keys_, account, forms);
   auto replies = checkedPipeline(redis, cmds);
   if (!replies) return replies.error();
-  AccountPolicy policy;
+  MessageAccount data;
+  data.policy.name = account;
   const redisReply* fields = (*replies)[0].get();
-  static const char* kNames[] = {"state", "suppression", "subaddress"};
-  for (size_t i = 0; i < fields->elements && i < 3; ++i) policy.applyField(kNames[i], replyString(fields->element[i]));
-  std::vector<std::pair<std::string, std::string>> out;
-  if (policy.suppression != Suppression::AcceptAndDrop) return out;
-  applyMemberships(policy, *replies, 1, forms);
-  for (const auto& r : rcpts) {
-    Verdict v = checkRecipient(r, policy);
-    if (!v.rule.empty()) out.emplace_back(r, v.rule);
+  for (size_t i = 0; i < fields->elements && i < std::size(kFields); ++i) {
+    std::string value = replyString(fields->element[i]);
+    if (i == 3) data.empty_from = parseEmptyFromMode(value);
+    else if (i == 4) data.default_sender = value;
+    else if (fields->element[i]->type != REDIS_REPLY_NIL) data.policy.applyField(kFields[i], value);
   }
-  return out;
+  data.campaign_blocked = (*replies)[1]->integer == 1;
+  data.sandbox = replyString((*replies)[2].get()) == "1";
+  size_t next = 3;
+  if (!domains.empty()) {
+    const redisReply* entries = (*replies)[next++].get();
+    for (size_t i = 0; i < entries->elements && i < domains.size(); ++i) {
+      if (auto e = parseDomainEntry(replyString(entries->element[i]))) data.policy.domains[domains[i]] = *e;
+    }
+  }
+  applyMemberships(data.policy, *replies, next, forms);
+  return data;
 }
 
 Result<std::optional<std::string>> Store::accountForAddress(RedisConn& redis, std::string_view ip) {

@@ -1,6 +1,8 @@
 // callbacks.cc — libmilter callbacks: per-connection state behind
-// smfi_setpriv, envelope and header capture, and at end of message the
-// outcome record in Redis (or on_redis_failure). No exception crosses into C.
+// smfi_setpriv, envelope and header capture, and at end of message: load the
+// account's data (one round trip), run lib/rules_message.cc, apply the plan
+// (header edits, recipient removal, reject/discard) and record every outcome
+// (one round trip), or on_redis_failure. No exception crosses into C.
 #include "callbacks.h"
 
 #include <arpa/inet.h>
@@ -9,21 +11,29 @@
 #include <strings.h>
 #include <vector>
 
+#include <unistd.h>
+
+#include "mailgate/crypto.h"
 #include "mailgate/events.h"
 #include "mailgate/log.h"
+#include "mailgate/rules_envelope.h"
+#include "mailgate/rules_message.h"
 
 namespace mailgate::milter {
 namespace {
 
 MilterContext* g_context = nullptr;
 
+constexpr size_t kMaxHeaders = 10000;
+
 struct Message {
-  std::string sender, auth_user, header_from, header_to, subject;
+  std::string sender, auth_user;
   std::vector<std::string> rcpts;
+  HeaderList headers;
 };
 
 struct Connection {
-  std::string client, client_ip;
+  std::string client, client_ip, hostname;
   Message msg;
 };
 
@@ -84,6 +94,7 @@ sfsistat onConnect(SMFICTX* ctx, char* host, _SOCK_ADDR* addr) {
     Connection& c = ensureConn(ctx);
     c.client = host == nullptr ? "unknown" : host;
     c.client_ip = addressText(addr);
+    c.hostname = symval(ctx, "j");
     return SMFIS_CONTINUE;
   });
 }
@@ -108,23 +119,11 @@ sfsistat onEnvRcpt(SMFICTX* ctx, char** argv) {
 sfsistat onHeader(SMFICTX* ctx, char* name, char* value) {
   return guarded(ctx, "header", [&] {
     Message& m = ensureConn(ctx).msg;
-    std::string* slot = nullptr;
-    if (strcasecmp(name, "From") == 0) slot = &m.header_from;
-    else if (strcasecmp(name, "To") == 0) slot = &m.header_to;
-    else if (strcasecmp(name, "Subject") == 0) slot = &m.subject;
-    if (slot != nullptr && slot->empty() && value != nullptr) *slot = value;
+    if (m.headers.size() < kMaxHeaders) m.headers.emplace_back(name ? name : "", value ? value : "");
     return SMFIS_CONTINUE;
   });
 }
 
-std::string joined(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) {
-    if (!out.empty()) out += ',';
-    out += s;
-  }
-  return out;
-}
 
 // Redis failure at end of message: on_redis_failure decides.
 sfsistat onRedisFailure(SMFICTX* ctx, const Connection& c, const std::string& qid, const std::string& account,
@@ -143,6 +142,23 @@ sfsistat onRedisFailure(SMFICTX* ctx, const Connection& c, const std::string& qi
   return SMFIS_CONTINUE;
 }
 
+std::string localHostname() {
+  char buf[256] = "localhost";
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+// Applies the header edits of a plan; false when libmilter refused one.
+bool applyEdits(SMFICTX* ctx, const std::vector<HeaderEdit>& edits) {
+  for (const auto& e : edits) {
+    char* name = const_cast<char*>(e.name.c_str());
+    char* value = e.value.empty() ? nullptr : const_cast<char*>(e.value.c_str());
+    int rc = e.kind == HeaderEdit::Kind::Add ? smfi_addheader(ctx, name, value) : smfi_chgheader(ctx, name, e.index, value);
+    if (rc != MI_SUCCESS) return false;
+  }
+  return true;
+}
+
 sfsistat onEom(SMFICTX* ctx) {
   return guarded(ctx, "eom", [&] {
     Connection& c = ensureConn(ctx);
@@ -159,53 +175,112 @@ sfsistat onEom(SMFICTX* ctx) {
       account = pinned->value_or("");
     }
 
-    Event event;
-    event.time_ms = nowMillis();
-    event.queue_id = qid;
-    event.account = account;
-    event.key_id = key_id;
-    event.from = c.msg.sender;
+    int64_t now = nowMillis();
+    MessageFacts facts = extractFacts(c.msg.headers, config, now);
+    MessageAccount data;
+    if (!account.empty()) {
+      std::string from_domain = facts.from ? facts.from->address.substr(facts.from->address.rfind('@') + 1) : "";
+      auto loaded = g_context->store->loadMessageAccount(redis, account, key_id, from_domain, facts.campaign,
+                                                         c.msg.rcpts);
+      if (!loaded) return onRedisFailure(ctx, c, qid, account, loaded.error());
+      data = std::move(*loaded);
+    }
+
+    Event base;
+    base.time_ms = now;
+    base.queue_id = qid;
+    base.account = account;
+    base.key_id = key_id;
+    base.campaign = facts.campaign;
+    base.letter_id = facts.letter_id;
+    base.from = facts.from ? facts.from->address : kEmptyFrom;
+    std::vector<Event> events;
+    auto addEvent = [&](const std::string& rcpt, const std::string& status, const std::string& code,
+                        const std::string& text) {
+      Event e = base;
+      e.rcpt = rcpt;
+      e.status = status;
+      e.code = code;
+      e.text = text;
+      events.push_back(std::move(e));
+    };
 
     // accept-and-drop: recipients the policy let through because they are
-    // stopped or bounced are removed here and recorded as suppressed.
-    std::vector<std::string> kept = c.msg.rcpts;
-    if (!account.empty()) {
-      auto suppressed = g_context->store->suppressedRecipients(redis, account, c.msg.rcpts);
-      if (!suppressed) return onRedisFailure(ctx, c, qid, account, suppressed.error());
-      for (const auto& [rcpt, rule] : *suppressed) {
-        std::string bracketed = "<" + rcpt + ">";
-        if (smfi_delrcpt(ctx, bracketed.data()) != MI_SUCCESS) {
-          MG_LOG_WARN("%s: cannot remove recipient <%s>", qid.c_str(), printable(rcpt).c_str());
-          continue;
-        }
-        Event s = event;
-        s.rcpt = rcpt;
-        s.status = "suppressed";
-        s.text = rule;
-        if (Status st = recordOutcome(redis, config, s, nullptr); !st) {
-          return onRedisFailure(ctx, c, qid, account, st.error());
-        }
-        MG_LOG_INFO("%s: suppressed: to=<%s> account=%s rule=%s", qid.c_str(), printable(rcpt).c_str(),
-                    printable(account).c_str(), rule.c_str());
-        std::erase(kept, rcpt);
+    // stopped or bounced are removed and recorded as suppressed.
+    std::vector<std::string> kept;
+    for (const auto& rcpt : c.msg.rcpts) {
+      Verdict v = data.policy.suppression == Suppression::AcceptAndDrop ? checkRecipient(rcpt, data.policy) : dunno();
+      if (v.rule.empty()) {
+        kept.push_back(rcpt);
+        continue;
       }
-      if (kept.empty()) {
-        MG_LOG_INFO("%s: discard: no recipient left after suppression; account=%s", qid.c_str(),
-                    printable(account).c_str());
-        return SMFIS_DISCARD;
+      std::string bracketed = "<" + rcpt + ">";
+      if (smfi_delrcpt(ctx, bracketed.data()) != MI_SUCCESS) {
+        MG_LOG_WARN("%s: cannot remove recipient <%s>", qid.c_str(), printable(rcpt).c_str());
+        kept.push_back(rcpt);
+        continue;
       }
+      addEvent(rcpt, "suppressed", "", v.rule);
+      MG_LOG_INFO("%s: suppressed: to=<%s> account=%s rule=%s", qid.c_str(), printable(rcpt).c_str(),
+                  printable(account).c_str(), v.rule.c_str());
     }
 
-    event.rcpt = joined(kept);
-    event.status = "accepted";
-    event.code = "250";
-    QueueRecord record{qid, account, key_id, "", "", c.msg.sender, event.time_ms, static_cast<unsigned>(kept.size())};
-    if (Status stored = recordOutcome(redis, config, event, &record); !stored) {
-      return onRedisFailure(ctx, c, qid, account, stored.error());
+    if (kept.empty() && !events.empty()) {
+      if (Status st = recordMessage(redis, config, events, nullptr); !st) {
+        return onRedisFailure(ctx, c, qid, account, st.error());
+      }
+      MG_LOG_INFO("%s: discard: no recipient left after suppression; account=%s", qid.c_str(),
+                  printable(account).c_str());
+      return SMFIS_DISCARD;
     }
-    MG_LOG_INFO("%s: accepted: from=<%s> nrcpt=%zu account=%s key=%s header_from=\"%s\"", qid.c_str(),
-                printable(c.msg.sender).c_str(), kept.size(), printable(account).c_str(),
-                printable(key_id).c_str(), printable(c.msg.header_from).c_str());
+
+    std::string hostname = c.hostname.empty() ? localHostname() : c.hostname;
+    MessagePlan plan = decideMessage(facts, c.msg.headers, account, data, kept, config, now, hostname);
+    if (plan.verdict.action == Action::Reject) {
+      Event refusal = base;
+      setRefusal(refusal, plan.verdict.reply);
+      for (const auto& rcpt : kept) addEvent(rcpt, refusal.status, refusal.code, refusal.text);
+      if (Status st = recordMessage(redis, config, events, nullptr); !st) {
+        MG_LOG_WARN("%s: refusal not recorded: %s", qid.c_str(), st.error().message.c_str());
+      }
+      MG_LOG_INFO("%s: reject: END-OF-MESSAGE from %s: %s; from=<%s> header_from=<%s> account=%s key=%s "
+                  "campaign=%s rule=%s",
+                  qid.c_str(), printable(c.client).c_str(), plan.verdict.reply.c_str(), printable(c.msg.sender).c_str(),
+                  printable(base.from).c_str(), printable(account).c_str(), printable(key_id).c_str(),
+                  printable(base.campaign).c_str(), plan.verdict.rule.c_str());
+      std::string code = plan.verdict.reply.substr(0, 3), dsn = plan.verdict.reply.substr(4, 5);
+      std::string text = plan.verdict.reply.substr(10);
+      smfi_setreply(ctx, code.data(), dsn.data(), text.data());
+      return SMFIS_REJECT;
+    }
+
+    for (const auto& rcpt : plan.sink_rcpts) {
+      std::string bracketed = "<" + rcpt + ">";
+      if (plan.discard.empty() && smfi_delrcpt(ctx, bracketed.data()) != MI_SUCCESS) {
+        MG_LOG_WARN("%s: cannot remove sink recipient <%s>", qid.c_str(), printable(rcpt).c_str());
+      }
+      addEvent(rcpt, "sink", "250", "");
+    }
+    const std::string& status = plan.discard == "sandbox" ? plan.discard : "accepted";
+    for (const auto& rcpt : plan.deliver_rcpts) addEvent(rcpt, status, "250", "");
+    if (plan.discard.empty() && !applyEdits(ctx, plan.edits)) {
+      MG_LOG_WARN("%s: a header change was refused by the MTA", qid.c_str());
+    }
+    QueueRecord record{qid, account, key_id, facts.campaign, facts.letter_id, base.from,
+                       sha256Hex(facts.subject).substr(0, 16), now, static_cast<unsigned>(plan.deliver_rcpts.size())};
+    if (Status st = recordMessage(redis, config, events, plan.discard.empty() ? &record : nullptr); !st) {
+      return onRedisFailure(ctx, c, qid, account, st.error());
+    }
+    if (!plan.discard.empty()) {
+      MG_LOG_INFO("%s: discard (%s): from=<%s> nrcpt=%zu account=%s key=%s campaign=%s", qid.c_str(),
+                  plan.discard.c_str(), printable(c.msg.sender).c_str(), kept.size(), printable(account).c_str(),
+                  printable(key_id).c_str(), printable(base.campaign).c_str());
+      return SMFIS_DISCARD;
+    }
+    MG_LOG_INFO("%s: accepted: from=<%s> nrcpt=%zu account=%s key=%s header_from=<%s> campaign=%s letter=%s%s%s",
+                qid.c_str(), printable(c.msg.sender).c_str(), plan.deliver_rcpts.size(), printable(account).c_str(),
+                printable(key_id).c_str(), printable(base.from).c_str(), printable(base.campaign).c_str(),
+                printable(base.letter_id).c_str(), plan.rule.empty() ? "" : " ", plan.rule.c_str());
     return SMFIS_CONTINUE;
   });
 }
@@ -231,7 +306,7 @@ smfiDesc* milterDescription() {
   static smfiDesc desc = {
       const_cast<char*>("mailgate"),
       SMFI_VERSION,
-      SMFIF_DELRCPT,
+      SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_DELRCPT,
       onConnect,
       nullptr,  // helo
       onEnvFrom,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -31,6 +32,7 @@ struct Endpoint {
 
 enum class RedisFailure { TempFail, Accept };
 enum class AuthInternalError { Fail, Disconnect };
+enum class EmptyFromMode { Mark, Reject, Rewrite };
 
 struct Config {
   std::string path;  // file it was read from ("" for defaults)
@@ -59,6 +61,12 @@ struct Config {
   uint64_t max_message_size = 50 * 1024 * 1024;
   uint64_t max_recipients = 1000;
   std::chrono::seconds queue_record_ttl{7 * 24 * 3600};
+
+  std::vector<std::string> required_headers;     // canonical spelling, e.g. "Message-Id"
+  std::vector<std::string> add_missing_headers;  // subset the milter may add: Date, Message-Id
+  EmptyFromMode empty_from = EmptyFromMode::Mark;
+  std::vector<std::string> sink_recipients;      // lower case
+  bool strip_tag_headers = true;
 };
 
 // Reads and validates `path`. Throws ConfigError.
@@ -69,6 +77,8 @@ Config parseConfig(std::string_view text, const std::string& filename);
 
 // Names of all parameters, in documentation order (for tests and tools).
 std::vector<std::string> configParameterNames();
+
+std::optional<EmptyFromMode> parseEmptyFromMode(std::string_view text);
 
 // Parses `unix:/path` or `tcp:host:port` (Redis) / `inet:host:port` (listeners).
 // Returns false on a malformed spec. `tcp_word` is "tcp" or "inet".

@@ -24,7 +24,7 @@ struct Event {
 
 // What the milter knows about a queued message, stored as q:<queueid>.
 struct QueueRecord {
-  std::string queue_id, account, key_id, campaign, letter_id, from;
+  std::string queue_id, account, key_id, campaign, letter_id, from, subject_hash;
   int64_t time_ms = 0;
   unsigned nrcpt = 0;
 };
@@ -39,16 +39,19 @@ std::vector<Command> queueRecordCommands(const Config& config, const QueueRecord
 // Decodes one XRANGE/XREVRANGE entry ([id, [field, value, ...]]).
 Event eventFromEntry(const redisReply* entry);
 
-// Appends `event` and, when `record` is given, writes q:<queueid> — one round trip.
-Status recordOutcome(RedisConn& redis, const Config& config, const Event& event,
+// Records the decisions about one message in one round trip: an event each
+// (typically one per recipient), the account's day counters by status and by
+// campaign ("<status>", "<campaign>:<status>"; sink and sandbox are not
+// counted), the first refusal in the account's errors list, and q:<queueid>
+// when `record` is given.
+Status recordMessage(RedisConn& redis, const Config& config, const std::vector<Event>& events,
                      const QueueRecord* record);
 
 // Fills code ("550") and text ("5.0.0 Email is in the account stoplist")
 // from a full SMTP reply, and status rejected (5xx) or tempfailed (4xx).
 void setRefusal(Event& event, std::string_view reply);
 
-// Records a refusal: the event, and for a known account the day counter
-// (stats:{A}:<date> field <status>) and the last-100 errors list. One round trip.
+// Records one refusal (recordMessage with one event).
 Status recordRefusal(RedisConn& redis, const Config& config, const Event& event);
 
 // An account's latest refusals from its errors list, newest first.

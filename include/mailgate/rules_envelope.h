@@ -29,6 +29,8 @@ Verdict checkEnvelope(const PolicyRequest& request, const AccountPolicy& account
 // The individual rules, for tests and for the milter.
 Verdict checkAccountState(const AccountPolicy& account);
 Verdict checkSender(std::string_view sender, const AccountPolicy& account);
+// The sending-domain part of checkSender (also used for the header From).
+Verdict checkSendingDomain(std::string_view domain, const AccountPolicy& account);
 Verdict checkSize(uint64_t size, const AccountPolicy& account, const Config& config);
 Verdict checkRecipientCount(uint64_t count, const AccountPolicy& account, const Config& config);
 Verdict checkRecipient(std::string_view recipient, const AccountPolicy& account);

@@ -21,6 +21,7 @@ namespace mailgate {
 
 enum class AccountState { Active, Blocked, Deleted };
 struct AccountPolicy;
+struct MessageAccount;
 std::optional<AccountState> parseAccountState(std::string_view s);
 const char* accountStateName(AccountState s);
 
@@ -50,6 +51,7 @@ struct StoreKeys {
   std::string domains(std::string_view a) const { return account(a) + ":domains"; }
   std::string stoplist(std::string_view a) const { return account(a) + ":stop"; }
   std::string errors(std::string_view a) const { return account(a) + ":errors"; }
+  std::string blockedCampaigns(std::string_view a) const { return account(a) + ":blocked"; }
   std::string bounced(std::string_view a) const { return prefix_ + "bounced:{" + std::string(a) + "}"; }
   std::string bouncedGlobal() const { return prefix_ + "bounced"; }
   std::string stats(std::string_view a, std::string_view day) const {
@@ -86,11 +88,13 @@ class Store {
   Result<AccountPolicy> loadAccountPolicy(RedisConn& redis, const std::string& account,
                                           const std::string& sender_domain, const std::string& recipient);
 
-  // With suppression=accept-and-drop, the recipients (of `rcpts`) that are in
-  // the account's stoplist or a bounce set, with the rule that matched; empty
-  // otherwise. One round trip.
-  Result<std::vector<std::pair<std::string, std::string>>> suppressedRecipients(
-      RedisConn& redis, const std::string& account, const std::vector<std::string>& rcpts);
+  // What the message rules need at end of message, in one round trip: the
+  // account's state, EMPTY-FROM mode and default sender, the From domain's
+  // entries, whether `campaign` is blocked, whether the key is a sandbox key,
+  // and which recipients are in the stoplist or a bounce set.
+  Result<MessageAccount> loadMessageAccount(RedisConn& redis, const std::string& account, const std::string& key_id,
+                                            const std::string& from_domain, const std::string& campaign,
+                                            const std::vector<std::string>& rcpts);
 
   const StoreKeys& keys() const { return keys_; }
 

@@ -221,13 +221,17 @@ class Stack:
             return ""
 
     def swaks(self, *extra, to="bob@example.net", sender="alice@example.org", subject="e2e test",
-              key=None, user="", mech="PLAIN", body=None, port=None, tls=True):
+              key=None, user="", mech="PLAIN", body=None, port=None, tls=True, headers=None):
         """Sends one message; with `key`, with AUTH (the key is the password), over STARTTLS
-        unless tls is False. `port` defaults to the Postfix smtpd."""
+        unless tls is False. `port` defaults to the Postfix smtpd. swaks writes Date, To,
+        From, Subject and Message-Id; `headers` (default MIME-Version and Content-Type)
+        are added."""
         argv = ["swaks", "--server", "127.0.0.1", "--port", str(port or self.smtp_port), "--from", sender or "<>",
                 "--to", to, "--h-Subject", subject, "--timeout", "60"]
         if body is not None:
             argv += ["--body", body]
+        for h in (("MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8") if headers is None else headers):
+            argv += ["--add-header", h]
         if key is not None:
             argv += (["--tls"] if tls else []) + ["--auth", mech, "--auth-user", user, "--auth-password", key]
         argv += list(extra)

@@ -1,0 +1,76 @@
+// rules_message.h — the message rules of mailgate-milter (DESIGN.md
+// "Message rules"): required and duplicate headers, EMPTY-FROM, From domain,
+// campaign/letter tags, blocked campaigns, sink recipients and sandbox keys.
+// Pure: headers and the account's loaded data in, a MessagePlan out (the
+// verdict, the header edits, which recipients go where).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mailgate/account_policy.h"
+#include "mailgate/config.h"
+#include "mailgate/header.h"
+#include "mailgate/verdict.h"
+
+namespace mailgate {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;  // name, value as received
+
+constexpr const char* kEmptyFrom = "EMPTY-FROM";
+
+// What the headers say, before any account data is needed.
+struct MessageFacts {
+  std::optional<HeaderAddress> from;  // nullopt: EMPTY-FROM (or no From at all)
+  bool has_from = false;
+  std::string campaign;   // X-Campaign-Id, else the daily campaign YYYY-MM-DD (UTC)
+  std::string letter_id;  // X-Letter-Id, may be empty
+  std::string subject;
+  Verdict header_verdict;  // duplicate/missing headers, invalid tags (checked first)
+  std::vector<std::string> missing_to_add;  // Date / Message-Id the milter adds
+};
+
+MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64_t now_ms);
+
+// The account data the rules need, loaded by the milter in one round trip.
+struct MessageAccount {
+  AccountPolicy policy;  // state, domains (From domain and parents), stoplist/bounced hits
+  std::optional<EmptyFromMode> empty_from;  // account override of config empty_from
+  std::string default_sender;
+  bool campaign_blocked = false;
+  bool sandbox = false;  // the key is a sandbox key
+};
+
+struct HeaderEdit {
+  enum class Kind { Add, Change };  // Change with an empty value deletes
+  Kind kind;
+  std::string name;
+  int index = 1;  // Change: 1-based among headers of that name
+  std::string value;
+};
+
+struct MessagePlan {
+  Verdict verdict;            // Reject: refuse the message with verdict.reply
+  std::string discard;        // "sink" or "sandbox": accept and drop the message
+  std::vector<HeaderEdit> edits;
+  std::vector<std::string> sink_rcpts, deliver_rcpts;
+  std::string recorded_from;  // From address or EMPTY-FROM
+  std::string rule;           // for the log: empty_from=mark, ...
+};
+
+// `rcpts` are the envelope recipients left after suppression; `account`
+// may be empty (no AUTH and no allowed network): then only header rules apply.
+MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
+                          const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
+                          int64_t now_ms, const std::string& hostname);
+
+// [A-Za-z0-9_-]{1,128}
+bool validTag(std::string_view value);
+
+// RFC 5322 date in UTC ("Wed, 25 Nov 2026 23:30:00 +0000").
+std::string rfc5322Date(int64_t unix_ms);
+
+}  // namespace mailgate

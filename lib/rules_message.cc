@@ -1,0 +1,189 @@
+// rules_message.cc — every message rule of the milter, as pure functions over
+// the received headers and the account's data. The order of the checks is
+// the order of DESIGN.md "Message rules"; the first refusal wins.
+#include "mailgate/rules_message.h"
+
+#include <ctime>
+#include <strings.h>
+
+#include "mailgate/crypto.h"
+#include "mailgate/limits.h"
+#include "mailgate/rules_envelope.h"
+
+namespace mailgate {
+namespace {
+
+bool sameName(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+size_t countHeader(const HeaderList& headers, std::string_view name) {
+  size_t n = 0;
+  for (const auto& [k, v] : headers) n += sameName(k, name) ? 1 : 0;
+  return n;
+}
+
+const std::string* firstHeader(const HeaderList& headers, std::string_view name) {
+  for (const auto& [k, v] : headers) {
+    if (sameName(k, name)) return &v;
+  }
+  return nullptr;
+}
+
+bool contains(const std::vector<std::string>& list, std::string_view name) {
+  for (const auto& n : list) {
+    if (sameName(n, name)) return true;
+  }
+  return false;
+}
+
+Verdict reject(std::string reply, std::string rule) { return Verdict{Action::Reject, std::move(reply), std::move(rule)}; }
+
+// The display name as a header phrase: quoted when plain ASCII, else RFC 2047.
+std::string displayPhrase(const std::string& display) {
+  bool ascii = true;
+  for (unsigned char c : display) ascii = ascii && c >= 0x20 && c < 0x7f;
+  if (!ascii) return "=?UTF-8?B?" + base64Encode(display) + "?=";
+  std::string q = "\"";
+  for (char c : display) {
+    if (c == '"' || c == '\\') q += '\\';
+    q += c;
+  }
+  return q + "\"";
+}
+
+}  // namespace
+
+bool validTag(std::string_view v) {
+  if (v.empty() || v.size() > 128) return false;
+  for (char c : v) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string rfc5322Date(int64_t ms) {
+  time_t t = static_cast<time_t>(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  static const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char buf[64];
+  snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday], tm.tm_mday,
+           kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64_t now_ms) {
+  MessageFacts f;
+  for (const char* name : {"From", "Subject", "Date"}) {
+    if (countHeader(headers, name) > 1) {
+      f.header_verdict = reject(std::string("550 5.6.0 duplicate ") + name + ":", "duplicate_header");
+      break;
+    }
+  }
+  if (f.header_verdict.action == Action::Dunno) {
+    for (const auto& name : config.required_headers) {
+      if (countHeader(headers, name) > 0) continue;
+      if (contains(config.add_missing_headers, name)) {
+        f.missing_to_add.push_back(name);
+        continue;
+      }
+      f.header_verdict = reject("550 5.6.0 no " + name + ":", "missing_header");
+      break;
+    }
+  }
+  const std::string* campaign = firstHeader(headers, "X-Campaign-Id");
+  const std::string* letter = firstHeader(headers, "X-Letter-Id");
+  if (f.header_verdict.action == Action::Dunno && campaign && !validTag(unfoldHeader(*campaign))) {
+    f.header_verdict = reject("550 5.6.0 invalid X-Campaign-Id", "invalid_tag");
+  }
+  if (f.header_verdict.action == Action::Dunno && letter && !validTag(unfoldHeader(*letter))) {
+    f.header_verdict = reject("550 5.6.0 invalid X-Letter-Id", "invalid_tag");
+  }
+  f.campaign = campaign && validTag(unfoldHeader(*campaign)) ? unfoldHeader(*campaign) : utcDate(now_ms);
+  f.letter_id = letter && validTag(unfoldHeader(*letter)) ? unfoldHeader(*letter) : "";
+  if (const std::string* from = firstHeader(headers, "From")) {
+    f.has_from = true;
+    f.from = parseFrom(*from);
+  }
+  if (const std::string* subject = firstHeader(headers, "Subject")) f.subject = unfoldHeader(*subject);
+  return f;
+}
+
+MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
+                          const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
+                          int64_t now_ms, const std::string& hostname) {
+  MessagePlan plan;
+  plan.recorded_from = facts.from ? facts.from->address : kEmptyFrom;
+  if (facts.header_verdict.action != Action::Dunno) {
+    plan.verdict = facts.header_verdict;
+    return plan;
+  }
+  EmptyFromMode mode = data.empty_from.value_or(config.empty_from);
+  if (!facts.from && facts.has_from) {
+    if (mode == EmptyFromMode::Reject) {
+      plan.verdict = reject("550 5.6.0 no email in From:", "empty_from");
+      return plan;
+    }
+    if (mode == EmptyFromMode::Rewrite && !data.default_sender.empty()) {
+      // Keep the display name the sender gave ("Sales Team" <default@sender>).
+      std::string display = decodeEncodedWords(unfoldHeader(*firstHeader(headers, "From")));
+      std::string value = "<" + data.default_sender + ">";
+      size_t start = display.find_first_not_of(" \t");
+      if (start != std::string::npos && display.find_first_of("<>@") == std::string::npos) {
+        value = displayPhrase(display.substr(start, display.find_last_not_of(" \t") - start + 1)) + " " + value;
+      }
+      plan.edits.push_back({HeaderEdit::Kind::Change, "From", 1, value});
+      plan.rule = "empty_from=rewrite";
+    } else {
+      plan.edits.push_back({HeaderEdit::Kind::Add, "X-Mailgate-From", 1, kEmptyFrom});
+      plan.rule = mode == EmptyFromMode::Rewrite ? "empty_from=mark (account has no default sender)" : "empty_from=mark";
+    }
+  }
+  if (!account.empty()) {
+    if (facts.from) {
+      auto at = facts.from->address.rfind('@');
+      Verdict v = checkSendingDomain(facts.from->address.substr(at + 1), data.policy);
+      if (v.action != Action::Dunno) {
+        plan.verdict = v;
+        return plan;
+      }
+    }
+    if (data.campaign_blocked) {
+      plan.verdict = reject("550 5.7.1 issue is blocked", "campaign_blocked");
+      return plan;
+    }
+  }
+  for (const auto& name : facts.missing_to_add) {
+    if (sameName(name, "Date")) {
+      plan.edits.push_back({HeaderEdit::Kind::Add, "Date", 1, rfc5322Date(now_ms)});
+    } else {
+      plan.edits.push_back(
+          {HeaderEdit::Kind::Add, "Message-Id", 1, "<" + toHex(randomBytes(12)) + "@" + hostname + ">"});
+    }
+  }
+  if (config.strip_tag_headers) {
+    for (const char* name : {"X-Campaign-Id", "X-Letter-Id"}) {
+      // Delete from the last occurrence so the indexes stay valid.
+      for (size_t n = countHeader(headers, name); n > 0; --n) {
+        plan.edits.push_back({HeaderEdit::Kind::Change, name, static_cast<int>(n), ""});
+      }
+    }
+  }
+  if (!account.empty()) {
+    plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
+  }
+  for (const auto& r : rcpts) {
+    bool sink = false;
+    for (const auto& s : config.sink_recipients) sink = sink || sameName(s, r);
+    (sink ? plan.sink_rcpts : plan.deliver_rcpts).push_back(r);
+  }
+  if (data.sandbox) plan.discard = "sandbox";
+  else if (plan.deliver_rcpts.empty()) plan.discard = "sink";
+  return plan;
+}
+
+}  // namespace mailgate
