@@ -1,0 +1,185 @@
+// rules_message_test.cc — each message rule of the milter with its exact
+// reply, the EMPTY-FROM modes, tags and Feedback-ID, sink and sandbox.
+#include "mailgate/rules_message.h"
+
+#include <gtest/gtest.h>
+
+#include "mailgate/limits.h"
+
+using namespace mailgate;
+
+namespace {
+
+constexpr int64_t kNow = 1795650000000;  // 2026-11-25T...Z
+
+HeaderList standard(const std::string& from = "Shop <news@shop.example>") {
+  return {{"From", from},      {"To", "bob@example.net"}, {"Subject", "Hi"},  {"Date", "Wed, 25 Nov 2026 10:00:00 +0000"},
+          {"Message-Id", "<1@x>"}, {"MIME-Version", "1.0"},   {"Content-Type", "text/plain"}};
+}
+
+MessageAccount shopAccount() {
+  MessageAccount a;
+  a.policy.exists = true;
+  a.policy.state = AccountState::Active;
+  a.policy.domains["shop.example"] = DomainEntry{DomainStatus::Verified, false};
+  a.policy.domains["mod.example"] = DomainEntry{DomainStatus::OnModeration, false};
+  a.default_sender = "default@shop.example";
+  return a;
+}
+
+struct Rules {
+  Config config = parseConfig("", "t.conf");
+  MessagePlan plan(const HeaderList& h, const MessageAccount& a = shopAccount(),
+                   std::vector<std::string> rcpts = {"bob@example.net"}) {
+    MessageFacts f = extractFacts(h, config, kNow);
+    return decideMessage(f, h, "shop", a, rcpts, config, kNow, "mx.test");
+  }
+};
+
+const HeaderEdit* findEdit(const MessagePlan& p, const std::string& name) {
+  for (const auto& e : p.edits) {
+    if (e.name == name) return &e;
+  }
+  return nullptr;
+}
+
+TEST(RulesMessage, AcceptedMessageGetsFeedbackIdAndDailyCampaign) {
+  Rules r;
+  auto p = r.plan(standard());
+  EXPECT_EQ(p.verdict.action, Action::Dunno);
+  EXPECT_EQ(p.recorded_from, "news@shop.example");
+  ASSERT_NE(findEdit(p, "Feedback-ID"), nullptr);
+  EXPECT_EQ(findEdit(p, "Feedback-ID")->value, utcDate(kNow) + ":shop:mailgate");
+  EXPECT_EQ(p.deliver_rcpts, std::vector<std::string>{"bob@example.net"});
+  EXPECT_TRUE(p.discard.empty());
+}
+
+TEST(RulesMessage, MissingAndDuplicateHeaders) {
+  Rules r;
+  auto h = standard();
+  h.erase(h.begin() + 1);  // To
+  EXPECT_EQ(r.plan(h).verdict.reply, "550 5.6.0 no To:");
+  h = standard();
+  h.erase(h.begin() + 2);  // Subject
+  EXPECT_EQ(r.plan(h).verdict.reply, "550 5.6.0 no Subject:");
+  h = standard();
+  h.push_back({"subject", "again"});
+  EXPECT_EQ(r.plan(h).verdict.reply, "550 5.6.0 duplicate Subject:");
+  h = standard();
+  h.push_back({"From", "x@shop.example"});
+  EXPECT_EQ(r.plan(h).verdict.reply, "550 5.6.0 duplicate From:");
+  h = standard();
+  h.erase(h.begin());  // From
+  EXPECT_EQ(r.plan(h).verdict.reply, "550 5.6.0 no From:");
+}
+
+TEST(RulesMessage, DateAndMessageIdAreAddedWhenAllowed) {
+  Rules r;
+  HeaderList h = standard();
+  h.erase(h.begin() + 3, h.begin() + 5);  // Date, Message-Id
+  auto p = r.plan(h);
+  EXPECT_EQ(p.verdict.action, Action::Dunno);
+  ASSERT_NE(findEdit(p, "Date"), nullptr);
+  EXPECT_EQ(findEdit(p, "Date")->value, rfc5322Date(kNow));
+  ASSERT_NE(findEdit(p, "Message-Id"), nullptr);
+  EXPECT_TRUE(findEdit(p, "Message-Id")->value.ends_with("@mx.test>"));
+  r.config = parseConfig("add_missing_headers = Date\n", "t.conf");
+  EXPECT_EQ(r.plan(h).verdict.reply, "550 5.6.0 no Message-Id:");
+}
+
+TEST(RulesMessage, EmptyFromModes) {
+  Rules r;
+  auto p = r.plan(standard("Sales Team"));
+  EXPECT_EQ(p.verdict.action, Action::Dunno);
+  EXPECT_EQ(p.recorded_from, "EMPTY-FROM");
+  ASSERT_NE(findEdit(p, "X-Mailgate-From"), nullptr);
+  EXPECT_EQ(findEdit(p, "X-Mailgate-From")->value, "EMPTY-FROM");
+
+  MessageAccount a = shopAccount();
+  a.empty_from = EmptyFromMode::Reject;
+  EXPECT_EQ(r.plan(standard("<>"), a).verdict.reply, "550 5.6.0 no email in From:");
+
+  a.empty_from = EmptyFromMode::Rewrite;
+  p = r.plan(standard("Sales Team"), a);
+  ASSERT_NE(findEdit(p, "From"), nullptr);
+  EXPECT_EQ(findEdit(p, "From")->kind, HeaderEdit::Kind::Change);
+  EXPECT_EQ(findEdit(p, "From")->value, "\"Sales Team\" <default@shop.example>");
+  p = r.plan(standard("=?UTF-8?B?0JjQstCw0L0=?="), a);
+  EXPECT_EQ(findEdit(p, "From")->value, "=?UTF-8?B?0JjQstCw0L0=?= <default@shop.example>");
+  p = r.plan(standard("<>"), a);
+  EXPECT_EQ(findEdit(p, "From")->value, "<default@shop.example>");
+  a.default_sender.clear();
+  p = r.plan(standard("Sales Team"), a);
+  EXPECT_NE(findEdit(p, "X-Mailgate-From"), nullptr);  // nothing to rewrite to: marked
+}
+
+TEST(RulesMessage, FromDomainMustBeASendingDomain) {
+  Rules r;
+  EXPECT_EQ(r.plan(standard("a@other.example")).verdict.reply, "550 5.7.1 error/sender/unknown");
+  EXPECT_EQ(r.plan(standard("=?UTF-8?B?c2hvcC5leGFtcGxl?= <a@mod.example>")).verdict.reply,
+            "550 5.7.1 error/sender/onmoderation");
+  EXPECT_EQ(r.plan(standard("\"a@shop.example\" <a@other.example>")).verdict.reply,
+            "550 5.7.1 error/sender/unknown");
+}
+
+TEST(RulesMessage, Tags) {
+  Rules r;
+  auto h = standard();
+  h.push_back({"X-Campaign-Id", "spring_sale-2026"});
+  h.push_back({"X-Letter-Id", "L42"});
+  MessageFacts f = extractFacts(h, r.config, kNow);
+  EXPECT_EQ(f.campaign, "spring_sale-2026");
+  EXPECT_EQ(f.letter_id, "L42");
+  auto p = r.plan(h);
+  EXPECT_EQ(findEdit(p, "Feedback-ID")->value, "spring_sale-2026:shop:mailgate");
+  ASSERT_NE(findEdit(p, "X-Campaign-Id"), nullptr);
+  EXPECT_EQ(findEdit(p, "X-Campaign-Id")->value, "");  // deleted
+  r.config = parseConfig("strip_tag_headers = no\n", "t.conf");
+  EXPECT_EQ(findEdit(r.plan(h), "X-Campaign-Id"), nullptr);
+
+  for (const char* bad : {"has space", "", "semi;colon", "x\r\nBcc: evil@example.com", "ünï"}) {
+    auto hb = standard();
+    hb.push_back({"X-Campaign-Id", bad});
+    EXPECT_EQ(r.plan(hb).verdict.reply, "550 5.6.0 invalid X-Campaign-Id") << bad;
+  }
+  auto hl = standard();
+  hl.push_back({"X-Letter-Id", std::string(129, 'a')});
+  EXPECT_EQ(r.plan(hl).verdict.reply, "550 5.6.0 invalid X-Letter-Id");
+  EXPECT_TRUE(validTag(std::string(128, 'a')));
+}
+
+TEST(RulesMessage, BlockedCampaign) {
+  Rules r;
+  MessageAccount a = shopAccount();
+  a.campaign_blocked = true;
+  EXPECT_EQ(r.plan(standard(), a).verdict.reply, "550 5.7.1 issue is blocked");
+}
+
+TEST(RulesMessage, SinkAndSandbox) {
+  Rules r;
+  auto p = r.plan(standard(), shopAccount(), {"Test@Test.ru", "bob@example.net"});
+  EXPECT_EQ(p.sink_rcpts, std::vector<std::string>{"Test@Test.ru"});
+  EXPECT_EQ(p.deliver_rcpts, std::vector<std::string>{"bob@example.net"});
+  EXPECT_TRUE(p.discard.empty());
+  p = r.plan(standard(), shopAccount(), {"test@test.ru"});
+  EXPECT_EQ(p.discard, "sink");
+  MessageAccount a = shopAccount();
+  a.sandbox = true;
+  p = r.plan(standard(), a);
+  EXPECT_EQ(p.discard, "sandbox");
+  // A sandbox key's message is still checked first.
+  EXPECT_EQ(r.plan(standard("a@other.example"), a).verdict.reply, "550 5.7.1 error/sender/unknown");
+}
+
+TEST(RulesMessage, WithoutAnAccountOnlyHeaderRulesApply) {
+  Rules r;
+  HeaderList h = standard("a@anything.example");
+  MessageFacts f = extractFacts(h, r.config, kNow);
+  auto p = decideMessage(f, h, "", MessageAccount{}, {"b@example.net"}, r.config, kNow, "mx");
+  EXPECT_EQ(p.verdict.action, Action::Dunno);
+  EXPECT_EQ(findEdit(p, "Feedback-ID"), nullptr);
+}
+
+TEST(RulesMessage, Rfc5322Date) { EXPECT_EQ(rfc5322Date(0), "Thu, 01 Jan 1970 00:00:00 +0000"); }
+
+}  // namespace
