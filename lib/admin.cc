@@ -10,6 +10,7 @@
 #include "mailgate/address.h"
 #include "mailgate/cidr.h"
 #include "mailgate/crypto.h"
+#include "mailgate/rules_message.h"
 
 namespace mailgate {
 namespace {
@@ -84,6 +85,8 @@ Status Admin::setAccount(const std::string& name, const std::string& assignment)
     if (value != "reject" && value != "accept-and-drop") {
       return invalid("bad suppression \"" + value + "\": expected reject or accept-and-drop");
     }
+  } else if (key == "empty_from") {
+    if (!parseEmptyFromMode(value)) return invalid("bad empty_from \"" + value + "\": expected mark, reject or rewrite");
   } else if (key == "subaddress") {
     if (value != "yes" && value != "no") return invalid("bad subaddress \"" + value + "\": expected yes or no");
   } else if (key == "default_sender") {
@@ -91,7 +94,7 @@ Status Admin::setAccount(const std::string& name, const std::string& assignment)
       return invalid("bad default sender \"" + value + "\": expected local@domain");
     }
   } else {
-    return invalid("unknown account setting \"" + key + "\" (state, default_sender, suppression, subaddress)");
+    return invalid("unknown account setting \"" + key + "\" (state, default_sender, suppression, subaddress, empty_from)");
   }
   if (Status s = requireAccount(name); !s) return s;
   auto r = redis_.command({"HSET", keys_.account(name), key, value});
@@ -334,6 +337,22 @@ Status Admin::setLimit(const std::string& account, const std::string& key_id, co
   auto r = remove ? redis_.command({"HDEL", keys_.account(account), field})
                   : redis_.command({"HSET", keys_.account(account), field, value});
   if (!r) return r.error();
+  return okStatus();
+}
+
+Status Admin::blockCampaign(const std::string& account, const std::string& campaign) {
+  if (!validTag(campaign)) return invalid("bad campaign \"" + campaign + "\": expected [A-Za-z0-9_-]{1,128}");
+  if (Status s = requireAccount(account); !s) return s;
+  auto r = redis_.command({"SADD", keys_.blockedCampaigns(account), campaign});
+  if (!r) return r.error();
+  return okStatus();
+}
+
+Status Admin::unblockCampaign(const std::string& account, const std::string& campaign) {
+  if (Status s = requireAccount(account); !s) return s;
+  auto r = redis_.command({"SREM", keys_.blockedCampaigns(account), campaign});
+  if (!r) return r.error();
+  if ((*r)->integer == 0) return invalid("campaign " + campaign + " of account \"" + account + "\" is not blocked");
   return okStatus();
 }
 

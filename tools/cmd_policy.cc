@@ -1,4 +1,4 @@
-// cmd_policy.cc — `mailgatectl domain|stoplist|bounced|limit|errors ...`:
+// cmd_policy.cc — `mailgatectl domain|stoplist|bounced|limit|errors|campaign ...`:
 // the account data the envelope rules read, and the refusals they recorded.
 #include <iostream>
 
@@ -129,6 +129,18 @@ int cmdErrors(const Args& a) {
   std::vector<std::vector<std::string>> rows{{"TIME", "QUEUE-ID", "CODE", "TEXT", "FROM", "RCPT"}};
   for (const auto& e : errors) rows.push_back({isoTime(e.time_ms), e.queue_id, e.code, e.text, e.from, e.rcpt});
   printTable(rows);
+  return 0;
+}
+
+int cmdCampaign(const Args& a) {
+  if (a.words.size() != 4 || (a.words[1] != "block" && a.words[1] != "unblock")) {
+    usage("campaign block|unblock NAME CAMPAIGN");
+  }
+  Context ctx(a);
+  bool block = a.words[1] == "block";
+  orDie(block ? ctx.admin.blockCampaign(a.words[2], a.words[3]) : ctx.admin.unblockCampaign(a.words[2], a.words[3]));
+  done(a, "campaign " + a.words[3] + " of " + a.words[2] + (block ? " blocked" : " unblocked"),
+       {{"account", a.words[2]}, {"campaign", a.words[3]}, {"blocked", block}});
   return 0;
 }
 

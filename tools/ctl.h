@@ -66,5 +66,6 @@ int cmdStoplist(const Args& a);
 int cmdBounced(const Args& a);
 int cmdLimit(const Args& a);
 int cmdErrors(const Args& a);
+int cmdCampaign(const Args& a);
 
 }  // namespace mailgate::ctl

@@ -31,7 +31,8 @@ constexpr const char* kUsage =
     "  stoplist add|remove NAME ADDR | stoplist list NAME\n"
     "  bounced list [ADDR] | bounced remove ADDR   the hard-bounce list\n"
     "  limit set NAME [--key KEYID] rate=N/s|N/m|N/h daily=N rcpts=N size=N\n"
-    "  errors NAME [--last N]                      an account's latest refusals\n";
+    "  errors NAME [--last N]                      an account's latest refusals\n"
+    "  campaign block|unblock NAME CAMPAIGN        stop or resume a campaign\n";
 
 Args parseArgs(int argc, char** argv) {
   Args a;
@@ -136,6 +137,7 @@ int main(int argc, char** argv) {
   if (cmd == "bounced") return cmdBounced(a);
   if (cmd == "limit") return cmdLimit(a);
   if (cmd == "errors") return cmdErrors(a);
+  if (cmd == "campaign") return cmdCampaign(a);
   std::string all;
   for (const auto& w : a.words) all += (all.empty() ? "" : " ") + w;
   die("unknown command \"" + all + "\" (see mailgatectl --help)", 2);

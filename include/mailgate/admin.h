@@ -68,6 +68,10 @@ class Admin {
   // removes the limit); with `key_id`, only rate= and it applies to that key.
   Status setLimit(const std::string& account, const std::string& key_id, const std::string& assignment);
 
+  // Blocked campaigns: their messages get "550 5.7.1 issue is blocked".
+  Status blockCampaign(const std::string& account, const std::string& campaign);
+  Status unblockCampaign(const std::string& account, const std::string& campaign);
+
   // Returns the canonical CIDR text.
   Result<std::string> allowNet(const std::string& account, const std::string& cidr);
   Result<std::string> denyNet(const std::string& account, const std::string& cidr);

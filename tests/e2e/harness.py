@@ -221,17 +221,19 @@ class Stack:
             return ""
 
     def swaks(self, *extra, to="bob@example.net", sender="alice@example.org", subject="e2e test",
-              key=None, user="", mech="PLAIN", body=None, port=None, tls=True, headers=None):
+              key=None, user="", mech="PLAIN", body=None, port=None, tls=True, headers=None, data=None):
         """Sends one message; with `key`, with AUTH (the key is the password), over STARTTLS
         unless tls is False. `port` defaults to the Postfix smtpd. swaks writes Date, To,
         From, Subject and Message-Id; `headers` (default MIME-Version and Content-Type)
-        are added."""
+        are added. `data` replaces the whole message (header and body, LF line ends)."""
         argv = ["swaks", "--server", "127.0.0.1", "--port", str(port or self.smtp_port), "--from", sender or "<>",
                 "--to", to, "--h-Subject", subject, "--timeout", "60"]
         if body is not None:
             argv += ["--body", body]
+        if data is not None:
+            argv += ["--data", data]
         for h in (("MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8") if headers is None else headers):
-            argv += ["--add-header", h]
+            argv += ["--add-header", h] if data is None else []
         if key is not None:
             argv += (["--tls"] if tls else []) + ["--auth", mech, "--auth-user", user, "--auth-password", key]
         argv += list(extra)
@@ -251,6 +253,13 @@ class Stack:
         """The envelope recipients smtp-sink recorded (its X-Rcpt-Args lines)."""
         with open(path, errors="replace") as f:
             return re.findall(r"^X-Rcpt-Args: <([^>]*)>", f.read(), re.M)
+
+    def delivered_headers(self, path):
+        """The message header smtp-sink received (after its own X- lines and Received:)."""
+        with open(path, errors="replace") as f:
+            text = f.read()
+        header = text.split("\n\n", 1)[0]
+        return header[header.index("Received:"):] if "Received:" in header else header
 
     def wait_delivered(self, count=1, timeout=30):
         return wait_for(lambda: len(self.sink_messages()) >= count and self.sink_messages(),

@@ -1,0 +1,150 @@
+"""test_message.py — the message rules of mailgate-milter through a real
+private Postfix: every reply text exactly as the sender sees it (milter
+replies are sent verbatim), EMPTY-FROM in its three modes and tags as the
+sink receives them, sink and sandbox, blocked campaigns, and several
+messages in one SMTP session."""
+
+import smtplib
+import ssl
+import time
+import unittest
+
+from harness import Stack
+
+MESSAGE = ("From: {frm}\nTo: bob@example.net\nSubject: {subject}\nDate: Wed, 25 Nov 2026 10:00:00 +0000\n"
+           "Message-Id: <{subject}@shop.example>\nMIME-Version: 1.0\nContent-Type: text/plain\n{extra}\nbody\n")
+
+
+class Message(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack().start()
+        try:
+            cls.stack.make_account("shop", domains=("shop.example",))
+            cls.stack.ctl_ok("account", "set", "shop", "default_sender=default@shop.example")
+            cls.key, cls.key_id = cls.stack.make_key("shop", create_account=False)
+        except BaseException:
+            cls.stack.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def send(self, frm="Shop <news@shop.example>", subject="t", extra="", key=None, data=None, to="bob@example.net"):
+        data = data if data is not None else MESSAGE.format(frm=frm, subject=subject, extra=extra)
+        return self.stack.swaks(sender="news@shop.example", to=to, key=key or self.key, data=data)
+
+    def delivered(self, out):
+        qid = self.stack.queue_id(out)
+        self.assertIsNotNone(qid, out)
+        for _ in range(100):
+            for path in self.stack.sink_messages():
+                header = self.stack.delivered_headers(path)
+                if qid in header:
+                    return qid, header
+            time.sleep(0.1)
+        self.fail("message %s not delivered" % qid)
+
+    def events_of(self, qid):
+        return [e for e in self.stack.events(200) if e["queue_id"] == qid]
+
+    def test_reply_texts(self):
+        no_to = MESSAGE.format(frm="news@shop.example", subject="t", extra="").replace("To: bob@example.net\n", "")
+        self.assertIn("<~* 550 5.6.0 no To:", self.send(data=no_to))
+        self.assertIn("<~* 550 5.6.0 duplicate Subject:", self.send(extra="Subject: again"))
+        self.assertIn("<~* 550 5.7.1 error/sender/unknown", self.send(frm="a@elsewhere.example"))
+        self.assertIn("<~* 550 5.6.0 invalid X-Campaign-Id", self.send(extra="X-Campaign-Id: not valid!"))
+        self.assertIn("<~* 550 5.6.0 invalid X-Letter-Id", self.send(extra="X-Letter-Id: " + "x" * 129))
+        errors = self.stack.ctl("errors", "shop").stdout
+        self.assertIn("5.6.0 invalid X-Letter-Id", errors)
+
+    def test_empty_from_modes(self):
+        qid, header = self.delivered(self.send(frm="Sales Team"))
+        self.assertIn("X-Mailgate-From: EMPTY-FROM", header)
+        self.assertIn("From: Sales Team", header)
+        self.assertEqual(self.events_of(qid)[0]["from"], "EMPTY-FROM")
+
+        self.stack.ctl_ok("account", "set", "shop", "empty_from=rewrite")
+        qid, header = self.delivered(self.send(frm="Sales Team"))
+        self.assertIn('From: "Sales Team" <default@shop.example>', header)
+        self.assertNotIn("X-Mailgate-From", header)
+        self.assertEqual(self.events_of(qid)[0]["from"], "EMPTY-FROM")
+
+        self.stack.ctl_ok("account", "set", "shop", "empty_from=reject")
+        self.assertIn("<~* 550 5.6.0 no email in From:", self.send(frm="<>"))
+        self.stack.ctl_ok("account", "set", "shop", "empty_from=mark")
+
+    def test_tags_feedback_id_and_added_headers(self):
+        data = ("From: news@shop.example\nTo: bob@example.net\nSubject: tags\nMIME-Version: 1.0\n"
+                "Content-Type: text/plain\nX-Campaign-Id: spring-2026\nX-Letter-Id: L_42\n\nbody\n")
+        qid, header = self.delivered(self.send(data=data))
+        self.assertIn("Feedback-ID: spring-2026:shop:mailgate", header)
+        self.assertNotIn("X-Campaign-Id", header)
+        self.assertNotIn("X-Letter-Id", header)
+        self.assertIn("Date: ", header)        # added by the milter
+        self.assertIn("Message-Id: <", header)  # added by the milter
+        e = self.events_of(qid)[0]
+        self.assertEqual((e["campaign"], e["letter_id"], e["status"]), ("spring-2026", "L_42", "accepted"))
+        record = self.stack.redis("HGET", "mg:q:" + qid, "campaign").strip()
+        self.assertEqual(record, "spring-2026")
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        self.assertEqual(self.stack.redis("HGET", "mg:stats:{shop}:" + day, "spring-2026:accepted").strip(), "1")
+
+    def test_daily_campaign_when_untagged(self):
+        qid, header = self.delivered(self.send())
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        self.assertIn("Feedback-ID: %s:shop:mailgate" % day, header)
+
+    def test_blocked_campaign(self):
+        self.stack.ctl_ok("campaign", "block", "shop", "bad-campaign")
+        self.assertIn("<~* 550 5.7.1 issue is blocked", self.send(extra="X-Campaign-Id: bad-campaign"))
+        self.stack.ctl_ok("campaign", "unblock", "shop", "bad-campaign")
+        self.delivered(self.send(extra="X-Campaign-Id: bad-campaign"))
+
+    def test_sink_and_sandbox_deliver_nothing(self):
+        before = len(self.stack.sink_messages())
+        out = self.send(to="test@test.ru")
+        sink_qid = self.stack.queue_id(out)
+        self.assertIsNotNone(sink_qid, out)
+        sandbox_key, _ = self.stack.make_key("shop", "--sandbox", create_account=False)
+        out = self.send(key=sandbox_key)
+        sandbox_qid = self.stack.queue_id(out)
+        self.assertIsNotNone(sandbox_qid, out)
+        # A sandbox key's message is still checked.
+        self.assertIn("<~* 550 5.7.1 error/sender/unknown", self.send(key=sandbox_key, frm="a@elsewhere.example"))
+        time.sleep(1.5)
+        self.assertEqual(len(self.stack.sink_messages()), before)
+        self.assertEqual([e["status"] for e in self.events_of(sink_qid)], ["sink"])
+        self.assertEqual([e["status"] for e in self.events_of(sandbox_qid)], ["sandbox"])
+        # Mixed: the sink recipient is removed, the other is delivered.
+        qid, _ = self.delivered(self.send(to="test@test.ru,carol@example.net"))
+        self.assertEqual(sorted(e["status"] for e in self.events_of(qid)), ["accepted", "sink"])
+
+    def test_several_messages_in_one_session(self):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with smtplib.SMTP("127.0.0.1", self.stack.smtp_port, timeout=30) as smtp:
+            smtp.starttls(context=context)
+            smtp.login("", self.key)  # AUTH PLAIN with an empty username
+            ok1 = smtp.sendmail("news@shop.example", ["one@example.net"],
+                                MESSAGE.format(frm="news@shop.example", subject="one", extra=""))
+            with self.assertRaises(smtplib.SMTPDataError) as refused:
+                smtp.sendmail("news@shop.example", ["two@example.net"],
+                              MESSAGE.format(frm="a@elsewhere.example", subject="two", extra=""))
+            self.assertEqual(refused.exception.smtp_code, 550)
+            self.assertEqual(refused.exception.smtp_error, b"5.7.1 error/sender/unknown")
+            smtp.rset()
+            ok3 = smtp.sendmail("news@shop.example", ["three@example.net"],
+                                MESSAGE.format(frm="Shop <news@shop.example>", subject="three", extra=""))
+        self.assertEqual((ok1, ok3), ({}, {}))
+        events = self.stack.events(50)
+        rcpts = {e["rcpt"]: e["status"] for e in events}
+        self.assertEqual(rcpts.get("one@example.net"), "accepted")
+        self.assertEqual(rcpts.get("two@example.net"), "rejected")
+        self.assertEqual(rcpts.get("three@example.net"), "accepted")
+
+
+if __name__ == "__main__":
+    unittest.main()
