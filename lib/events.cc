@@ -2,6 +2,7 @@
 // decodes stream entries for mailgatectl, and writes them in one pipeline.
 #include "mailgate/events.h"
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -139,6 +140,44 @@ Result<std::vector<Event>> latestEvents(RedisConn& redis, const Config& config, 
   if ((*r)->type != REDIS_REPLY_ARRAY) return events;
   for (size_t i = 0; i < (*r)->elements; ++i) events.push_back(eventFromEntry((*r)->element[i]));
   return events;
+}
+
+}  // namespace mailgate
+
+namespace mailgate {
+
+Result<std::vector<Event>> eventsAfter(RedisConn& redis, const Config& config, const std::string& after,
+                                       unsigned block_ms) {
+  auto r = redis.command({"XREAD", "COUNT", "1000", "BLOCK", std::to_string(block_ms), "STREAMS",
+                          eventsStreamKey(config), after});
+  if (!r) return r.error();
+  std::vector<Event> events;
+  // [[stream, [entry...]]] or nil on timeout
+  if ((*r)->type != REDIS_REPLY_ARRAY || (*r)->elements == 0) return events;
+  const redisReply* entries = (*r)->element[0]->element[1];
+  for (size_t i = 0; i < entries->elements; ++i) events.push_back(eventFromEntry(entries->element[i]));
+  return events;
+}
+
+Result<std::vector<Event>> eventsOfMessage(RedisConn& redis, const Config& config, const std::string& queue_id,
+                                           unsigned scan) {
+  std::vector<Event> found;
+  std::string end = "+";
+  unsigned seen = 0;
+  while (seen < scan) {
+    auto r = redis.command({"XREVRANGE", eventsStreamKey(config), end, "-", "COUNT", "1000"});
+    if (!r) return r.error();
+    if ((*r)->elements == 0) break;
+    for (size_t i = 0; i < (*r)->elements; ++i) {
+      Event e = eventFromEntry((*r)->element[i]);
+      if (e.queue_id == queue_id) found.push_back(e);
+      end = "(" + e.id;
+    }
+    seen += static_cast<unsigned>((*r)->elements);
+    if ((*r)->elements < 1000) break;
+  }
+  std::reverse(found.begin(), found.end());
+  return found;
 }
 
 }  // namespace mailgate

@@ -1,8 +1,12 @@
-// cmd_events.cc — `mailgatectl config check` and `mailgatectl events`.
+// cmd_events.cc — `mailgatectl config check`, `events` (with --follow),
+// `message QUEUEID` and `stats`: reading what the daemons recorded.
+#include <algorithm>
 #include <iostream>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "mailgate/events.h"
+#include "mailgate/limits.h"
 
 namespace mailgate::ctl {
 
@@ -13,30 +17,133 @@ int cmdConfigCheck(const Args& a) {
   return 0;
 }
 
+namespace {
+
+nlohmann::json eventJson(const Event& e) {
+  return {{"id", e.id},         {"time", isoTime(e.time_ms)}, {"queue_id", e.queue_id}, {"status", e.status},
+          {"account", e.account}, {"key_id", e.key_id},       {"campaign", e.campaign}, {"letter_id", e.letter_id},
+          {"from", e.from},     {"rcpt", e.rcpt},             {"code", e.code},         {"text", e.text}};
+}
+
+std::vector<std::string> eventRow(const Event& e) {
+  return {isoTime(e.time_ms), e.queue_id, e.status, e.account, e.key_id, e.campaign, e.from, e.rcpt, e.code, e.text};
+}
+
+const std::vector<std::string> kEventHeader{"TIME",     "QUEUE-ID", "STATUS", "ACCOUNT", "KEY",
+                                            "CAMPAIGN", "FROM",     "RCPT",   "CODE",    "TEXT"};
+
+void printEvents(const Args& a, const std::vector<Event>& events, bool header) {
+  if (a.json) {
+    for (const Event& e : events) std::cout << eventJson(e).dump() << "\n";
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  if (header) rows.push_back(kEventHeader);
+  for (const Event& e : events) rows.push_back(eventRow(e));
+  printTable(rows);
+}
+
+}  // namespace
+
 int cmdEvents(const Args& a) {
-  expectWords(a, 1, "events [--count N]");
+  expectWords(a, 1, "events [--count N] [--account NAME] [--follow]");
   Config c = loadOrDie(a);
   RedisConn redis(RedisSettings::fromConfig(c));
-  auto events = latestEvents(redis, c, a.count);
-  if (!events) die(events.error().message);
-  if (a.json) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const Event& e : *events) {
-      out.push_back({{"id", e.id}, {"time", isoTime(e.time_ms)}, {"queue_id", e.queue_id},
-                     {"status", e.status}, {"account", e.account}, {"key_id", e.key_id},
-                     {"campaign", e.campaign}, {"letter_id", e.letter_id}, {"from", e.from},
-                     {"rcpt", e.rcpt}, {"code", e.code}, {"text", e.text}});
+  auto latest = orDie(latestEvents(redis, c, a.count));
+  std::vector<Event> events;
+  for (auto& e : latest) {
+    if (a.account.empty() || e.account == a.account) events.push_back(std::move(e));
+  }
+  if (!a.follow) {
+    if (a.json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const Event& e : events) out.push_back(eventJson(e));
+      printJson(out);
+      return 0;
     }
-    printJson(out);
+    printEvents(a, events, true);
+    if (events.empty()) std::cout << "(no events)\n";
     return 0;
   }
-  std::vector<std::vector<std::string>> rows{
-      {"TIME", "QUEUE-ID", "STATUS", "ACCOUNT", "KEY", "FROM", "RCPT", "CODE", "TEXT"}};
-  for (const Event& e : *events) {
-    rows.push_back({isoTime(e.time_ms), e.queue_id, e.status, e.account, e.key_id, e.from, e.rcpt, e.code, e.text});
+  // --follow: oldest first, then new events as they arrive (one line each).
+  std::reverse(events.begin(), events.end());
+  printEvents(a, events, true);
+  std::string last = latest.empty() ? "$" : latest.front().id;
+  RedisSettings slow = RedisSettings::fromConfig(c);
+  slow.timeout = std::chrono::milliseconds(10000);
+  RedisConn follower(slow);
+  while (true) {
+    auto more = eventsAfter(follower, c, last, 5000);
+    if (!more) {
+      std::cerr << "mailgatectl: " << more.error().message << " (retrying)\n";
+      sleep(1);
+      continue;
+    }
+    std::vector<Event> shown;
+    for (auto& e : *more) {
+      last = e.id;
+      if (a.account.empty() || e.account == a.account) shown.push_back(std::move(e));
+    }
+    printEvents(a, shown, false);
+    std::cout.flush();
+  }
+}
+
+int cmdMessage(const Args& a) {
+  expectWords(a, 2, "message QUEUEID");
+  Config c = loadOrDie(a);
+  RedisConn redis(RedisSettings::fromConfig(c));
+  const std::string& qid = a.words[1];
+  auto record = orDie(redis.command({"HGETALL", redisKey(c.redis_prefix, "q:", qid)}));
+  auto events = orDie(eventsOfMessage(redis, c, qid, 100000));
+  if (record->elements == 0 && events.empty()) die("no record of queue id " + qid);
+  if (a.json) {
+    nlohmann::json rec = nlohmann::json::object();
+    for (size_t i = 0; i + 1 < record->elements; i += 2) {
+      rec[replyString(record->element[i])] = replyString(record->element[i + 1]);
+    }
+    nlohmann::json evs = nlohmann::json::array();
+    for (const Event& e : events) evs.push_back(eventJson(e));
+    printJson({{"queue_id", qid}, {"record", rec}, {"events", evs}});
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows{{"queue id:", qid}};
+  for (size_t i = 0; i + 1 < record->elements; i += 2) {
+    rows.push_back({replyString(record->element[i]) + ":", replyString(record->element[i + 1])});
   }
   printTable(rows);
-  if (events->empty()) std::cout << "(no events)\n";
+  std::cout << "\n";
+  printEvents(a, events, true);
+  return 0;
+}
+
+int cmdStats(const Args& a) {
+  expectWords(a, 2, "stats NAME [--day YYYY-MM-DD] [--campaign C]");
+  Config c = loadOrDie(a);
+  RedisConn redis(RedisSettings::fromConfig(c));
+  std::string day = a.day.empty() ? utcDate(nowMillis()) : a.day;
+  StoreKeys keys(c.redis_prefix);
+  auto r = orDie(redis.command({"HGETALL", keys.stats(a.words[1], day)}));
+  std::string prefix = a.campaign.empty() ? "" : a.campaign + ":";
+  std::vector<std::pair<std::string, std::string>> counts;
+  for (size_t i = 0; i + 1 < r->elements; i += 2) {
+    std::string field = replyString(r->element[i]);
+    bool campaign_field = field.find(':') != std::string::npos;
+    if (prefix.empty() ? campaign_field : !field.starts_with(prefix)) continue;
+    counts.emplace_back(field.substr(prefix.size()), replyString(r->element[i + 1]));
+  }
+  std::sort(counts.begin(), counts.end());
+  if (a.json) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [status, n] : counts) out[status] = std::stoll(n);
+    printJson({{"account", a.words[1]}, {"day", day}, {"campaign", a.campaign}, {"counts", out}});
+    return 0;
+  }
+  std::cout << "account " << a.words[1] << ", " << day << (a.campaign.empty() ? "" : ", campaign " + a.campaign)
+            << "\n";
+  std::vector<std::vector<std::string>> rows{{"STATUS", "COUNT"}};
+  for (const auto& [status, n] : counts) rows.push_back({status, n});
+  printTable(rows);
   return 0;
 }
 

@@ -20,6 +20,8 @@ struct Args {
   std::string default_sender;
   bool no_smtp = false, sandbox = false;
   std::string status, key_id;
+  std::string account, day, campaign;  // --account, --day, --campaign
+  bool follow = false;
   std::optional<bool> subdomains;
   std::vector<std::string> words;  // command words and positional arguments
 };
@@ -67,5 +69,7 @@ int cmdBounced(const Args& a);
 int cmdLimit(const Args& a);
 int cmdErrors(const Args& a);
 int cmdCampaign(const Args& a);
+int cmdStats(const Args& a);
+int cmdMessage(const Args& a);
 
 }  // namespace mailgate::ctl

@@ -16,7 +16,9 @@ constexpr const char* kUsage =
     "usage: mailgatectl [-c config_file] [--json] COMMAND\n"
     "commands:\n"
     "  config check                                validate the configuration file\n"
-    "  events [--count N]                          latest outcome events (default 20)\n"
+    "  events [--count N] [--account NAME] [--follow]   latest outcome events (default 20)\n"
+    "  message QUEUEID                             everything recorded about one message\n"
+    "  stats NAME [--day YYYY-MM-DD] [--campaign C]   counts by status\n"
     "  account add NAME [--default-sender ADDR]    create an account\n"
     "  account set NAME key=value                  state=active|blocked|deleted, default_sender=ADDR\n"
     "  account show NAME                           show an account\n"
@@ -52,6 +54,10 @@ Args parseArgs(int argc, char** argv) {
     else if (arg == "--subdomains") a.subdomains = true;
     else if (arg == "--no-subdomains") a.subdomains = false;
     else if (arg == "--key") a.key_id = value();
+    else if (arg == "--account") a.account = value();
+    else if (arg == "--day") a.day = value();
+    else if (arg == "--campaign") a.campaign = value();
+    else if (arg == "--follow") a.follow = true;
     else if (arg == "--count" || arg == "--last") {
       std::string v = value();
       char* end = nullptr;
@@ -138,6 +144,8 @@ int main(int argc, char** argv) {
   if (cmd == "limit") return cmdLimit(a);
   if (cmd == "errors") return cmdErrors(a);
   if (cmd == "campaign") return cmdCampaign(a);
+  if (cmd == "stats") return cmdStats(a);
+  if (cmd == "message") return cmdMessage(a);
   std::string all;
   for (const auto& w : a.words) all += (all.empty() ? "" : " ") + w;
   die("unknown command \"" + all + "\" (see mailgatectl --help)", 2);

@@ -62,6 +62,15 @@ struct ErrorEntry {
 Result<std::vector<ErrorEntry>> latestErrors(RedisConn& redis, const Config& config, const std::string& account,
                                              unsigned count);
 
+// Events after stream id `after` ("$" = only new ones), waiting up to
+// `block_ms` (use a connection whose timeout is longer).
+Result<std::vector<Event>> eventsAfter(RedisConn& redis, const Config& config, const std::string& after,
+                                       unsigned block_ms);
+
+// The events of one queue id among the latest `scan` entries, oldest first.
+Result<std::vector<Event>> eventsOfMessage(RedisConn& redis, const Config& config, const std::string& queue_id,
+                                           unsigned scan);
+
 // The latest `count` events, newest first.
 Result<std::vector<Event>> latestEvents(RedisConn& redis, const Config& config, unsigned count);
 

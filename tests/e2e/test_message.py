@@ -5,6 +5,7 @@ sink receives them, sink and sandbox, blocked campaigns, and several
 messages in one SMTP session."""
 
 import smtplib
+import subprocess
 import ssl
 import time
 import unittest
@@ -90,6 +91,29 @@ class Message(unittest.TestCase):
         self.assertEqual(record, "spring-2026")
         day = time.strftime("%Y-%m-%d", time.gmtime())
         self.assertEqual(self.stack.redis("HGET", "mg:stats:{shop}:" + day, "spring-2026:accepted").strip(), "1")
+
+    def test_mailgatectl_message_stats_and_follow(self):
+        follow = subprocess.Popen([Stack.binary("mailgatectl"), "-c", self.stack.conf, "--json", "events",
+                                   "--follow", "--account", "shop", "--count", "1"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            time.sleep(0.5)
+            qid, _ = self.delivered(self.send(extra="X-Campaign-Id: stats-test\nX-Letter-Id: L1"))
+            seen = []
+            deadline = time.time() + 10
+            while time.time() < deadline and not any(qid in line for line in seen):
+                seen.append(follow.stdout.readline())
+            self.assertTrue(any(qid in line and '"accepted"' in line for line in seen), seen)
+        finally:
+            follow.kill()
+            follow.wait()
+        message = self.stack.ctl_ok("message", qid)
+        self.assertIn("campaign:        stats-test", message)
+        self.assertIn("letter:          L1", message)
+        self.assertIn("accepted", message)
+        stats = self.stack.ctl_ok("stats", "shop", "--campaign", "stats-test")
+        self.assertIn("accepted  1", stats)
+        self.assertEqual(self.stack.ctl("message", "NOSUCHQID").stderr, "mailgatectl: no record of queue id NOSUCHQID\n")
 
     def test_daily_campaign_when_untagged(self):
         qid, header = self.delivered(self.send())
