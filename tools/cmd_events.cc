@@ -50,6 +50,7 @@ int cmdEvents(const Args& a) {
   Config c = loadOrDie(a);
   RedisConn redis(RedisSettings::fromConfig(c));
   auto latest = orDie(latestEvents(redis, c, a.count));
+  std::string last = latest.empty() ? "$" : latest.front().id;  // newest seen: --follow starts after it
   std::vector<Event> events;
   for (auto& e : latest) {
     if (a.account.empty() || e.account == a.account) events.push_back(std::move(e));
@@ -68,7 +69,6 @@ int cmdEvents(const Args& a) {
   // --follow: oldest first, then new events as they arrive (one line each).
   std::reverse(events.begin(), events.end());
   printEvents(a, events, true);
-  std::string last = latest.empty() ? "$" : latest.front().id;
   RedisSettings slow = RedisSettings::fromConfig(c);
   slow.timeout = std::chrono::milliseconds(10000);
   RedisConn follower(slow);

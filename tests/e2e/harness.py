@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 SOURCE_DIR = os.environ.get("MG_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BUILD_DIR = os.environ.get("MG_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
@@ -303,6 +304,32 @@ class Stack:
     def diagnostics(self):
         return "\n".join("----- %s -----\n%s" % (n, self.log(n)[-3000:]) for n in ("policy", "milter")) + \
             "\n----- maillog -----\n" + self.maillog()[-5000:]
+
+
+class SharedStackTest(unittest.TestCase):
+    """A test class whose tests share one stack: subclasses build it in
+    makeStack() (a started Stack) and may prepare it further in prepare()."""
+
+    @classmethod
+    def makeStack(cls):
+        return Stack().start()
+
+    @classmethod
+    def prepare(cls):
+        pass
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = cls.makeStack()
+        try:
+            cls.prepare()
+        except BaseException:
+            cls.stack.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
 
 
 def demo():

@@ -7,27 +7,21 @@ import os
 import time
 import unittest
 
-from harness import Stack
+from harness import SharedStackTest, Stack
 
 
-class Envelope(unittest.TestCase):
+class Envelope(SharedStackTest):
     @classmethod
-    def setUpClass(cls):
-        cls.stack = Stack(extra_config="auth_cache_ttl = 60s\n").start()
-        try:
-            cls.stack.make_account("shop", domains=())
-            for domain, flags in (("shop.example", ()), ("news.example", ("--status", "onmoderation")),
-                                  ("spam.example", ("--status", "prohibited")),
-                                  ("corp.example", ("--subdomains",))):
-                cls.stack.ctl_ok("domain", "add", "shop", domain, *flags)
-            cls.key, cls.key_id = cls.stack.make_key("shop", create_account=False)
-        except BaseException:
-            cls.stack.stop()
-            raise
+    def makeStack(cls):
+        return Stack(extra_config="auth_cache_ttl = 60s\n").start()
 
     @classmethod
-    def tearDownClass(cls):
-        cls.stack.stop()
+    def prepare(cls):
+        cls.stack.make_account("shop", domains=())
+        for domain, flags in (("shop.example", ()), ("news.example", ("--status", "onmoderation")),
+                              ("spam.example", ("--status", "prohibited")), ("corp.example", ("--subdomains",))):
+            cls.stack.ctl_ok("domain", "add", "shop", domain, *flags)
+        cls.key, cls.key_id = cls.stack.make_key("shop", create_account=False)
 
     def send(self, sender="alice@shop.example", to="bob@example.net", key=None, **kw):
         return self.stack.swaks(sender=sender, to=to, key=key or self.key, **kw)

@@ -6,27 +6,27 @@ smtp-sink recorded under the account."""
 
 import unittest
 
-from harness import Stack, wait_for
+from harness import SharedStackTest, Stack
 
 
-class Exim(unittest.TestCase):
+class Exim(SharedStackTest):
     @classmethod
-    def setUpClass(cls):
+    def makeStack(cls):
         # Exim's processes run as Debian-exim: the daemons' sockets belong to that group.
-        cls.stack = Stack(socket_group="Debian-exim")
+        stack = Stack(socket_group="Debian-exim")
         try:
-            cls.stack.start_redis()
-            cls.stack.start_sink()
-            cls.stack.start_daemons(names=("policy",))
-            cls.stack.start_exim()
-            cls.key, cls.key_id = cls.stack.make_key("acme")
+            stack.start_redis()
+            stack.start_sink()
+            stack.start_daemons(names=("policy",))
+            stack.start_exim()
         except BaseException:
-            cls.stack.stop()
+            stack.stop()
             raise
+        return stack
 
     @classmethod
-    def tearDownClass(cls):
-        cls.stack.stop()
+    def prepare(cls):
+        cls.key, cls.key_id = cls.stack.make_key("acme")
 
     def send(self, **kw):
         kw.setdefault("key", self.key)

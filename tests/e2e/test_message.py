@@ -7,30 +7,22 @@ messages in one SMTP session."""
 import smtplib
 import subprocess
 import ssl
+import threading
 import time
 import unittest
 
-from harness import Stack
+from harness import SharedStackTest, Stack
 
 MESSAGE = ("From: {frm}\nTo: bob@example.net\nSubject: {subject}\nDate: Wed, 25 Nov 2026 10:00:00 +0000\n"
            "Message-Id: <{subject}@shop.example>\nMIME-Version: 1.0\nContent-Type: text/plain\n{extra}\nbody\n")
 
 
-class Message(unittest.TestCase):
+class Message(SharedStackTest):
     @classmethod
-    def setUpClass(cls):
-        cls.stack = Stack().start()
-        try:
-            cls.stack.make_account("shop", domains=("shop.example",))
-            cls.stack.ctl_ok("account", "set", "shop", "default_sender=default@shop.example")
-            cls.key, cls.key_id = cls.stack.make_key("shop", create_account=False)
-        except BaseException:
-            cls.stack.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.stop()
+    def prepare(cls):
+        cls.stack.make_account("shop", domains=("shop.example",))
+        cls.stack.ctl_ok("account", "set", "shop", "default_sender=default@shop.example")
+        cls.key, cls.key_id = cls.stack.make_key("shop", create_account=False)
 
     def send(self, frm="Shop <news@shop.example>", subject="t", extra="", key=None, data=None, to="bob@example.net"):
         data = data if data is not None else MESSAGE.format(frm=frm, subject=subject, extra=extra)
@@ -96,15 +88,20 @@ class Message(unittest.TestCase):
         follow = subprocess.Popen([Stack.binary("mailgatectl"), "-c", self.stack.conf, "--json", "events",
                                    "--follow", "--account", "shop", "--count", "1"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        watchdog = threading.Timer(20, follow.kill)  # a missing event must fail the test, not hang it
+        watchdog.start()
         try:
             time.sleep(0.5)
             qid, _ = self.delivered(self.send(extra="X-Campaign-Id: stats-test\nX-Letter-Id: L1"))
             seen = []
-            deadline = time.time() + 10
-            while time.time() < deadline and not any(qid in line for line in seen):
-                seen.append(follow.stdout.readline())
+            while not any(qid in line for line in seen):  # bounded by the watchdog below
+                line = follow.stdout.readline()
+                if not line:
+                    break
+                seen.append(line)
             self.assertTrue(any(qid in line and '"accepted"' in line for line in seen), seen)
         finally:
+            watchdog.cancel()
             follow.kill()
             follow.wait()
         message = self.stack.ctl_ok("message", qid)
