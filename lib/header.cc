@@ -86,12 +86,12 @@ std::optional<std::string> addrSpec(const std::vector<Token>& toks, size_t begin
     if (i > begin && t.kind != Token::Kind::Special && toks[i - 1].kind != Token::Kind::Special) return std::nullopt;
     std::string piece;
     if (t.kind == Token::Kind::Quoted) {
-      piece = "\"";
+      piece.push_back('"');  // (not `piece = "\""`: GCC 12 -Wrestrict false positive under ASan)
       for (char c : t.text) {
-        if (c == '"' || c == '\\') piece += '\\';
-        piece += c;
+        if (c == '"' || c == '\\') piece.push_back('\\');
+        piece.push_back(c);
       }
-      piece += '"';
+      piece.push_back('"');
     } else {
       piece = t.text;
     }
