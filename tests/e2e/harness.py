@@ -57,7 +57,8 @@ def can_connect(addr):
 class Stack:
     """One private stack. Call start(); always call stop() (tests use addCleanup)."""
 
-    def __init__(self, on_redis_failure="tempfail", extra_config="", with_policy=True, socket_group="postfix"):
+    def __init__(self, on_redis_failure="tempfail", extra_config="", with_policy=True, socket_group="postfix",
+                 with_milter=True):
         self.dir = tempfile.mkdtemp(prefix="mg-e2e-", dir="/var/tmp")
         os.chmod(self.dir, 0o755)
         self.redis_port = free_port()
@@ -68,8 +69,9 @@ class Stack:
         policy = "check_policy_service { unix:%s/policy.sock%%s }" % self.dir
         self.sender_restrictions = policy % ", policy_context=sender" if with_policy else ""
         self.recipient_restrictions = (policy % ", policy_context=recipient" if with_policy
-                                       else "permit_sasl_authenticated, reject")
+                                       else "permit_sasl_authenticated, permit_mynetworks, reject")
         self.end_of_data_restrictions = policy % "" if with_policy else ""
+        self.milters = "unix:%s/milter.sock" % self.dir if with_milter else ""
         self.postfix_started = False
         self.exim_port = None
         self.exim_symlink = False
@@ -140,7 +142,8 @@ class Stack:
         values = {"dir": self.dir, "smtp_port": self.smtp_port, "sink_port": self.sink_port,
                   "sender_restrictions": self.sender_restrictions,
                   "recipient_restrictions": self.recipient_restrictions,
-                  "end_of_data_restrictions": self.end_of_data_restrictions}
+                  "end_of_data_restrictions": self.end_of_data_restrictions,
+                  "milters": self.milters}
         for name in ("main.cf", "master.cf"):
             with open(os.path.join(TEMPLATES, name + ".in")) as src, open(os.path.join(etc, name), "w") as dst:
                 dst.write(src.read().format(**values))
@@ -232,13 +235,14 @@ class Stack:
         if body is not None:
             argv += ["--body", body]
         if data is not None:
-            argv += ["--data", data]
+            argv += ["--data", "-"]  # from stdin: a message may be larger than one argv string
         for h in (("MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8") if headers is None else headers):
             argv += ["--add-header", h] if data is None else []
         if key is not None:
             argv += (["--tls"] if tls else []) + ["--auth", mech, "--auth-user", user, "--auth-password", key]
         argv += list(extra)
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                           **({"input": data} if data is not None else {"stdin": subprocess.DEVNULL}))
         return r.stdout + r.stderr
 
     @staticmethod

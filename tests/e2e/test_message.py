@@ -112,6 +112,18 @@ class Message(SharedStackTest):
         self.assertIn("accepted  1", stats)
         self.assertEqual(self.stack.ctl("message", "NOSUCHQID").stderr, "mailgatectl: no record of queue id NOSUCHQID\n")
 
+    def test_huge_and_broken_headers(self):
+        long_subject = "word " * 20000  # a 100 KB folded-by-nobody header
+        many = "\n".join("X-Filler-%d: %s" % (i, "v" * 50) for i in range(2000))
+        broken = "Not a header line\n: no name\nX-Bad\x01Name: x\nFrom-: y"
+        for extra in (many, broken, "X-Encoded: =?UTF-8?B?!!!not base64?=\nX-Campaign-Id: =?x?"):
+            out = self.send(subject="huge", extra=extra)
+            self.assertTrue(self.stack.queue_id(out) or "<~* 550 5.6.0" in out, out[-2000:])
+        out = self.send(data=MESSAGE.format(frm="news@shop.example", subject=long_subject, extra=""))
+        self.assertTrue(self.stack.queue_id(out) or "<~* 5" in out, out[-2000:])
+        self.assertIsNone(self.stack.procs["milter"].poll(), "mailgate-milter exited")
+        self.delivered(self.send())  # still serving
+
     def test_daily_campaign_when_untagged(self):
         qid, header = self.delivered(self.send())
         day = time.strftime("%Y-%m-%d", time.gmtime())
