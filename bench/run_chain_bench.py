@@ -19,6 +19,11 @@ from harness import Stack, wait_for  # noqa: E402
 BENCH_CONFIG = "required_headers = From, To, Subject, Date, Message-Id\n"
 
 
+def cpu_seconds(pid):
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(stack, messages):
     start = time.time()
     r = subprocess.run(["smtp-source", "-s", "20", "-m", str(messages), "-l", "4096", "-S", "bench",
@@ -52,7 +57,9 @@ def main():
                 print("%-8s %6.0f msg/s" % (name, rate), flush=True)
                 if chain:
                     events = stack.redis("XLEN", "mg:events").strip()
-                    print("         events recorded: %s" % events, flush=True)
+                    cpu = {n: cpu_seconds(stack.procs[n].pid) for n in ("policy", "milter", "redis")}
+                    print("         events recorded: %s; CPU s: %s" % (
+                        events, ", ".join("%s %.2f" % kv for kv in cpu.items())), flush=True)
             finally:
                 stack.stop()
     plain = sum(results["plain"]) / rounds
