@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <nlohmann/json.hpp>
 
 #include "mailgate/account_policy.h"
 #include "mailgate/address.h"
@@ -354,6 +355,89 @@ Status Admin::unblockCampaign(const std::string& account, const std::string& cam
   if (!r) return r.error();
   if ((*r)->integer == 0) return invalid("campaign " + campaign + " of account \"" + account + "\" is not blocked");
   return okStatus();
+}
+
+namespace {
+
+bool validSelector(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status Admin::putDkimKey(const std::string& domain, const std::string& selector, const DkimKey& key,
+                         const std::string& account) {
+  auto d = normalDomain(domain);
+  if (!d) return invalid("bad domain \"" + domain + "\"");
+  if (!validSelector(selector)) return invalid("bad selector \"" + selector + "\"");
+  if (!account.empty()) {
+    if (Status s = requireAccount(account); !s) return s;
+  }
+  nlohmann::json entry{{"algo", dkimAlgoName(key.algo)}, {"bits", key.bits},     {"key", key.pem},
+                       {"account", account},             {"created", nowIso()}};
+  auto r = checkedPipeline(redis_, {{"HSET", keys_.dkim(*d), selector, entry.dump()},
+                                    {"SADD", keys_.dkimDomains(), *d},
+                                    {"INCR", keys_.dkimVersion()}});
+  if (!r) return r.error();
+  return okStatus();
+}
+
+Status Admin::removeDkimKey(const std::string& domain, const std::string& selector) {
+  auto d = normalDomain(domain);
+  if (!d) return invalid("bad domain \"" + domain + "\"");
+  std::vector<Command> cmds;
+  if (selector.empty()) {
+    cmds = {{"DEL", keys_.dkim(*d)}, {"SREM", keys_.dkimDomains(), *d}};
+  } else {
+    cmds = {{"HDEL", keys_.dkim(*d), selector}};
+  }
+  cmds.push_back({"INCR", keys_.dkimVersion()});
+  auto r = checkedPipeline(redis_, cmds);
+  if (!r) return r.error();
+  if ((*r)[0]->integer == 0) {
+    return invalid("no DKIM key for " + *d + (selector.empty() ? "" : " with selector " + selector));
+  }
+  if (!selector.empty()) {
+    auto left = redis_.command({"HLEN", keys_.dkim(*d)});
+    if (left && (*left)->integer == 0) (void)redis_.command({"SREM", keys_.dkimDomains(), *d});
+  }
+  return okStatus();
+}
+
+Result<std::vector<DkimEntry>> Admin::listDkimKeys(const std::string& domain) {
+  std::vector<std::string> domains;
+  if (domain.empty()) {
+    auto r = redis_.command({"SMEMBERS", keys_.dkimDomains()});
+    if (!r) return r.error();
+    for (size_t i = 0; i < (*r)->elements; ++i) domains.push_back(replyString((*r)->element[i]));
+    std::sort(domains.begin(), domains.end());
+  } else {
+    auto d = normalDomain(domain);
+    if (!d) return invalid("bad domain \"" + domain + "\"");
+    domains.push_back(*d);
+  }
+  std::vector<Command> cmds;
+  for (const auto& d : domains) cmds.push_back({"HGETALL", keys_.dkim(d)});
+  auto r = checkedPipeline(redis_, cmds);
+  if (!r) return r.error();
+  std::vector<DkimEntry> out;
+  for (size_t i = 0; i < domains.size(); ++i) {
+    const redisReply* h = (*r)[i].get();
+    for (size_t j = 0; j + 1 < h->elements; j += 2) {
+      auto json = nlohmann::json::parse(replyString(h->element[j + 1]), nullptr, false);
+      if (json.is_discarded() || !json.is_object()) continue;
+      out.push_back(DkimEntry{domains[i], replyString(h->element[j]), json.value("algo", ""),
+                              json.value("account", ""), json.value("created", ""), json.value("key", ""),
+                              json.value("bits", 0)});
+    }
+  }
+  if (!domain.empty() && out.empty()) return invalid("no DKIM key for " + domains[0]);
+  return out;
 }
 
 Result<std::string> Admin::allowNet(const std::string& account, const std::string& text) {

@@ -19,7 +19,8 @@ struct Args {
   unsigned count = 20;
   std::string default_sender;
   bool no_smtp = false, sandbox = false;
-  std::string status, key_id;
+  std::string status, key_id;  // --key: a key id (limit) or a key file (dkim import)
+  std::string selector, algo;
   std::string account, day, campaign;  // --account, --day, --campaign
   bool follow = false;
   std::optional<bool> subdomains;
@@ -71,5 +72,6 @@ int cmdErrors(const Args& a);
 int cmdCampaign(const Args& a);
 int cmdStats(const Args& a);
 int cmdMessage(const Args& a);
+int cmdDkim(const Args& a);
 
 }  // namespace mailgate::ctl

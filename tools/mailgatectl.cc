@@ -34,7 +34,10 @@ constexpr const char* kUsage =
     "  bounced list [ADDR] | bounced remove ADDR   the hard-bounce list\n"
     "  limit set NAME [--key KEYID] rate=N/s|N/m|N/h daily=N rcpts=N size=N\n"
     "  errors NAME [--last N]                      an account's latest refusals\n"
-    "  campaign block|unblock NAME CAMPAIGN        stop or resume a campaign\n";
+    "  campaign block|unblock NAME CAMPAIGN        stop or resume a campaign\n"
+    "  dkim generate DOMAIN [--selector S] [--algo rsa2048|ed25519] [--account NAME]\n"
+    "  dkim import DOMAIN --selector S --key FILE [--account NAME]\n"
+    "  dkim list [DOMAIN] | dkim remove DOMAIN [--selector S] | dkim dns DOMAIN\n";
 
 Args parseArgs(int argc, char** argv) {
   Args a;
@@ -55,6 +58,8 @@ Args parseArgs(int argc, char** argv) {
     else if (arg == "--no-subdomains") a.subdomains = false;
     else if (arg == "--key") a.key_id = value();
     else if (arg == "--account") a.account = value();
+    else if (arg == "--selector") a.selector = value();
+    else if (arg == "--algo") a.algo = value();
     else if (arg == "--day") a.day = value();
     else if (arg == "--campaign") a.campaign = value();
     else if (arg == "--follow") a.follow = true;
@@ -146,6 +151,7 @@ int main(int argc, char** argv) {
   if (cmd == "campaign") return cmdCampaign(a);
   if (cmd == "stats") return cmdStats(a);
   if (cmd == "message") return cmdMessage(a);
+  if (cmd == "dkim") return cmdDkim(a);
   std::string all;
   for (const auto& w : a.words) all += (all.empty() ? "" : " ") + w;
   die("unknown command \"" + all + "\" (see mailgatectl --help)", 2);

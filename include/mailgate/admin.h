@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "mailgate/dkim_keys.h"
 #include "mailgate/redis.h"
 #include "mailgate/result.h"
 #include "mailgate/store.h"
@@ -23,6 +24,11 @@ struct AccountView {
 struct KeyView {
   std::string id, account, created;
   bool smtp = true, sandbox = false;
+};
+
+struct DkimEntry {
+  std::string domain, selector, algo, account, created, pem;
+  int bits = 0;
 };
 
 struct NewKey {
@@ -71,6 +77,15 @@ class Admin {
   // Blocked campaigns: their messages get "550 5.7.1 issue is blocked".
   Status blockCampaign(const std::string& account, const std::string& campaign);
   Status unblockCampaign(const std::string& account, const std::string& campaign);
+
+  // DKIM keys: dkim:<domain> hash selector -> JSON {algo, bits, key, account,
+  // created}; every change bumps dkim:version so signers reload.
+  Status putDkimKey(const std::string& domain, const std::string& selector, const DkimKey& key,
+                    const std::string& account);
+  // Removes one selector, or every key of the domain when `selector` is empty.
+  Status removeDkimKey(const std::string& domain, const std::string& selector);
+  // All keys, or those of one domain.
+  Result<std::vector<DkimEntry>> listDkimKeys(const std::string& domain);
 
   // Returns the canonical CIDR text.
   Result<std::string> allowNet(const std::string& account, const std::string& cidr);

@@ -52,6 +52,9 @@ struct StoreKeys {
   std::string stoplist(std::string_view a) const { return account(a) + ":stop"; }
   std::string errors(std::string_view a) const { return account(a) + ":errors"; }
   std::string blockedCampaigns(std::string_view a) const { return account(a) + ":blocked"; }
+  std::string dkim(std::string_view domain) const { return prefix_ + "dkim:" + std::string(domain); }
+  std::string dkimDomains() const { return prefix_ + "dkim:domains"; }
+  std::string dkimVersion() const { return prefix_ + "dkim:version"; }
   std::string bounced(std::string_view a) const { return prefix_ + "bounced:{" + std::string(a) + "}"; }
   std::string bouncedGlobal() const { return prefix_ + "bounced"; }
   std::string stats(std::string_view a, std::string_view day) const {

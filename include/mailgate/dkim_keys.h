@@ -1,0 +1,38 @@
+// dkim_keys.h — DKIM key material with OpenSSL EVP: generating RSA-2048 and
+// Ed25519 keys, reading and checking imported PEM keys, and the DNS TXT
+// record to publish (RFC 6376 / RFC 8463), split into 255-byte strings.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "mailgate/result.h"
+
+namespace mailgate {
+
+enum class DkimAlgo { Rsa, Ed25519 };
+
+struct DkimKey {
+  DkimAlgo algo = DkimAlgo::Rsa;
+  int bits = 0;
+  std::string pem;  // PKCS#8 private key
+};
+
+// "rsa2048" or "ed25519".
+Result<DkimKey> generateDkimKey(std::string_view algo);
+
+// Parses a PEM private key (PKCS#1 or PKCS#8); RSA keys must have >= 1024 bits.
+// The key is re-encoded as PKCS#8.
+Result<DkimKey> readDkimKey(std::string_view pem);
+
+// The TXT record value: "v=DKIM1; k=rsa; p=<base64 DER SubjectPublicKeyInfo>"
+// or "v=DKIM1; k=ed25519; p=<base64 of the raw 32-byte key>".
+Result<std::string> dkimTxtValue(const DkimKey& key);
+
+// A zone-file line: `SEL._domainkey.DOMAIN. IN TXT ( "..." "..." )`, the value
+// split into strings of at most 255 bytes.
+std::string dkimZoneRecord(std::string_view selector, std::string_view domain, std::string_view txt_value);
+
+const char* dkimAlgoName(DkimAlgo algo);  // "rsa-sha256", "ed25519-sha256"
+
+}  // namespace mailgate
