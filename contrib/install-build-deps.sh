@@ -6,8 +6,8 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
-  libmilter-dev libhiredis-dev libssl-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-  postfix redis-server swaks libnet-ssleay-perl openssl python3 groff-base
+  libmilter-dev libhiredis-dev libssl-dev libopendkim-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+  postfix redis-server swaks libnet-ssleay-perl openssl python3 python3-dkim groff-base
 )
 
 missing=()

@@ -239,6 +239,23 @@ const std::vector<Param>& params() {
          if (v != "yes" && v != "no") throw std::invalid_argument("expected yes or no");
          c.strip_tag_headers = v == "yes";
        }},
+      {"dkim_default_domain", "",
+       [](Config& c, std::string_view v) {
+         if (!v.empty() && v.find_first_of(" \t@") != std::string_view::npos) {
+           throw std::invalid_argument("expected a domain");
+         }
+         c.dkim_default_domain = lower(v);
+       }},
+      {"dkim_required", "no",
+       [](Config& c, std::string_view v) {
+         if (v != "yes" && v != "no") throw std::invalid_argument("expected yes or no");
+         c.dkim_required = v == "yes";
+       }},
+      {"dkim_on_error", "tempfail",
+       [](Config& c, std::string_view v) {
+         if (v != "tempfail" && v != "accept-unsigned") throw std::invalid_argument("expected tempfail or accept-unsigned");
+         c.dkim_on_error_tempfail = v == "tempfail";
+       }},
       {"queue_record_ttl", "7d",
        [](Config& c, std::string_view v) {
          c.queue_record_ttl = std::chrono::duration_cast<std::chrono::seconds>(parseDuration(v));

@@ -3,6 +3,7 @@
 // the order of DESIGN.md "Message rules"; the first refusal wins.
 #include "mailgate/rules_message.h"
 
+#include <algorithm>
 #include <ctime>
 #include <strings.h>
 
@@ -53,6 +54,28 @@ std::string displayPhrase(const std::string& display) {
 }
 
 }  // namespace
+
+HeaderList applyHeaderEdits(const HeaderList& received, const std::vector<HeaderEdit>& edits) {
+  std::vector<std::optional<std::pair<std::string, std::string>>> out(received.begin(), received.end());
+  for (const auto& e : edits) {
+    if (e.kind == HeaderEdit::Kind::Add) {
+      out.emplace_back(std::pair{e.name, e.value});
+      continue;
+    }
+    int seen = 0;
+    for (auto& h : out) {
+      if (!h || !sameName(h->first, e.name) || ++seen != std::max(e.index, 1)) continue;
+      if (e.value.empty()) h.reset();
+      else h->second = e.value;
+      break;
+    }
+  }
+  HeaderList result;
+  for (auto& h : out) {
+    if (h) result.push_back(std::move(*h));
+  }
+  return result;
+}
 
 bool validTag(std::string_view v) {
   if (v.empty() || v.size() > 128) return false;

@@ -9,13 +9,18 @@
 
 #include <arpa/inet.h>
 #include <exception>
+#include <memory>
+#include <optional>
+#include <tuple>
 #include <string>
 #include <strings.h>
 #include <vector>
 
 #include <unistd.h>
 
+#include "mailgate/address.h"
 #include "mailgate/crypto.h"
+#include "mailgate/dkim_signer.h"
 #include "mailgate/events.h"
 #include "mailgate/log.h"
 #include "mailgate/rules_envelope.h"
@@ -34,9 +39,12 @@ struct Message {
   HeaderList headers;
 };
 
+struct Prepared;
+
 struct Connection {
   std::string client, client_ip, hostname;
   Message msg;
+  std::unique_ptr<Prepared> prepared;  // decided at end of headers
   // The MTA agreed not to wait for replies to connect, MAIL, RCPT and each
   // header (SMFIP_NR_*): one milter round trip per message instead of ~15.
   bool no_reply = false;
@@ -44,8 +52,9 @@ struct Connection {
 };
 
 constexpr unsigned long kActions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_DELRCPT;
-constexpr unsigned long kNoReply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR;
-constexpr unsigned long kSkipped = SMFIP_NOHELO | SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH;
+constexpr unsigned long kNoReply =
+    SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
+constexpr unsigned long kSkipped = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA;
 
 Connection* conn(SMFICTX* ctx) { return static_cast<Connection*>(smfi_getpriv(ctx)); }
 
@@ -140,6 +149,7 @@ sfsistat onEnvFrom(SMFICTX* ctx, char** argv) {
   return collecting(ctx, "envfrom", [&] {
     Connection& c = ensureConn(ctx);
     c.msg = Message{};
+    c.prepared.reset();
     c.failed = false;
     c.msg.sender = bareAddress(argv == nullptr ? nullptr : argv[0]);
     c.msg.auth_user = symval(ctx, "{auth_authen}");
@@ -194,103 +204,220 @@ bool applyEdits(SMFICTX* ctx, const std::vector<HeaderEdit>& edits) {
   return true;
 }
 
+// Everything decided at end of headers, so that DKIM sees the final headers
+// before the body chunks; acted upon at end of message.
+struct Prepared {
+  std::optional<Error> redis_error;
+  std::string account, key_id;
+  Event base;
+  std::vector<Event> events;
+  std::vector<std::string> suppressed, kept;
+  MessageFacts facts;
+  MessagePlan plan;
+  std::vector<std::unique_ptr<DkimSigner>> signers;
+  std::string dkim_error;  // set when signing failed; dkim_on_error decides
+  bool dkim_missing = false;  // no key for the domain
+  std::string rewritten_from_domain;  // EMPTY-FROM rewritten: the default sender's domain
+};
+
+std::string fromDomain(const MessageFacts& facts) {
+  return facts.from ? facts.from->address.substr(facts.from->address.rfind('@') + 1) : "";
+}
+
+void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received, const std::string& qid) {
+  const Config& config = g_context->config;
+  std::vector<std::string> domains;
+  // EMPTY-FROM signs with dkim_default_domain; a From rewritten to the
+  // account's default sender with that sender's domain.
+  std::string domain = fromDomain(p.facts);
+  if (p.plan.rule == "empty_from=rewrite") domain = p.rewritten_from_domain;
+  else if (!p.facts.from) domain.clear();
+  if (!domain.empty()) {
+    domains.push_back(toLower(domain));
+    for (auto& parent : parentDomains(domains[0])) domains.push_back(std::move(parent));
+  }
+  if (!config.dkim_default_domain.empty()) domains.push_back(config.dkim_default_domain);
+  if (domains.empty()) {
+    p.dkim_missing = true;
+    return;
+  }
+  auto loaded = g_context->dkim_keys->keysFor(redis, domains);
+  if (!loaded) {
+    p.redis_error = loaded.error();
+    return;
+  }
+  auto keys = selectSigningKeys(domain, *loaded, config.dkim_default_domain);
+  if (keys.empty()) {
+    p.dkim_missing = true;
+    return;
+  }
+  HeaderList final_headers = applyHeaderEdits(received, p.plan.edits);
+  for (const auto& key : keys) {
+    auto signer = DkimSigner::start(*g_context->dkim, key, qid);
+    Status st = signer ? okStatus() : Status(signer.error());
+    for (size_t i = 0; st && i < final_headers.size(); ++i) {
+      st = (*signer)->header(final_headers[i].first, final_headers[i].second);
+    }
+    if (st) st = (*signer)->endOfHeaders();
+    if (!st) {
+      p.dkim_error = st.error().message;
+      p.signers.clear();
+      return;
+    }
+    p.signers.push_back(std::move(*signer));
+  }
+}
+
+void prepare(SMFICTX* ctx, Connection& c) {
+  auto p = std::make_unique<Prepared>();
+  const Config& config = g_context->config;
+  std::string qid = queueId(ctx);
+  std::tie(p->account, p->key_id) = splitAuthUser(c.msg.auth_user);
+  auto lease = g_context->redis->acquire();
+  if (!lease) {
+    p->redis_error = lease.error();
+    c.prepared = std::move(p);
+    return;
+  }
+  RedisConn& redis = **lease;
+  if (p->account.empty() && !c.client_ip.empty()) {
+    // No AUTH: the client may send from an account's allowed network.
+    auto pinned = g_context->store->accountForAddress(redis, c.client_ip);
+    if (!pinned) p->redis_error = pinned.error();
+    else p->account = pinned->value_or("");
+  }
+  int64_t now = nowMillis();
+  p->facts = extractFacts(c.msg.headers, config, now);
+  MessageAccount data;
+  if (!p->redis_error && !p->account.empty()) {
+    auto loaded = g_context->store->loadMessageAccount(redis, p->account, p->key_id, fromDomain(p->facts),
+                                                       p->facts.campaign, c.msg.rcpts);
+    if (!loaded) p->redis_error = loaded.error();
+    else data = std::move(*loaded);
+  }
+  if (p->redis_error) {
+    c.prepared = std::move(p);
+    return;
+  }
+  Event& base = p->base;
+  base.time_ms = now;
+  base.queue_id = qid;
+  base.account = p->account;
+  base.key_id = p->key_id;
+  base.campaign = p->facts.campaign;
+  base.letter_id = p->facts.letter_id;
+  base.from = p->facts.from ? p->facts.from->address : kEmptyFrom;
+  // accept-and-drop: recipients the policy let through because they are
+  // stopped or bounced are removed and recorded as suppressed.
+  for (const auto& rcpt : c.msg.rcpts) {
+    Verdict v = data.policy.suppression == Suppression::AcceptAndDrop ? checkRecipient(rcpt, data.policy) : dunno();
+    if (v.rule.empty()) {
+      p->kept.push_back(rcpt);
+      continue;
+    }
+    p->suppressed.push_back(rcpt);
+    Event e = base;
+    e.rcpt = rcpt;
+    e.status = "suppressed";
+    e.text = v.rule;
+    p->events.push_back(std::move(e));
+  }
+  std::string hostname = c.hostname.empty() ? localHostname() : c.hostname;
+  p->plan = decideMessage(p->facts, c.msg.headers, p->account, data, p->kept, config, now, hostname);
+  p->rewritten_from_domain = data.default_sender.substr(data.default_sender.rfind('@') + 1);
+  if (p->plan.verdict.action == Action::Dunno && p->plan.discard.empty() && !p->kept.empty()) {
+    startSigning(*p, redis, c.msg.headers, qid);
+  }
+  c.prepared = std::move(p);
+}
+
+sfsistat onEoh(SMFICTX* ctx) {
+  return collecting(ctx, "eoh", [&] { prepare(ctx, ensureConn(ctx)); });
+}
+
+sfsistat onBody(SMFICTX* ctx, unsigned char* chunk, size_t len) {
+  return collecting(ctx, "body", [&] {
+    Connection& c = ensureConn(ctx);
+    if (!c.prepared || c.prepared->signers.empty()) return;
+    for (auto& signer : c.prepared->signers) {
+      if (Status st = signer->body(chunk, len); !st) {
+        c.prepared->dkim_error = st.error().message;
+        c.prepared->signers.clear();
+        return;
+      }
+    }
+  });
+}
+
 sfsistat onEom(SMFICTX* ctx) {
   return guarded(ctx, "eom", [&] {
     Connection& c = ensureConn(ctx);
     const Config& config = g_context->config;
     std::string qid = queueId(ctx);
-    if (c.failed) {
+    if (c.failed || !c.prepared) {
       MG_LOG_ERR("%s: tempfail: an earlier callback failed for this message", qid.c_str());
       return SMFIS_TEMPFAIL;
     }
-    auto [account, key_id] = splitAuthUser(c.msg.auth_user);
+    Prepared& p = *c.prepared;
+    if (p.redis_error) return onRedisFailure(ctx, c, qid, p.account, *p.redis_error);
     auto lease = g_context->redis->acquire();
-    if (!lease) return onRedisFailure(ctx, c, qid, account, lease.error());
+    if (!lease) return onRedisFailure(ctx, c, qid, p.account, lease.error());
     RedisConn& redis = **lease;
-    if (account.empty() && !c.client_ip.empty()) {
-      // No AUTH: the client may send from an account's allowed network.
-      auto pinned = g_context->store->accountForAddress(redis, c.client_ip);
-      if (!pinned) return onRedisFailure(ctx, c, qid, account, pinned.error());
-      account = pinned->value_or("");
-    }
-
-    int64_t now = nowMillis();
-    MessageFacts facts = extractFacts(c.msg.headers, config, now);
-    MessageAccount data;
-    if (!account.empty()) {
-      std::string from_domain = facts.from ? facts.from->address.substr(facts.from->address.rfind('@') + 1) : "";
-      auto loaded = g_context->store->loadMessageAccount(redis, account, key_id, from_domain, facts.campaign,
-                                                         c.msg.rcpts);
-      if (!loaded) return onRedisFailure(ctx, c, qid, account, loaded.error());
-      data = std::move(*loaded);
-    }
-
-    Event base;
-    base.time_ms = now;
-    base.queue_id = qid;
-    base.account = account;
-    base.key_id = key_id;
-    base.campaign = facts.campaign;
-    base.letter_id = facts.letter_id;
-    base.from = facts.from ? facts.from->address : kEmptyFrom;
-    std::vector<Event> events;
+    std::vector<Event>& events = p.events;
     auto addEvent = [&](const std::string& rcpt, const std::string& status, const std::string& code,
                         const std::string& text) {
-      Event e = base;
+      Event e = p.base;
       e.rcpt = rcpt;
       e.status = status;
       e.code = code;
       e.text = text;
       events.push_back(std::move(e));
     };
-
-    // accept-and-drop: recipients the policy let through because they are
-    // stopped or bounced are removed and recorded as suppressed.
-    std::vector<std::string> kept;
-    for (const auto& rcpt : c.msg.rcpts) {
-      Verdict v = data.policy.suppression == Suppression::AcceptAndDrop ? checkRecipient(rcpt, data.policy) : dunno();
-      if (v.rule.empty()) {
-        kept.push_back(rcpt);
-        continue;
-      }
+    for (const auto& rcpt : p.suppressed) {
       std::string bracketed = "<" + rcpt + ">";
       if (smfi_delrcpt(ctx, bracketed.data()) != MI_SUCCESS) {
         MG_LOG_WARN("%s: cannot remove recipient <%s>", qid.c_str(), printable(rcpt).c_str());
-        kept.push_back(rcpt);
-        continue;
       }
-      addEvent(rcpt, "suppressed", "", v.rule);
-      MG_LOG_INFO("%s: suppressed: to=<%s> account=%s rule=%s", qid.c_str(), printable(rcpt).c_str(),
-                  printable(account).c_str(), v.rule.c_str());
+      MG_LOG_INFO("%s: suppressed: to=<%s> account=%s", qid.c_str(), printable(rcpt).c_str(),
+                  printable(p.account).c_str());
     }
-
-    if (kept.empty() && !events.empty()) {
+    if (p.kept.empty() && !p.suppressed.empty()) {
       if (Status st = recordMessage(redis, config, events, nullptr); !st) {
-        return onRedisFailure(ctx, c, qid, account, st.error());
+        return onRedisFailure(ctx, c, qid, p.account, st.error());
       }
       MG_LOG_INFO("%s: discard: no recipient left after suppression; account=%s", qid.c_str(),
-                  printable(account).c_str());
+                  printable(p.account).c_str());
       return SMFIS_DISCARD;
     }
 
-    std::string hostname = c.hostname.empty() ? localHostname() : c.hostname;
-    MessagePlan plan = decideMessage(facts, c.msg.headers, account, data, kept, config, now, hostname);
-    if (plan.verdict.action == Action::Reject) {
-      Event refusal = base;
-      setRefusal(refusal, plan.verdict.reply);
-      for (const auto& rcpt : kept) addEvent(rcpt, refusal.status, refusal.code, refusal.text);
+    const MessagePlan& plan = p.plan;
+    Verdict verdict = plan.verdict;
+    if (verdict.action == Action::Dunno && plan.discard.empty()) {
+      // DKIM problems: no key (dkim_required) or a signing error (dkim_on_error).
+      if (!p.dkim_error.empty() && config.dkim_on_error_tempfail) {
+        verdict = Verdict{Action::TempFail, "451 4.3.0 internal service error", "dkim_error"};
+      } else if (p.dkim_missing && config.dkim_required) {
+        verdict = Verdict{Action::TempFail, "451 4.3.0 internal service error", "dkim_no_key"};
+      }
+      if (!p.dkim_error.empty()) MG_LOG_WARN("%s: dkim: %s", qid.c_str(), p.dkim_error.c_str());
+    }
+    if (verdict.action != Action::Dunno) {
+      Event refusal = p.base;
+      setRefusal(refusal, verdict.reply);
+      for (const auto& rcpt : p.kept) addEvent(rcpt, refusal.status, refusal.code, refusal.text);
       if (Status st = recordMessage(redis, config, events, nullptr); !st) {
         MG_LOG_WARN("%s: refusal not recorded: %s", qid.c_str(), st.error().message.c_str());
       }
-      MG_LOG_INFO("%s: reject: END-OF-MESSAGE from %s: %s; from=<%s> header_from=<%s> account=%s key=%s "
+      MG_LOG_INFO("%s: %s: END-OF-MESSAGE from %s: %s; from=<%s> header_from=<%s> account=%s key=%s "
                   "campaign=%s rule=%s",
-                  qid.c_str(), printable(c.client).c_str(), plan.verdict.reply.c_str(), printable(c.msg.sender).c_str(),
-                  printable(base.from).c_str(), printable(account).c_str(), printable(key_id).c_str(),
-                  printable(base.campaign).c_str(), plan.verdict.rule.c_str());
-      std::string code = plan.verdict.reply.substr(0, 3), dsn = plan.verdict.reply.substr(4, 5);
-      std::string text = plan.verdict.reply.substr(10);
+                  qid.c_str(), verdict.action == Action::Reject ? "reject" : "tempfail", printable(c.client).c_str(),
+                  verdict.reply.c_str(), printable(c.msg.sender).c_str(), printable(p.base.from).c_str(),
+                  printable(p.account).c_str(), printable(p.key_id).c_str(), printable(p.base.campaign).c_str(),
+                  verdict.rule.c_str());
+      std::string code = verdict.reply.substr(0, 3), dsn = verdict.reply.substr(4, 5);
+      std::string text = verdict.reply.substr(10);
       smfi_setreply(ctx, code.data(), dsn.data(), text.data());
-      return SMFIS_REJECT;
+      return verdict.action == Action::Reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
     }
 
     for (const auto& rcpt : plan.sink_rcpts) {
@@ -302,31 +429,54 @@ sfsistat onEom(SMFICTX* ctx) {
     }
     const std::string& status = plan.discard == "sandbox" ? plan.discard : "accepted";
     for (const auto& rcpt : plan.deliver_rcpts) addEvent(rcpt, status, "250", "");
-    if (plan.discard.empty() && !applyEdits(ctx, plan.edits)) {
-      MG_LOG_WARN("%s: a header change was refused by the MTA", qid.c_str());
+    std::string dkim_note = p.dkim_missing ? " dkim=none" : p.dkim_error.empty() ? "" : " dkim=error";
+    if (plan.discard.empty()) {
+      if (!applyEdits(ctx, plan.edits)) MG_LOG_WARN("%s: a header change was refused by the MTA", qid.c_str());
+      for (auto& signer : p.signers) {
+        auto sig = signer->finish();
+        if (!sig) {
+          MG_LOG_WARN("%s: dkim: %s", qid.c_str(), sig.error().message.c_str());
+          if (config.dkim_on_error_tempfail) {
+            smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.0"),
+                          const_cast<char*>("internal service error"));
+            return SMFIS_TEMPFAIL;
+          }
+          dkim_note = " dkim=error";
+          continue;
+        }
+        if (smfi_insheader(ctx, 0, const_cast<char*>("DKIM-Signature"), sig->data()) != MI_SUCCESS) {
+          MG_LOG_WARN("%s: dkim: the MTA refused the signature header", qid.c_str());
+        }
+        dkim_note += " dkim=" + signer->key().domain + "/" + signer->key().selector;
+      }
     }
-    QueueRecord record{qid, account, key_id, facts.campaign, facts.letter_id, base.from,
-                       sha256Hex(facts.subject).substr(0, 16), now, static_cast<unsigned>(plan.deliver_rcpts.size())};
+    QueueRecord record{qid, p.account, p.key_id, p.facts.campaign, p.facts.letter_id, p.base.from,
+                       sha256Hex(p.facts.subject).substr(0, 16), p.base.time_ms,
+                       static_cast<unsigned>(plan.deliver_rcpts.size())};
     if (Status st = recordMessage(redis, config, events, plan.discard.empty() ? &record : nullptr); !st) {
-      return onRedisFailure(ctx, c, qid, account, st.error());
+      return onRedisFailure(ctx, c, qid, p.account, st.error());
     }
     if (!plan.discard.empty()) {
       MG_LOG_INFO("%s: discard (%s): from=<%s> nrcpt=%zu account=%s key=%s campaign=%s", qid.c_str(),
-                  plan.discard.c_str(), printable(c.msg.sender).c_str(), kept.size(), printable(account).c_str(),
-                  printable(key_id).c_str(), printable(base.campaign).c_str());
+                  plan.discard.c_str(), printable(c.msg.sender).c_str(), p.kept.size(), printable(p.account).c_str(),
+                  printable(p.key_id).c_str(), printable(p.base.campaign).c_str());
       return SMFIS_DISCARD;
     }
-    MG_LOG_INFO("%s: accepted: from=<%s> nrcpt=%zu account=%s key=%s header_from=<%s> campaign=%s letter=%s%s%s",
-                qid.c_str(), printable(c.msg.sender).c_str(), plan.deliver_rcpts.size(), printable(account).c_str(),
-                printable(key_id).c_str(), printable(base.from).c_str(), printable(base.campaign).c_str(),
-                printable(base.letter_id).c_str(), plan.rule.empty() ? "" : " ", plan.rule.c_str());
+    MG_LOG_INFO("%s: accepted: from=<%s> nrcpt=%zu account=%s key=%s header_from=<%s> campaign=%s letter=%s%s%s%s",
+                qid.c_str(), printable(c.msg.sender).c_str(), plan.deliver_rcpts.size(), printable(p.account).c_str(),
+                printable(p.key_id).c_str(), printable(p.base.from).c_str(), printable(p.base.campaign).c_str(),
+                printable(p.base.letter_id).c_str(), plan.rule.empty() ? "" : " ", plan.rule.c_str(),
+                dkim_note.c_str());
     return SMFIS_CONTINUE;
   });
 }
 
 sfsistat onAbort(SMFICTX* ctx) {
   return guarded(ctx, "abort", [&] {
-    if (Connection* c = conn(ctx)) c->msg = Message{};
+    if (Connection* c = conn(ctx)) {
+      c->msg = Message{};
+      c->prepared.reset();
+    }
     return SMFIS_CONTINUE;
   });
 }
@@ -351,8 +501,8 @@ smfiDesc* milterDescription() {
       onEnvFrom,
       onEnvRcpt,
       onHeader,
-      nullptr,  // eoh
-      nullptr,  // body
+      onEoh,
+      onBody,
       onEom,
       onAbort,
       onClose,

@@ -5,6 +5,7 @@
 #include <libmilter/mfapi.h>
 
 #include "mailgate/config.h"
+#include "mailgate/dkim_signer.h"
 #include "mailgate/redis.h"
 #include "mailgate/store.h"
 
@@ -14,6 +15,8 @@ struct MilterContext {
   Config config;
   RedisPool* redis = nullptr;
   Store* store = nullptr;
+  DkimLibrary* dkim = nullptr;
+  DkimKeyCache* dkim_keys = nullptr;
 };
 
 // Sets the state every callback reads; call once before smfi_main().

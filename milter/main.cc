@@ -30,6 +30,14 @@ int main(int argc, char** argv) {
   context.redis = &pool;
   Store store(config);
   context.store = &store;
+  DkimLibrary dkim;
+  if (!dkim.ok()) {
+    MG_LOG_ERR("fatal: cannot initialise libopendkim");
+    return 1;
+  }
+  context.dkim = &dkim;
+  DkimKeyCache dkim_keys(store.keys());
+  context.dkim_keys = &dkim_keys;
   milter::setMilterContext(&context);
 
   if (smfi_setconn(const_cast<char*>(config.milter_listen.c_str())) == MI_FAILURE ||

@@ -67,6 +67,10 @@ struct Config {
   EmptyFromMode empty_from = EmptyFromMode::Mark;
   std::vector<std::string> sink_recipients;      // lower case
   bool strip_tag_headers = true;
+
+  std::string dkim_default_domain;
+  bool dkim_required = false;
+  bool dkim_on_error_tempfail = true;  // dkim_on_error = tempfail | accept-unsigned
 };
 
 // Reads and validates `path`. Throws ConfigError.

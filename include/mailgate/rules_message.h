@@ -67,6 +67,10 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
                           int64_t now_ms, const std::string& hostname);
 
+// The header as it will leave: `edits` applied to `received` (changes and
+// deletions in place, additions appended), which is what DKIM signs.
+HeaderList applyHeaderEdits(const HeaderList& received, const std::vector<HeaderEdit>& edits);
+
 // [A-Za-z0-9_-]{1,128}
 bool validTag(std::string_view value);
 

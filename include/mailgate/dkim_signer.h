@@ -1,0 +1,84 @@
+// dkim_signer.h — DKIM signing with libopendkim: one DkimLibrary per process
+// (signed and oversigned header lists set once), one DkimSigner per message
+// and key, fed the final headers at end of headers and the body in the
+// chunks libmilter delivers; selectSigningKeys() is the pure key choice.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mailgate/admin.h"
+#include "mailgate/result.h"
+
+struct dkim_lib;
+struct dkim;
+
+namespace mailgate {
+
+class DkimLibrary {
+ public:
+  DkimLibrary();
+  ~DkimLibrary();
+  DkimLibrary(const DkimLibrary&) = delete;
+  DkimLibrary& operator=(const DkimLibrary&) = delete;
+  bool ok() const { return lib_ != nullptr; }
+  dkim_lib* get() const { return lib_; }
+
+ private:
+  dkim_lib* lib_ = nullptr;
+};
+
+class DkimSigner {
+ public:
+  // `key` must hold a PEM key; errors name the domain and selector.
+  static Result<std::unique_ptr<DkimSigner>> start(DkimLibrary& lib, const DkimEntry& key, const std::string& qid);
+  ~DkimSigner();
+  DkimSigner(const DkimSigner&) = delete;
+  DkimSigner& operator=(const DkimSigner&) = delete;
+
+  // One header as libmilter gives it (value without the leading space,
+  // folded with LF); LF becomes CRLF.
+  Status header(std::string_view name, std::string_view value);
+  Status endOfHeaders();
+  Status body(const unsigned char* data, size_t len);
+  // Signs; returns the DKIM-Signature value folded with LF + TAB.
+  Result<std::string> finish();
+
+  const DkimEntry& key() const { return key_; }
+
+ private:
+  DkimSigner(dkim* handle, DkimEntry key) : handle_(handle), key_(std::move(key)) {}
+  Error failure(const char* step, int status) const;
+
+  dkim* handle_;
+  DkimEntry key_;
+  bool failed_ = false;
+};
+
+// DKIM keys read from Redis, kept until dkim:version changes (one GET per
+// message when every domain asked for is cached). Thread-safe.
+class DkimKeyCache {
+ public:
+  explicit DkimKeyCache(const StoreKeys& keys) : keys_(keys) {}
+  // The keys of each of `domains` (missing = no keys).
+  Result<std::map<std::string, std::vector<DkimEntry>>> keysFor(RedisConn& redis,
+                                                                const std::vector<std::string>& domains);
+
+ private:
+  const StoreKeys& keys_;
+  std::mutex mutex_;
+  std::string version_;
+  std::map<std::string, std::vector<DkimEntry>> cache_;  // domain -> keys (possibly none)
+};
+
+// The keys to sign with: those of `from_domain`, else of its nearest parent
+// with keys, else of `default_domain`. `loaded` maps domain -> its keys.
+std::vector<DkimEntry> selectSigningKeys(const std::string& from_domain,
+                                         const std::map<std::string, std::vector<DkimEntry>>& loaded,
+                                         const std::string& default_domain);
+
+}  // namespace mailgate

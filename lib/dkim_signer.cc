@@ -1,0 +1,165 @@
+// dkim_signer.cc — libopendkim glue: the process-wide DKIM_LIB (relaxed/
+// relaxed, SHA-256, the signed and oversigned header lists of DESIGN.md) and
+// per-message signing handles, freed with RAII; plus the key choice.
+#include "mailgate/dkim_signer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <sys/types.h>
+
+#define _Bool bool
+#include <dkim.h>
+#undef _Bool
+
+#include <nlohmann/json.hpp>
+
+#include "mailgate/address.h"
+
+namespace mailgate {
+namespace {
+
+const char* kSignedHeaders[] = {"from",         "reply-to",     "to",          "cc",
+                                "subject",      "date",         "message-id",  "mime-version",
+                                "content-type", "content-transfer-encoding", "feedback-id", "list-unsubscribe",
+                                "list-unsubscribe-post", nullptr};
+const char* kOversignedHeaders[] = {"from", "to", "subject", "date", nullptr};
+
+}  // namespace
+
+DkimLibrary::DkimLibrary() {
+  lib_ = dkim_init(nullptr, nullptr);
+  if (lib_ == nullptr) return;
+  bool ok = dkim_options(lib_, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, static_cast<void*>(kSignedHeaders),
+                         sizeof(char**)) == DKIM_STAT_OK &&
+            dkim_options(lib_, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, static_cast<void*>(kOversignedHeaders),
+                         sizeof(char**)) == DKIM_STAT_OK;
+  if (!ok) {
+    dkim_close(lib_);
+    lib_ = nullptr;
+  }
+}
+
+DkimLibrary::~DkimLibrary() {
+  if (lib_ != nullptr) dkim_close(lib_);
+}
+
+Result<std::unique_ptr<DkimSigner>> DkimSigner::start(DkimLibrary& lib, const DkimEntry& key, const std::string& qid) {
+  DKIM_STAT st = DKIM_STAT_OK;
+  dkim_alg_t alg = key.algo == "ed25519-sha256" ? DKIM_SIGN_ED25519SHA256 : DKIM_SIGN_RSASHA256;
+  DKIM* d = dkim_sign(lib.get(), reinterpret_cast<const unsigned char*>(qid.c_str()), nullptr,
+                      reinterpret_cast<dkim_sigkey_t>(const_cast<char*>(key.pem.c_str())),
+                      reinterpret_cast<const unsigned char*>(key.selector.c_str()),
+                      reinterpret_cast<const unsigned char*>(key.domain.c_str()), DKIM_CANON_RELAXED,
+                      DKIM_CANON_RELAXED, alg, -1, &st);
+  if (d == nullptr) {
+    return Error{Error::Kind::Invalid, "dkim_sign " + key.domain + "/" + key.selector + ": " +
+                                           dkim_getresultstr(st)};
+  }
+  return std::unique_ptr<DkimSigner>(new DkimSigner(d, key));
+}
+
+DkimSigner::~DkimSigner() { dkim_free(handle_); }
+
+Error DkimSigner::failure(const char* step, int status) const {
+  const char* detail = dkim_geterror(handle_);
+  return Error{Error::Kind::Invalid, std::string(step) + " " + key_.domain + "/" + key_.selector + ": " +
+                                         dkim_getresultstr(status) + (detail ? std::string(" (") + detail + ")" : "")};
+}
+
+Status DkimSigner::header(std::string_view name, std::string_view value) {
+  std::string field(name);
+  field += ": ";
+  for (char c : value) {
+    if (c == '\n') field += '\r';
+    field += c;
+  }
+  DKIM_STAT st = dkim_header(handle_, reinterpret_cast<unsigned char*>(field.data()), field.size());
+  if (st != DKIM_STAT_OK) return failure("dkim_header", st);
+  return okStatus();
+}
+
+Status DkimSigner::endOfHeaders() {
+  DKIM_STAT st = dkim_eoh(handle_);
+  if (st != DKIM_STAT_OK) return failure("dkim_eoh", st);
+  return okStatus();
+}
+
+Status DkimSigner::body(const unsigned char* data, size_t len) {
+  DKIM_STAT st = dkim_body(handle_, const_cast<unsigned char*>(data), len);
+  if (st != DKIM_STAT_OK) return failure("dkim_body", st);
+  return okStatus();
+}
+
+Result<std::string> DkimSigner::finish() {
+  DKIM_STAT st = dkim_eom(handle_, nullptr);
+  if (st != DKIM_STAT_OK) return failure("dkim_eom", st);
+  unsigned char* sig = nullptr;
+  size_t len = 0;
+  st = dkim_getsighdr_d(handle_, strlen(DKIM_SIGNHEADER) + 2, &sig, &len);
+  if (st != DKIM_STAT_OK) return failure("dkim_getsighdr_d", st);
+  std::string v(reinterpret_cast<char*>(sig), len);
+  std::erase(v, '\r');
+  return v;
+}
+
+Result<std::map<std::string, std::vector<DkimEntry>>> DkimKeyCache::keysFor(RedisConn& redis,
+                                                                           const std::vector<std::string>& domains) {
+  auto version = redis.command({"GET", keys_.dkimVersion()});
+  if (!version) return version.error();
+  std::string v = replyString(version->get());
+  std::map<std::string, std::vector<DkimEntry>> out;
+  std::vector<std::string> missing;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (v != version_) {
+      cache_.clear();
+      version_ = v;
+    }
+    for (const auto& d : domains) {
+      auto it = cache_.find(d);
+      if (it == cache_.end()) missing.push_back(d);
+      else out[d] = it->second;
+    }
+  }
+  if (missing.empty()) return out;
+  std::vector<Command> cmds;
+  for (const auto& d : missing) cmds.push_back({"HGETALL", keys_.dkim(d)});
+  auto r = checkedPipeline(redis, cmds);
+  if (!r) return r.error();
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (size_t i = 0; i < missing.size(); ++i) {
+    std::vector<DkimEntry> entries;
+    const redisReply* h = (*r)[i].get();
+    for (size_t j = 0; j + 1 < h->elements; j += 2) {
+      auto json = nlohmann::json::parse(replyString(h->element[j + 1]), nullptr, false);
+      if (json.is_discarded() || !json.is_object()) continue;
+      entries.push_back(DkimEntry{missing[i], replyString(h->element[j]), json.value("algo", ""),
+                                  json.value("account", ""), json.value("created", ""), json.value("key", ""),
+                                  json.value("bits", 0)});
+    }
+    if (cache_.size() > 10000) cache_.clear();
+    cache_[missing[i]] = entries;
+    out[missing[i]] = std::move(entries);
+  }
+  return out;
+}
+
+std::vector<DkimEntry> selectSigningKeys(const std::string& from_domain,
+                                         const std::map<std::string, std::vector<DkimEntry>>& loaded,
+                                         const std::string& default_domain) {
+  if (!from_domain.empty()) {
+    std::vector<std::string> candidates{toLower(from_domain)};
+    for (auto& p : parentDomains(candidates[0])) candidates.push_back(std::move(p));
+    for (const auto& d : candidates) {
+      auto it = loaded.find(d);
+      if (it != loaded.end() && !it->second.empty()) return it->second;
+    }
+  }
+  if (!default_domain.empty()) {
+    auto it = loaded.find(toLower(default_domain));
+    if (it != loaded.end()) return it->second;
+  }
+  return {};
+}
+
+}  // namespace mailgate

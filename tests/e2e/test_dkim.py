@@ -1,0 +1,136 @@
+"""test_dkim.py — DKIM signing by mailgate-milter through a real private
+Postfix: what smtp-sink receives verifies with python3-dkim (DNS answered
+from `mailgatectl dkim dns`) for RSA and Ed25519 (both sign), for folded
+headers, 8-bit bodies, a body without final newline, a 10 MB body, and
+headers mailgate changed; keys change without a restart."""
+
+import json
+import time
+import unittest
+
+import dkim
+
+from harness import SharedStackTest, Stack, wait_for
+
+MESSAGE = ("From: {frm}\nTo: bob@example.net\nSubject: {subject}\nDate: Wed, 25 Nov 2026 10:00:00 +0000\n"
+           "Message-Id: <{subject}@shop.example>\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+           "{extra}\n{body}")
+
+
+class Dkim(SharedStackTest):
+    @classmethod
+    def makeStack(cls):
+        return Stack(extra_config="dkim_default_domain = shop.example\n").start()
+
+    @classmethod
+    def prepare(cls):
+        cls.stack.make_account("shop", domains=("shop.example",))
+        cls.stack.ctl_ok("account", "set", "shop", "default_sender=default@shop.example")
+        cls.key, _ = cls.stack.make_key("shop", create_account=False)
+        cls.stack.ctl_ok("dkim", "generate", "shop.example", "--selector", "s1")
+        cls.stack.ctl_ok("dkim", "generate", "shop.example", "--selector", "e1", "--algo", "ed25519")
+
+    def dns(self):
+        records = {}
+        for domain in ("shop.example", "other.example"):
+            r = self.stack.ctl("--json", "dkim", "dns", domain)
+            for rec in json.loads(r.stdout) if r.returncode == 0 else []:
+                records[("%s._domainkey.%s." % (rec["selector"], rec["domain"])).encode()] = rec["txt"].encode()
+        return lambda name, timeout=5: records.get(name, b"")
+
+    def send_and_receive(self, **fields):
+        fields.setdefault("frm", "Shop <news@shop.example>")
+        fields.setdefault("extra", "")
+        fields.setdefault("body", "hello\n")
+        data = MESSAGE.format(subject="s%d" % time.time_ns(), **fields)
+        out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data)
+        qid = self.stack.queue_id(out)
+        self.assertIsNotNone(qid, out[-1500:])
+        # The sink writes the file as it receives it: read it once Postfix logged the delivery.
+        wait_for(lambda: qid + ": to=<bob@example.net>" in self.stack.maillog() and "status=sent" in
+                 self.stack.maillog().split(qid + ": to=<bob@example.net>", 1)[1][:400], 60, "delivery of " + qid)
+        for _ in range(300):
+            for path in self.stack.sink_messages():
+                with open(path, "rb") as f:
+                    dump = f.read()
+                if qid.encode() in dump:
+                    return self.message_of(dump)
+            time.sleep(0.1)
+        self.fail("not delivered")
+
+    @staticmethod
+    def message_of(dump):
+        """The message as Postfix relayed it: smtp-sink's X- lines and its own Received: removed."""
+        lines = dump.split(b"\n")
+        i = 0
+        while not lines[i].startswith(b"Received:"):
+            i += 1
+        i += 1
+        while lines[i][:1] in (b" ", b"\t"):
+            i += 1
+        return b"\r\n".join(lines[i:])
+
+    def assert_verifies(self, msg, algorithms=(b"rsa-sha256", b"ed25519-sha256")):
+        d = dkim.DKIM(msg)
+        sigs = [line for line in msg.split(b"\r\n") if line.lower().startswith(b"dkim-signature:")]
+        self.assertEqual(len(sigs), len(algorithms), msg[:3000])
+        for i in range(len(sigs)):
+            self.assertTrue(d.verify(idx=i, dnsfunc=self.dns()), "signature %d does not verify:\n%s" % (i, msg[:3000]))
+        for alg in algorithms:
+            self.assertIn(b"a=" + alg, msg)
+
+    def test_rsa_and_ed25519_both_sign(self):
+        msg = self.send_and_receive()
+        self.assert_verifies(msg)
+        self.assertRegex(msg, rb"(?is)h=[^;]*from:[^;]*feedback-id")
+
+    def test_folded_headers_8bit_and_no_final_newline(self):
+        extra = "X-Folded: first part\n\tsecond part\n  third part"
+        msg = self.send_and_receive(extra=extra,
+                                    body="Grüße aus München — 8bit\nline two without newline")
+        self.assert_verifies(msg)
+
+    def test_changed_headers_are_signed(self):
+        # EMPTY-FROM, marked: signed with dkim_default_domain.
+        msg = self.send_and_receive(frm="Sales Team", extra="X-Campaign-Id: dk1\nX-Letter-Id: L1")
+        self.assertIn(b"Feedback-ID: dk1:shop:mailgate", msg)
+        self.assertIn(b"X-Mailgate-From: EMPTY-FROM", msg)
+        self.assertNotIn(b"X-Campaign-Id", msg)
+        self.assert_verifies(msg)
+        # EMPTY-FROM, rewritten: signed for the default sender's domain.
+        self.stack.ctl_ok("account", "set", "shop", "empty_from=rewrite")
+        try:
+            msg = self.send_and_receive(frm="Sales Team")
+        finally:
+            self.stack.ctl_ok("account", "set", "shop", "empty_from=mark")
+        self.assertIn(b'From: "Sales Team" <default@shop.example>', msg)
+        self.assert_verifies(msg)
+
+    def test_ten_megabyte_body(self):
+        # 10 MiB in lines of 64 bytes: Postfix's smtp client folds lines over 998 bytes
+        # (smtp_line_length_limit), which would change a signed body on the way.
+        body = ("0123456789abcdef" * 4 + "\n") * (10 * 1024 * 1024 // 65)
+        self.assert_verifies(self.send_and_receive(body=body))
+
+    def test_broken_keys_tempfail(self):
+        self.stack.ctl_ok("domain", "add", "shop", "broken.example")
+        bad = '{"algo":"rsa-sha256","bits":2048,"key":"-----BEGIN PRIVATE KEY-----\\ngarbage\\n-----END PRIVATE KEY-----\\n"}'
+        self.stack.redis("HSET", "mg:dkim:broken.example", "b1", bad)
+        self.stack.redis("INCR", "mg:dkim:version")
+        data = MESSAGE.format(frm="a@broken.example", subject="broken", extra="", body="x\n")
+        out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data)
+        self.assertIn("<~* 451 4.3.0 internal service error", out)
+        self.assertIn("dkim: ", self.stack.log("milter"))
+
+    def test_keys_change_without_restart(self):
+        self.stack.ctl_ok("dkim", "remove", "shop.example", "--selector", "e1")
+        try:
+            msg = self.send_and_receive()
+            self.assert_verifies(msg, algorithms=(b"rsa-sha256",))
+        finally:
+            self.stack.ctl_ok("dkim", "generate", "shop.example", "--selector", "e1", "--algo", "ed25519")
+        self.assert_verifies(self.send_and_receive())
+
+
+if __name__ == "__main__":
+    unittest.main()
