@@ -33,6 +33,12 @@ bool plausibleAddress(std::string_view a) {
          a.find_first_of(" \t\r\n<>,;\"") == std::string_view::npos;
 }
 
+std::optional<std::string> normalDomain(const std::string& domain) {
+  auto m = parseMailbox("x@" + domain);
+  if (!m || m->domain.front() == '[') return std::nullopt;
+  return m->domain;
+}
+
 std::string field(const redisReply* hash, std::string_view name) {
   for (size_t i = 0; hash != nullptr && i + 1 < hash->elements; i += 2) {
     if (replyString(hash->element[i]) == name) return replyString(hash->element[i + 1]);
@@ -86,6 +92,8 @@ Status Admin::setAccount(const std::string& name, const std::string& assignment)
     if (value != "reject" && value != "accept-and-drop") {
       return invalid("bad suppression \"" + value + "\": expected reject or accept-and-drop");
     }
+  } else if (key == "dkim_domain") {
+    if (!value.empty() && !normalDomain(value)) return invalid("bad dkim_domain \"" + value + "\"");
   } else if (key == "empty_from") {
     if (!parseEmptyFromMode(value)) return invalid("bad empty_from \"" + value + "\": expected mark, reject or rewrite");
   } else if (key == "subaddress") {
@@ -95,7 +103,7 @@ Status Admin::setAccount(const std::string& name, const std::string& assignment)
       return invalid("bad default sender \"" + value + "\": expected local@domain");
     }
   } else {
-    return invalid("unknown account setting \"" + key + "\" (state, default_sender, suppression, subaddress, empty_from)");
+    return invalid("unknown account setting \"" + key + "\" (state, default_sender, suppression, subaddress, empty_from, dkim_domain)");
   }
   if (Status s = requireAccount(name); !s) return s;
   auto r = redis_.command({"HSET", keys_.account(name), key, value});
@@ -171,16 +179,6 @@ Result<KeyView> Admin::revokeKey(const std::string& key_id) {
   if (!done) return done.error();
   return KeyView{key_id, account, "", false, false};
 }
-
-namespace {
-
-std::optional<std::string> normalDomain(const std::string& domain) {
-  auto m = parseMailbox("x@" + domain);
-  if (!m || m->domain.front() == '[') return std::nullopt;
-  return m->domain;
-}
-
-}  // namespace
 
 Status Admin::addDomain(const std::string& account, const std::string& domain, const std::string& status,
                         bool subdomains) {

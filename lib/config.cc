@@ -246,6 +246,10 @@ const std::vector<Param>& params() {
          }
          c.dkim_default_domain = lower(v);
        }},
+      {"dkim_expire", "0",
+       [](Config& c, std::string_view v) {
+         c.dkim_expire = std::chrono::duration_cast<std::chrono::seconds>(parseDuration(v));
+       }},
       {"dkim_required", "no",
        [](Config& c, std::string_view v) {
          if (v != "yes" && v != "no") throw std::invalid_argument("expected yes or no");

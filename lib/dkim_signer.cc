@@ -26,10 +26,12 @@ const char* kOversignedHeaders[] = {"from", "to", "subject", "date", nullptr};
 
 }  // namespace
 
-DkimLibrary::DkimLibrary() {
+DkimLibrary::DkimLibrary(uint64_t expire_seconds) {
   lib_ = dkim_init(nullptr, nullptr);
   if (lib_ == nullptr) return;
-  bool ok = dkim_options(lib_, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, static_cast<void*>(kSignedHeaders),
+  bool ok = (expire_seconds == 0 || dkim_options(lib_, DKIM_OP_SETOPT, DKIM_OPTS_SIGNATURETTL, &expire_seconds,
+                                                 sizeof expire_seconds) == DKIM_STAT_OK) &&
+            dkim_options(lib_, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, static_cast<void*>(kSignedHeaders),
                          sizeof(char**)) == DKIM_STAT_OK &&
             dkim_options(lib_, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, static_cast<void*>(kOversignedHeaders),
                          sizeof(char**)) == DKIM_STAT_OK;

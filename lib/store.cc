@@ -162,7 +162,8 @@ Result<AccountPolicy> Store::loadAccountPolicy(RedisConn& redis, const std::stri
 Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::string& account,
                                                  const std::string& key_id, const std::string& from_domain,
                                                  const std::string& campaign, const std::vector<std::string>& rcpts) {
-  static const char* kFields[] = {"state", "suppression", "subaddress", "empty_from", "default_sender"};
+  static const char* kFields[] = {"state", "suppression", "subaddress", "empty_from", "default_sender",
+                                  "dkim_domain"};
   std::vector<Command> cmds{{"HMGET", keys_.account(account)}};
   cmds[0].insert(cmds[0].end(), std::begin(kFields), std::end(kFields));
   cmds.push_back({"SISMEMBER", keys_.blockedCampaigns(account), campaign});
@@ -186,6 +187,7 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
     std::string value = replyString(fields->element[i]);
     if (i == 3) data.empty_from = parseEmptyFromMode(value);
     else if (i == 4) data.default_sender = value;
+    else if (i == 5) data.dkim_domain = toLower(value);
     else if (fields->element[i]->type != REDIS_REPLY_NIL) data.policy.applyField(kFields[i], value);
   }
   data.campaign_blocked = (*replies)[1]->integer == 1;

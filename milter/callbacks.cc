@@ -218,6 +218,7 @@ struct Prepared {
   std::string dkim_error;  // set when signing failed; dkim_on_error decides
   bool dkim_missing = false;  // no key for the domain
   std::string rewritten_from_domain;  // EMPTY-FROM rewritten: the default sender's domain
+  std::string dkim_domain;            // the account's default signing domain
 };
 
 std::string fromDomain(const MessageFacts& facts) {
@@ -236,7 +237,9 @@ void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received, con
     domains.push_back(toLower(domain));
     for (auto& parent : parentDomains(domains[0])) domains.push_back(std::move(parent));
   }
-  if (!config.dkim_default_domain.empty()) domains.push_back(config.dkim_default_domain);
+  // The account's own default signing domain wins over the server's.
+  std::string default_domain = p.dkim_domain.empty() ? config.dkim_default_domain : p.dkim_domain;
+  if (!default_domain.empty()) domains.push_back(default_domain);
   if (domains.empty()) {
     p.dkim_missing = true;
     return;
@@ -246,7 +249,7 @@ void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received, con
     p.redis_error = loaded.error();
     return;
   }
-  auto keys = selectSigningKeys(domain, *loaded, config.dkim_default_domain);
+  auto keys = selectSigningKeys(domain, *loaded, default_domain);
   if (keys.empty()) {
     p.dkim_missing = true;
     return;
@@ -325,6 +328,7 @@ void prepare(SMFICTX* ctx, Connection& c) {
   std::string hostname = c.hostname.empty() ? localHostname() : c.hostname;
   p->plan = decideMessage(p->facts, c.msg.headers, p->account, data, p->kept, config, now, hostname);
   p->rewritten_from_domain = data.default_sender.substr(data.default_sender.rfind('@') + 1);
+  p->dkim_domain = data.dkim_domain;
   if (p->plan.verdict.action == Action::Dunno && p->plan.discard.empty() && !p->kept.empty()) {
     startSigning(*p, redis, c.msg.headers, qid);
   }

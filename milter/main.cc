@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   context.redis = &pool;
   Store store(config);
   context.store = &store;
-  DkimLibrary dkim;
+  DkimLibrary dkim(static_cast<uint64_t>(config.dkim_expire.count()));
   if (!dkim.ok()) {
     MG_LOG_ERR("fatal: cannot initialise libopendkim");
     return 1;

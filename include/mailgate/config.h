@@ -69,6 +69,7 @@ struct Config {
   bool strip_tag_headers = true;
 
   std::string dkim_default_domain;
+  std::chrono::seconds dkim_expire{0};
   bool dkim_required = false;
   bool dkim_on_error_tempfail = true;  // dkim_on_error = tempfail | accept-unsigned
 };

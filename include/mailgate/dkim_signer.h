@@ -4,6 +4,7 @@
 // chunks libmilter delivers; selectSigningKeys() is the pure key choice.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,7 +22,8 @@ namespace mailgate {
 
 class DkimLibrary {
  public:
-  DkimLibrary();
+  // `expire_seconds` > 0 adds x= (signature expiry) to every signature.
+  explicit DkimLibrary(uint64_t expire_seconds = 0);
   ~DkimLibrary();
   DkimLibrary(const DkimLibrary&) = delete;
   DkimLibrary& operator=(const DkimLibrary&) = delete;

@@ -40,6 +40,7 @@ struct MessageAccount {
   AccountPolicy policy;  // state, domains (From domain and parents), stoplist/bounced hits
   std::optional<EmptyFromMode> empty_from;  // account override of config empty_from
   std::string default_sender;
+  std::string dkim_domain;  // the account's own default signing domain
   bool campaign_blocked = false;
   bool sandbox = false;  // the key is a sandbox key
 };

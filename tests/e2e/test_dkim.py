@@ -20,7 +20,7 @@ MESSAGE = ("From: {frm}\nTo: bob@example.net\nSubject: {subject}\nDate: Wed, 25 
 class Dkim(SharedStackTest):
     @classmethod
     def makeStack(cls):
-        return Stack(extra_config="dkim_default_domain = shop.example\n").start()
+        return Stack(extra_config="dkim_default_domain = shop.example\ndkim_expire = 7d\n").start()
 
     @classmethod
     def prepare(cls):
@@ -82,6 +82,7 @@ class Dkim(SharedStackTest):
     def test_rsa_and_ed25519_both_sign(self):
         msg = self.send_and_receive()
         self.assert_verifies(msg)
+        self.assertRegex(msg, rb"x=\d+;")  # dkim_expire
         self.assertRegex(msg, rb"(?is)h=[^;]*from:[^;]*feedback-id")
 
     def test_folded_headers_8bit_and_no_final_newline(self):
@@ -111,6 +112,16 @@ class Dkim(SharedStackTest):
         # (smtp_line_length_limit), which would change a signed body on the way.
         body = ("0123456789abcdef" * 4 + "\n") * (10 * 1024 * 1024 // 65)
         self.assert_verifies(self.send_and_receive(body=body))
+
+    def test_account_default_signing_domain(self):
+        self.stack.ctl_ok("dkim", "generate", "other.example", "--selector", "o1")
+        self.stack.ctl_ok("account", "set", "shop", "dkim_domain=other.example")
+        try:
+            msg = self.send_and_receive(frm="Sales Team")
+        finally:
+            self.stack.ctl_ok("account", "set", "shop", "dkim_domain=")
+        self.assertIn(b"d=other.example", msg)
+        self.assert_verifies(msg, algorithms=(b"rsa-sha256",))
 
     def test_broken_keys_tempfail(self):
         self.stack.ctl_ok("domain", "add", "shop", "broken.example")

@@ -108,7 +108,7 @@ TEST_F(StoreTest, AdminErrors) {
   EXPECT_EQ(admin_.setAccount("acme", "state=sleeping").error().message,
             "bad state \"sleeping\": expected active, blocked or deleted");
   EXPECT_EQ(admin_.setAccount("acme", "colour=red").error().message,
-            "unknown account setting \"colour\" (state, default_sender, suppression, subaddress, empty_from)");
+            "unknown account setting \"colour\" (state, default_sender, suppression, subaddress, empty_from, dkim_domain)");
   EXPECT_EQ(admin_.allowNet("acme", "192.0.2.0/33").error().message,
             "bad CIDR \"192.0.2.0/33\": expected e.g. 192.0.2.0/24 or 2001:db8::/32");
   ASSERT_TRUE(admin_.addAccount("other", ""));
