@@ -10,5 +10,6 @@ bash "$top/contrib/build.sh" "$top/build"
 (cd "$top/build" && ctest --output-on-failure -j2 -L unit && ctest --output-on-failure -L e2e)
 
 bash "$top/contrib/build.sh" "$top/build-asan" -DMG_SANITIZE=ON -DMG_E2E=OFF
-(cd "$top/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --output-on-failure -j2 -L unit)
+(cd "$top/build-asan" && ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:malloc_context_size=60 \
+  UBSAN_OPTIONS=print_stacktrace=1 \
+  LSAN_OPTIONS=suppressions="$top/tests/lsan.supp" ctest --output-on-failure -j2 -L unit)
