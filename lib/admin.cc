@@ -368,6 +368,17 @@ bool validSelector(std::string_view s) {
 
 }  // namespace
 
+std::vector<DkimEntry> parseDkimHash(const std::string& domain, const redisReply* h) {
+  std::vector<DkimEntry> out;
+  for (size_t j = 0; h != nullptr && j + 1 < h->elements; j += 2) {
+    auto json = nlohmann::json::parse(replyString(h->element[j + 1]), nullptr, false);
+    if (json.is_discarded() || !json.is_object()) continue;
+    out.push_back(DkimEntry{domain, replyString(h->element[j]), json.value("algo", ""), json.value("account", ""),
+                            json.value("created", ""), json.value("key", ""), json.value("bits", 0)});
+  }
+  return out;
+}
+
 Status Admin::putDkimKey(const std::string& domain, const std::string& selector, const DkimKey& key,
                          const std::string& account) {
   auto d = normalDomain(domain);
@@ -425,14 +436,7 @@ Result<std::vector<DkimEntry>> Admin::listDkimKeys(const std::string& domain) {
   if (!r) return r.error();
   std::vector<DkimEntry> out;
   for (size_t i = 0; i < domains.size(); ++i) {
-    const redisReply* h = (*r)[i].get();
-    for (size_t j = 0; j + 1 < h->elements; j += 2) {
-      auto json = nlohmann::json::parse(replyString(h->element[j + 1]), nullptr, false);
-      if (json.is_discarded() || !json.is_object()) continue;
-      out.push_back(DkimEntry{domains[i], replyString(h->element[j]), json.value("algo", ""),
-                              json.value("account", ""), json.value("created", ""), json.value("key", ""),
-                              json.value("bits", 0)});
-    }
+    for (auto& e : parseDkimHash(domains[i], (*r)[i].get())) out.push_back(std::move(e));
   }
   if (!domain.empty() && out.empty()) return invalid("no DKIM key for " + domains[0]);
   return out;

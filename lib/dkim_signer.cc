@@ -11,8 +11,6 @@
 #include <dkim.h>
 #undef _Bool
 
-#include <nlohmann/json.hpp>
-
 #include "mailgate/address.h"
 
 namespace mailgate {
@@ -130,15 +128,7 @@ Result<std::map<std::string, std::vector<DkimEntry>>> DkimKeyCache::keysFor(Redi
   if (!r) return r.error();
   std::lock_guard<std::mutex> lock(mutex_);
   for (size_t i = 0; i < missing.size(); ++i) {
-    std::vector<DkimEntry> entries;
-    const redisReply* h = (*r)[i].get();
-    for (size_t j = 0; j + 1 < h->elements; j += 2) {
-      auto json = nlohmann::json::parse(replyString(h->element[j + 1]), nullptr, false);
-      if (json.is_discarded() || !json.is_object()) continue;
-      entries.push_back(DkimEntry{missing[i], replyString(h->element[j]), json.value("algo", ""),
-                                  json.value("account", ""), json.value("created", ""), json.value("key", ""),
-                                  json.value("bits", 0)});
-    }
+    std::vector<DkimEntry> entries = parseDkimHash(missing[i], (*r)[i].get());
     if (cache_.size() > 10000) cache_.clear();
     cache_[missing[i]] = entries;
     out[missing[i]] = std::move(entries);

@@ -31,6 +31,9 @@ struct DkimEntry {
   int bits = 0;
 };
 
+// The keys of a dkim:<domain> hash (selector -> JSON); bad entries are skipped.
+std::vector<DkimEntry> parseDkimHash(const std::string& domain, const redisReply* hash);
+
 struct NewKey {
   std::string key;  // shown once, never stored
   KeyView view;
