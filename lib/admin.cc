@@ -4,13 +4,14 @@
 #include "mailgate/admin.h"
 
 #include <algorithm>
-#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "mailgate/account_policy.h"
 #include "mailgate/address.h"
 #include "mailgate/cidr.h"
 #include "mailgate/crypto.h"
+#include "mailgate/events.h"
+#include "mailgate/limits.h"
 #include "mailgate/rules_message.h"
 
 namespace mailgate {
@@ -18,14 +19,7 @@ namespace {
 
 Error invalid(std::string message) { return Error{Error::Kind::Invalid, std::move(message)}; }
 
-std::string nowIso() {
-  time_t t = time(nullptr);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string nowIso() { return utcTimestamp(nowMillis()); }
 
 bool plausibleAddress(std::string_view a) {
   size_t at = a.find('@');

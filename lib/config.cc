@@ -3,7 +3,6 @@
 // written once; errors name file, line and the bad value.
 #include "mailgate/config.h"
 
-#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -11,6 +10,8 @@
 #include <functional>
 #include <map>
 #include <sstream>
+
+#include "mailgate/address.h"
 
 namespace mailgate {
 namespace {
@@ -103,12 +104,6 @@ std::vector<std::string> parseList(std::string_view v) {
     if (j > i) out.emplace_back(v.substr(i, j - i));
     i = j + 1;
   }
-  return out;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -215,7 +210,7 @@ const std::vector<Param>& params() {
        [](Config& c, std::string_view v) {
          c.add_missing_headers = parseHeaderList(v);
          for (const auto& h : c.add_missing_headers) {
-           if (lower(h) != "date" && lower(h) != "message-id") {
+           if (toLower(h) != "date" && toLower(h) != "message-id") {
              throw std::invalid_argument("only Date and Message-Id can be added");
            }
          }
@@ -231,7 +226,7 @@ const std::vector<Param>& params() {
          c.sink_recipients.clear();
          for (const auto& a : parseList(v)) {
            if (a.find('@') == std::string::npos) throw std::invalid_argument("\"" + a + "\" is not an address");
-           c.sink_recipients.push_back(lower(a));
+           c.sink_recipients.push_back(toLower(a));
          }
        }},
       {"strip_tag_headers", "yes",
@@ -244,7 +239,7 @@ const std::vector<Param>& params() {
          if (!v.empty() && v.find_first_of(" \t@") != std::string_view::npos) {
            throw std::invalid_argument("expected a domain");
          }
-         c.dkim_default_domain = lower(v);
+         c.dkim_default_domain = toLower(v);
        }},
       {"dkim_expire", "0",
        [](Config& c, std::string_view v) {

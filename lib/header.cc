@@ -245,8 +245,4 @@ std::optional<HeaderAddress> parseFrom(std::string_view value) {
   return list.front();
 }
 
-bool safeHeaderValue(std::string_view value, size_t max) {
-  return value.size() <= max && value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
 }  // namespace mailgate

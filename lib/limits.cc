@@ -40,7 +40,7 @@ std::string formatTime(int64_t ms, const char* fmt) {
   time_t t = static_cast<time_t>(ms / 1000);
   struct tm tm;
   gmtime_r(&t, &tm);
-  char buf[16];
+  char buf[32];
   strftime(buf, sizeof buf, fmt, &tm);
   return buf;
 }
@@ -49,6 +49,7 @@ std::string formatTime(int64_t ms, const char* fmt) {
 
 std::string utcDay(int64_t ms) { return formatTime(ms, "%Y%m%d"); }
 std::string utcDate(int64_t ms) { return formatTime(ms, "%Y-%m-%d"); }
+std::string utcTimestamp(int64_t ms) { return formatTime(ms, "%Y-%m-%dT%H:%M:%SZ"); }
 
 Result<LimitResult> consumeMessage(RedisConn& redis, const StoreKeys& keys, const AccountPolicy& account,
                                    const std::string& key_id, const std::string& day) {

@@ -140,7 +140,7 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
                           int64_t now_ms, const std::string& hostname) {
   MessagePlan plan;
-  plan.recorded_from = facts.from ? facts.from->address : kEmptyFrom;
+  plan.recorded_from = recordedFrom(facts);
   if (facts.header_verdict.action != Action::Dunno) {
     plan.verdict = facts.header_verdict;
     return plan;

@@ -54,6 +54,27 @@ void applyMemberships(AccountPolicy& policy, const std::vector<Reply>& replies, 
   }
 }
 
+// The sending-domain entries of `domain` and its parents: the query, and the
+// domains it asks for (in HMGET order).
+std::vector<std::string> addDomainQuery(std::vector<Command>& cmds, const StoreKeys& keys,
+                                        const std::string& account, const std::string& domain) {
+  std::vector<std::string> domains;
+  if (domain.empty()) return domains;
+  domains.push_back(toLower(domain));
+  for (auto& p : parentDomains(domains[0])) domains.push_back(std::move(p));
+  Command hmget{"HMGET", keys.domains(account)};
+  hmget.insert(hmget.end(), domains.begin(), domains.end());
+  cmds.push_back(std::move(hmget));
+  return domains;
+}
+
+// Reads the reply of addDomainQuery into the policy.
+void applyDomainEntries(AccountPolicy& policy, const redisReply* entries, const std::vector<std::string>& domains) {
+  for (size_t i = 0; i < entries->elements && i < domains.size(); ++i) {
+    if (auto e = parseDomainEntry(replyString(entries->element[i]))) policy.domains[domains[i]] = *e;
+  }
+}
+
 // Every address the recipients are looked up under (with and without +tag).
 std::vector<std::string> lookupForms(const std::vector<std::string>& rcpts) {
   std::vector<std::string> forms;
@@ -130,14 +151,7 @@ Result<KeyLookup> Store::lookupKey(RedisConn& redis, std::string_view api_key, s
 Result<AccountPolicy> Store::loadAccountPolicy(RedisConn& redis, const std::string& account,
                                               const std::string& sender_domain, const std::string& recipient) {
   std::vector<Command> cmds{{"HGETALL", keys_.account(account)}};
-  std::vector<std::string> domains;
-  if (!sender_domain.empty()) {
-    domains.push_back(sender_domain);
-    for (auto& p : parentDomains(sender_domain)) domains.push_back(std::move(p));
-    Command hmget{"HMGET", keys_.domains(account)};
-    hmget.insert(hmget.end(), domains.begin(), domains.end());
-    cmds.push_back(std::move(hmget));
-  }
+  std::vector<std::string> domains = addDomainQuery(cmds, keys_, account, sender_domain);
   std::vector<std::string> forms = lookupForms({recipient});
   addMembershipQueries(cmds, keys_, account, forms);
   auto replies = checkedPipeline(redis, cmds);
@@ -150,10 +164,7 @@ Result<AccountPolicy> Store::loadAccountPolicy(RedisConn& redis, const std::stri
   }
   size_t next = 1;
   if (!domains.empty()) {
-    const redisReply* entries = (*replies)[next++].get();
-    for (size_t i = 0; i < entries->elements && i < domains.size(); ++i) {
-      if (auto e = parseDomainEntry(replyString(entries->element[i]))) policy.domains[domains[i]] = *e;
-    }
+    applyDomainEntries(policy, (*replies)[next++].get(), domains);
   }
   applyMemberships(policy, *replies, next, forms);
   return policy;
@@ -168,14 +179,7 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
   cmds[0].insert(cmds[0].end(), std::begin(kFields), std::end(kFields));
   cmds.push_back({"SISMEMBER", keys_.blockedCampaigns(account), campaign});
   cmds.push_back({"HGET", keys_.keyId(key_id.empty() ? "-" : key_id), "sandbox"});
-  std::vector<std::string> domains;
-  if (!from_domain.empty()) {
-    domains.push_back(toLower(from_domain));
-    for (auto& p : parentDomains(domains[0])) domains.push_back(std::move(p));
-    Command hmget{"HMGET", keys_.domains(account)};
-    hmget.insert(hmget.end(), domains.begin(), domains.end());
-    cmds.push_back(std::move(hmget));
-  }
+  std::vector<std::string> domains = addDomainQuery(cmds, keys_, account, from_domain);
   std::vector<std::string> forms = lookupForms(rcpts);
   addMembershipQueries(cmds, keys_, account, forms);
   auto replies = checkedPipeline(redis, cmds);
@@ -194,10 +198,7 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
   data.sandbox = replyString((*replies)[2].get()) == "1";
   size_t next = 3;
   if (!domains.empty()) {
-    const redisReply* entries = (*replies)[next++].get();
-    for (size_t i = 0; i < entries->elements && i < domains.size(); ++i) {
-      if (auto e = parseDomainEntry(replyString(entries->element[i]))) data.policy.domains[domains[i]] = *e;
-    }
+    applyDomainEntries(data.policy, (*replies)[next++].get(), domains);
   }
   applyMemberships(data.policy, *replies, next, forms);
   return data;

@@ -309,7 +309,7 @@ void prepare(SMFICTX* ctx, Connection& c) {
   base.key_id = p->key_id;
   base.campaign = p->facts.campaign;
   base.letter_id = p->facts.letter_id;
-  base.from = p->facts.from ? p->facts.from->address : kEmptyFrom;
+  base.from = recordedFrom(p->facts);
   // accept-and-drop: recipients the policy let through because they are
   // stopped or bounced are removed and recorded as suppressed.
   for (const auto& rcpt : c.msg.rcpts) {

@@ -20,13 +20,13 @@ int cmdConfigCheck(const Args& a) {
 namespace {
 
 nlohmann::json eventJson(const Event& e) {
-  return {{"id", e.id},         {"time", isoTime(e.time_ms)}, {"queue_id", e.queue_id}, {"status", e.status},
+  return {{"id", e.id},         {"time", utcTimestamp(e.time_ms)}, {"queue_id", e.queue_id}, {"status", e.status},
           {"account", e.account}, {"key_id", e.key_id},       {"campaign", e.campaign}, {"letter_id", e.letter_id},
           {"from", e.from},     {"rcpt", e.rcpt},             {"code", e.code},         {"text", e.text}};
 }
 
 std::vector<std::string> eventRow(const Event& e) {
-  return {isoTime(e.time_ms), e.queue_id, e.status, e.account, e.key_id, e.campaign, e.from, e.rcpt, e.code, e.text};
+  return {utcTimestamp(e.time_ms), e.queue_id, e.status, e.account, e.key_id, e.campaign, e.from, e.rcpt, e.code, e.text};
 }
 
 const std::vector<std::string> kEventHeader{"TIME",     "QUEUE-ID", "STATUS", "ACCOUNT", "KEY",

@@ -120,14 +120,14 @@ int cmdErrors(const Args& a) {
   if (a.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& e : errors) {
-      out.push_back({{"time", isoTime(e.time_ms)}, {"queue_id", e.queue_id}, {"code", e.code}, {"text", e.text},
+      out.push_back({{"time", utcTimestamp(e.time_ms)}, {"queue_id", e.queue_id}, {"code", e.code}, {"text", e.text},
                      {"from", e.from}, {"rcpt", e.rcpt}});
     }
     printJson(out);
     return 0;
   }
   std::vector<std::vector<std::string>> rows{{"TIME", "QUEUE-ID", "CODE", "TEXT", "FROM", "RCPT"}};
-  for (const auto& e : errors) rows.push_back({isoTime(e.time_ms), e.queue_id, e.code, e.text, e.from, e.rcpt});
+  for (const auto& e : errors) rows.push_back({utcTimestamp(e.time_ms), e.queue_id, e.code, e.text, e.from, e.rcpt});
   printTable(rows);
   return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "mailgate/admin.h"
 #include "mailgate/config.h"
+#include "mailgate/limits.h"
 #include "mailgate/redis.h"
 
 namespace mailgate::ctl {
@@ -32,7 +33,6 @@ struct Args {
 void expectWords(const Args& a, size_t n, const char* usage);
 
 Config loadOrDie(const Args& a);
-std::string isoTime(int64_t unix_ms);
 
 // Prints rows as aligned columns (first row is the header), or `json` with --json.
 void printTable(const std::vector<std::vector<std::string>>& rows);

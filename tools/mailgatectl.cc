@@ -100,15 +100,6 @@ Config loadOrDie(const Args& a) {
   }
 }
 
-std::string isoTime(int64_t ms) {
-  time_t t = static_cast<time_t>(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 void printTable(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width;
   for (const auto& row : rows) {

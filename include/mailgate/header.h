@@ -30,7 +30,4 @@ std::vector<HeaderAddress> parseAddressList(std::string_view value);
 // The first mailbox of a From value, or nullopt: an EMPTY-FROM message.
 std::optional<HeaderAddress> parseFrom(std::string_view value);
 
-// A header field value safe to emit: no CR, LF or NUL, at most `max` bytes.
-bool safeHeaderValue(std::string_view value, size_t max = 998);
-
 }  // namespace mailgate

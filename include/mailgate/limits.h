@@ -20,8 +20,9 @@ Result<LimitResult> consumeMessage(RedisConn& redis, const StoreKeys& keys, cons
 
 Verdict limitVerdict(LimitResult result);
 
-// Today (UTC) as "YYYYMMDD" and as "YYYY-MM-DD".
+// A time (UTC) as "YYYYMMDD", as "YYYY-MM-DD" and as "YYYY-MM-DDTHH:MM:SSZ".
 std::string utcDay(int64_t unix_ms);
 std::string utcDate(int64_t unix_ms);
+std::string utcTimestamp(int64_t unix_ms);
 
 }  // namespace mailgate

@@ -35,6 +35,9 @@ struct MessageFacts {
 
 MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64_t now_ms);
 
+// The sender an outcome records: the From address, or EMPTY-FROM.
+inline std::string recordedFrom(const MessageFacts& facts) { return facts.from ? facts.from->address : kEmptyFrom; }
+
 // The account data the rules need, loaded by the milter in one round trip.
 struct MessageAccount {
   AccountPolicy policy;  // state, domains (From domain and parents), stoplist/bounced hits
@@ -58,7 +61,7 @@ struct MessagePlan {
   std::string discard;        // "sink" or "sandbox": accept and drop the message
   std::vector<HeaderEdit> edits;
   std::vector<std::string> sink_rcpts, deliver_rcpts;
-  std::string recorded_from;  // From address or EMPTY-FROM
+  std::string recorded_from;  // recordedFrom(facts)
   std::string rule;           // for the log: empty_from=mark, ...
 };
 
