@@ -260,6 +260,35 @@ const std::vector<Param>& params() {
          c.queue_record_ttl = std::chrono::duration_cast<std::chrono::seconds>(parseDuration(v));
          if (c.queue_record_ttl.count() == 0) throw std::invalid_argument("must be at least 1s");
        }},
+      {"tracker_log", "/var/log/mail.log",
+       [](Config& c, std::string_view v) {
+         if (v != "-" && !v.starts_with("/")) throw std::invalid_argument("expected an absolute path or -");
+         c.tracker_log = v;
+       }},
+      {"tracker_name", "",
+       [](Config& c, std::string_view v) {
+         if (v.find_first_of(" \t{}") != std::string_view::npos) throw std::invalid_argument("expected a name");
+         c.tracker_name = v;
+       }},
+      {"webhook_timeout", "10s",
+       [](Config& c, std::string_view v) {
+         c.webhook_timeout = parseDuration(v);
+         if (c.webhook_timeout.count() < 100) throw std::invalid_argument("must be at least 100ms");
+       }},
+      {"webhook_batch_size", "100",
+       [](Config& c, std::string_view v) {
+         c.webhook_batch_size = static_cast<unsigned>(parseUnsigned(v, 10000, "expected 1..10000"));
+         if (c.webhook_batch_size == 0) throw std::invalid_argument("expected 1..10000");
+       }},
+      {"webhook_retry_initial", "1s",
+       [](Config& c, std::string_view v) {
+         c.webhook_retry_initial = parseDuration(v);
+         if (c.webhook_retry_initial.count() < 10) throw std::invalid_argument("must be at least 10ms");
+       }},
+      {"webhook_retry_max", "10m",
+       [](Config& c, std::string_view v) { c.webhook_retry_max = parseDuration(v); }},
+      {"webhook_retry_for", "24h",
+       [](Config& c, std::string_view v) { c.webhook_retry_for = parseDuration(v); }},
   };
   return kParams;
 }

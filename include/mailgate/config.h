@@ -72,6 +72,14 @@ struct Config {
   std::chrono::seconds dkim_expire{0};
   bool dkim_required = false;
   bool dkim_on_error_tempfail = true;  // dkim_on_error = tempfail | accept-unsigned
+
+  std::string tracker_log = "/var/log/mail.log";  // "-" = stdin
+  std::string tracker_name;                       // "" = the host name
+  std::chrono::milliseconds webhook_timeout{10000};
+  unsigned webhook_batch_size = 100;
+  std::chrono::milliseconds webhook_retry_initial{1000};
+  std::chrono::milliseconds webhook_retry_max{600000};
+  std::chrono::milliseconds webhook_retry_for{86400000};
 };
 
 // Reads and validates `path`. Throws ConfigError.
