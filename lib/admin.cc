@@ -272,17 +272,39 @@ Result<std::vector<std::string>> Admin::stoplistList(const std::string& account)
   return sortedMembers(r->get());
 }
 
-Result<std::vector<std::string>> Admin::bouncedList(const std::string& address) {
+Result<std::vector<BounceEntry>> Admin::bouncedList(const std::string& address) {
+  std::vector<std::string> members;
   if (address.empty()) {
     auto r = redis_.command({"SMEMBERS", keys_.bouncedGlobal()});
     if (!r) return r.error();
-    return sortedMembers(r->get());
+    members = sortedMembers(r->get());
+  } else {
+    auto a = normalAddress(address);
+    if (!a) return a.error();
+    auto r = redis_.command({"SISMEMBER", keys_.bouncedGlobal(), *a});
+    if (!r) return r.error();
+    if ((*r)->integer == 1) members.push_back(*a);
   }
-  auto a = normalAddress(address);
-  if (!a) return a.error();
-  auto r = redis_.command({"SISMEMBER", keys_.bouncedGlobal(), *a});
-  if (!r) return r.error();
-  return (*r)->integer == 1 ? std::vector<std::string>{*a} : std::vector<std::string>{};
+  std::vector<BounceEntry> out;
+  if (members.empty()) return out;
+  Command hmget{"HMGET", keys_.bouncedInfo()};
+  hmget.insert(hmget.end(), members.begin(), members.end());
+  auto info = redis_.command(hmget);
+  if (!info) return info.error();
+  for (size_t i = 0; i < members.size(); ++i) {
+    BounceEntry e;
+    e.address = members[i];
+    auto j = nlohmann::json::parse(replyString((*info)->element[i]), nullptr, false);
+    if (j.is_object()) {
+      e.time_ms = j.value("time", int64_t{0});
+      e.account = j.value("account", "");
+      e.queue_id = j.value("qid", "");
+      e.dsn = j.value("dsn", "");
+      e.reason = j.value("reason", "");
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 Result<std::string> Admin::bouncedRemove(const std::string& address) {
@@ -290,7 +312,7 @@ Result<std::string> Admin::bouncedRemove(const std::string& address) {
   if (!a) return a;
   auto accounts = redis_.command({"SMEMBERS", keys_.accounts()});
   if (!accounts) return accounts.error();
-  std::vector<Command> cmds{{"SREM", keys_.bouncedGlobal(), *a}};
+  std::vector<Command> cmds{{"SREM", keys_.bouncedGlobal(), *a}, {"HDEL", keys_.bouncedInfo(), *a}};
   for (size_t i = 0; i < (*accounts)->elements; ++i) {
     cmds.push_back({"SREM", keys_.bounced(replyString((*accounts)->element[i])), *a});
   }

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -34,6 +35,14 @@ std::string sha256Hex(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
   return toHex(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+}
+
+std::string hmacSha256Hex(std::string_view key, std::string_view data) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+       data.size(), mac, &len);
+  return toHex(std::string_view(reinterpret_cast<const char*>(mac), len));
 }
 
 std::string base64Encode(std::string_view data) {

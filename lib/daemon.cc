@@ -54,4 +54,10 @@ void detachUnlessForeground(const DaemonOptions& options) {
   }
 }
 
+std::string localHostname() {
+  char buf[256] = "localhost";
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
 }  // namespace mailgate

@@ -38,6 +38,7 @@ Command xaddCommand(const Config& config, const Event& e) {
           "letter",     e.letter_id,
           "from",       e.from,
           "rcpt",       e.rcpt,
+          "msgid",      e.message_id,
           "status",     e.status,
           "code",       e.code,
           "text",       e.text};
@@ -46,9 +47,10 @@ Command xaddCommand(const Config& config, const Event& e) {
 std::vector<Command> queueRecordCommands(const Config& config, const QueueRecord& r) {
   std::string key = redisKey(config.redis_prefix, "q:", r.queue_id);
   return {
+      {"DEL", key},  // a short queue id may be reused: start afresh
       {"HSET", key, "account", r.account, "key", r.key_id, "campaign", r.campaign, "letter", r.letter_id, "from",
        r.from, "subject_sha256", r.subject_hash, "time", std::to_string(r.time_ms), "nrcpt",
-       std::to_string(r.nrcpt)},
+       std::to_string(r.nrcpt), "msgid", r.message_id},
       {"EXPIRE", key, std::to_string(config.queue_record_ttl.count())},
   };
 }
@@ -70,6 +72,7 @@ Event eventFromEntry(const redisReply* entry) {
     else if (name == "letter") e.letter_id = value;
     else if (name == "from") e.from = value;
     else if (name == "rcpt") e.rcpt = value;
+    else if (name == "msgid") e.message_id = value;
     else if (name == "status") e.status = value;
     else if (name == "code") e.code = value;
     else if (name == "text") e.text = value;
@@ -84,8 +87,8 @@ void setRefusal(Event& e, std::string_view reply) {
   e.status = reply.starts_with("4") ? "tempfailed" : "rejected";
 }
 
-Status recordMessage(RedisConn& redis, const Config& config, const std::vector<Event>& events,
-                     const QueueRecord* record) {
+std::vector<Command> outcomeCommands(const Config& config, const std::vector<Event>& events,
+                                     const QueueRecord* record) {
   std::vector<Command> cmds;
   StoreKeys keys(config.redis_prefix);
   bool error_listed = false;
@@ -109,7 +112,12 @@ Status recordMessage(RedisConn& redis, const Config& config, const std::vector<E
   if (record != nullptr) {
     for (auto& c : queueRecordCommands(config, *record)) cmds.push_back(std::move(c));
   }
-  auto replies = checkedPipeline(redis, cmds);
+  return cmds;
+}
+
+Status recordMessage(RedisConn& redis, const Config& config, const std::vector<Event>& events,
+                     const QueueRecord* record) {
+  auto replies = checkedPipeline(redis, outcomeCommands(config, events, record));
   if (!replies) return replies.error();
   return okStatus();
 }

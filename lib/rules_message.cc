@@ -141,6 +141,12 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
                           int64_t now_ms, const std::string& hostname) {
   MessagePlan plan;
   plan.recorded_from = recordedFrom(facts);
+  if (const std::string* id = firstHeader(headers, "Message-Id")) {
+    plan.message_id = unfoldHeader(*id);
+    size_t start = plan.message_id.find_first_not_of(" \t");
+    size_t end = plan.message_id.find_last_not_of(" \t");
+    plan.message_id = start == std::string::npos ? "" : plan.message_id.substr(start, end - start + 1);
+  }
   if (facts.header_verdict.action != Action::Dunno) {
     plan.verdict = facts.header_verdict;
     return plan;
@@ -184,8 +190,8 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
     if (sameName(name, "Date")) {
       plan.edits.push_back({HeaderEdit::Kind::Add, "Date", 1, rfc5322Date(now_ms)});
     } else {
-      plan.edits.push_back(
-          {HeaderEdit::Kind::Add, "Message-Id", 1, "<" + toHex(randomBytes(12)) + "@" + hostname + ">"});
+      plan.message_id = "<" + toHex(randomBytes(12)) + "@" + hostname + ">";
+      plan.edits.push_back({HeaderEdit::Kind::Add, "Message-Id", 1, plan.message_id});
     }
   }
   if (config.strip_tag_headers) {

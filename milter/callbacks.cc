@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "mailgate/address.h"
+#include "mailgate/daemon.h"
 #include "mailgate/crypto.h"
 #include "mailgate/dkim_signer.h"
 #include "mailgate/events.h"
@@ -187,12 +188,6 @@ sfsistat onRedisFailure(SMFICTX* ctx, const Connection& c, const std::string& qi
   return SMFIS_CONTINUE;
 }
 
-std::string localHostname() {
-  char buf[256] = "localhost";
-  gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
 // Applies the header edits of a plan; false when libmilter refused one.
 bool applyEdits(SMFICTX* ctx, const std::vector<HeaderEdit>& edits) {
   for (const auto& e : edits) {
@@ -327,6 +322,8 @@ void prepare(SMFICTX* ctx, Connection& c) {
   }
   std::string hostname = c.hostname.empty() ? localHostname() : c.hostname;
   p->plan = decideMessage(p->facts, c.msg.headers, p->account, data, p->kept, config, now, hostname);
+  p->base.message_id = p->plan.message_id;
+  for (Event& e : p->events) e.message_id = p->plan.message_id;
   p->rewritten_from_domain = data.default_sender.substr(data.default_sender.rfind('@') + 1);
   p->dkim_domain = data.dkim_domain;
   if (p->plan.verdict.action == Action::Dunno && p->plan.discard.empty() && !p->kept.empty()) {
@@ -456,7 +453,7 @@ sfsistat onEom(SMFICTX* ctx) {
     }
     QueueRecord record{qid, p.account, p.key_id, p.facts.campaign, p.facts.letter_id, p.base.from,
                        sha256Hex(p.facts.subject).substr(0, 16), p.base.time_ms,
-                       static_cast<unsigned>(plan.deliver_rcpts.size())};
+                       static_cast<unsigned>(plan.deliver_rcpts.size()), plan.message_id};
     if (Status st = recordMessage(redis, config, events, plan.discard.empty() ? &record : nullptr); !st) {
       return onRedisFailure(ctx, c, qid, p.account, st.error());
     }

@@ -22,7 +22,8 @@ namespace {
 nlohmann::json eventJson(const Event& e) {
   return {{"id", e.id},         {"time", utcTimestamp(e.time_ms)}, {"queue_id", e.queue_id}, {"status", e.status},
           {"account", e.account}, {"key_id", e.key_id},       {"campaign", e.campaign}, {"letter_id", e.letter_id},
-          {"from", e.from},     {"rcpt", e.rcpt},             {"code", e.code},         {"text", e.text}};
+          {"from", e.from},     {"rcpt", e.rcpt},             {"code", e.code},         {"text", e.text},
+          {"message_id", e.message_id}};
 }
 
 std::vector<std::string> eventRow(const Event& e) {

@@ -91,7 +91,21 @@ int cmdBounced(const Args& a) {
   if (a.words.size() < 2) usage(text);
   Context ctx(a);
   if (a.words[1] == "list" && a.words.size() <= 3) {
-    printList(a, orDie(ctx.admin.bouncedList(a.words.size() == 3 ? a.words[2] : "")), "ADDRESS");
+    auto entries = orDie(ctx.admin.bouncedList(a.words.size() == 3 ? a.words[2] : ""));
+    if (a.json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& e : entries) {
+        out.push_back({{"address", e.address}, {"time", e.time_ms ? utcTimestamp(e.time_ms) : ""},
+                       {"account", e.account}, {"queue_id", e.queue_id}, {"dsn", e.dsn}, {"reason", e.reason}});
+      }
+      printJson(out);
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows{{"ADDRESS", "TIME", "ACCOUNT", "QUEUE-ID", "DSN", "REASON"}};
+    for (const auto& e : entries) {
+      rows.push_back({e.address, e.time_ms ? utcTimestamp(e.time_ms) : "-", e.account, e.queue_id, e.dsn, e.reason});
+    }
+    printTable(rows);
     return 0;
   }
   if (a.words[1] == "remove" && a.words.size() == 3) {

@@ -73,5 +73,6 @@ int cmdCampaign(const Args& a);
 int cmdStats(const Args& a);
 int cmdMessage(const Args& a);
 int cmdDkim(const Args& a);
+int cmdWebhook(const Args& a);
 
 }  // namespace mailgate::ctl

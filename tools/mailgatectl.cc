@@ -37,7 +37,10 @@ constexpr const char* kUsage =
     "  campaign block|unblock NAME CAMPAIGN        stop or resume a campaign\n"
     "  dkim generate DOMAIN [--selector S] [--algo rsa2048|ed25519] [--account NAME]\n"
     "  dkim import DOMAIN --selector S --key FILE [--account NAME]\n"
-    "  dkim list [DOMAIN] | dkim remove DOMAIN [--selector S] | dkim dns DOMAIN\n";
+    "  dkim list [DOMAIN] | dkim remove DOMAIN [--selector S] | dkim dns DOMAIN\n"
+    "  webhook set NAME URL                        set the webhook (prints a new secret)\n"
+    "  webhook show|remove|test NAME               show, remove or send a signed test event\n"
+    "  webhook failures NAME [--count N]           events given up after webhook_retry_for\n";
 
 Args parseArgs(int argc, char** argv) {
   Args a;
@@ -143,6 +146,7 @@ int main(int argc, char** argv) {
   if (cmd == "stats") return cmdStats(a);
   if (cmd == "message") return cmdMessage(a);
   if (cmd == "dkim") return cmdDkim(a);
+  if (cmd == "webhook") return cmdWebhook(a);
   std::string all;
   for (const auto& w : a.words) all += (all.empty() ? "" : " ") + w;
   die("unknown command \"" + all + "\" (see mailgatectl --help)", 2);

@@ -3,6 +3,7 @@
 // unknown accounts, duplicates and bad values.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -33,6 +34,25 @@ struct DkimEntry {
 
 // The keys of a dkim:<domain> hash (selector -> JSON); bad entries are skipped.
 std::vector<DkimEntry> parseDkimHash(const std::string& domain, const redisReply* hash);
+
+// A hard-bounced address, with what the tracker recorded (empty if unknown).
+struct BounceEntry {
+  std::string address;
+  int64_t time_ms = 0;
+  std::string account, queue_id, dsn, reason;
+};
+
+struct WebhookView {
+  std::string account, url, secret;
+  uint64_t failures = 0;  // entries in the dead-letter stream
+};
+
+struct WebhookFailure {
+  std::string id;  // of the dead-letter entry
+  int64_t time_ms = 0;
+  unsigned attempts = 0;
+  std::string error, event;  // event: its webhook JSON
+};
 
 struct NewKey {
   std::string key;  // shown once, never stored
@@ -70,7 +90,7 @@ class Admin {
   Result<std::vector<std::string>> stoplistList(const std::string& account);
 
   // The global hard-bounce set (and each account's bounced set).
-  Result<std::vector<std::string>> bouncedList(const std::string& address_or_empty);
+  Result<std::vector<BounceEntry>> bouncedList(const std::string& address_or_empty);
   Result<std::string> bouncedRemove(const std::string& address);
 
   // `assignment` is rate=N/s|N/m|N/h, daily=N, rcpts=N or size=N (0 or "none"
@@ -93,6 +113,13 @@ class Admin {
   // Returns the canonical CIDR text.
   Result<std::string> allowNet(const std::string& account, const std::string& cidr);
   Result<std::string> denyNet(const std::string& account, const std::string& cidr);
+
+  // Webhooks (acct:{A} webhook_url, webhook_secret): set returns the new
+  // secret; failures are the newest entries of webhook:dead:{A}.
+  Result<std::string> setWebhook(const std::string& account, const std::string& url);
+  Status removeWebhook(const std::string& account);
+  Result<WebhookView> showWebhook(const std::string& account);
+  Result<std::vector<WebhookFailure>> webhookFailures(const std::string& account, unsigned count);
 
  private:
   Status requireAccount(const std::string& name);

@@ -1,5 +1,5 @@
 // crypto.h — the few primitives mailgate needs, all from OpenSSL: random
-// bytes, SHA-256 in hex, base64 (standard and URL-safe), constant-time compare.
+// bytes, SHA-256 and HMAC-SHA256 in hex, base64 (standard and URL-safe), constant-time compare.
 #pragma once
 
 #include <optional>
@@ -11,6 +11,7 @@ namespace mailgate {
 std::string randomBytes(size_t n);  // OpenSSL RAND_bytes; aborts if the RNG fails
 std::string toHex(std::string_view bytes);
 std::string sha256Hex(std::string_view data);
+std::string hmacSha256Hex(std::string_view key, std::string_view data);
 std::string base64Encode(std::string_view data);
 std::string base64UrlEncode(std::string_view data);  // no padding
 // Strict standard base64 (padding required, no blanks); nullopt on bad input.

@@ -24,6 +24,9 @@ DaemonOptions parseDaemonArgs(int argc, char** argv, const char* ident);
 // and exits 1. Then initialises logging (syslog, or stderr with -f).
 Config startDaemon(const DaemonOptions& options, const char* ident);
 
+// gethostname(), "localhost" if that fails.
+std::string localHostname();
+
 // Without -f, detaches from the terminal; call it once the sockets are bound
 // so that start-up errors still reach the terminal.
 void detachUnlessForeground(const DaemonOptions& options);

@@ -18,6 +18,7 @@ struct Event {
   std::string id;  // stream id, set when read back
   int64_t time_ms = 0;
   std::string queue_id, account, key_id, campaign, letter_id, from, rcpt;
+  std::string message_id;  // the Message-Id header, brackets included
   std::string status;  // accepted|rejected|tempfailed|sink|sandbox|suppressed|delivered|...
   std::string code, text;
 };
@@ -27,6 +28,7 @@ struct QueueRecord {
   std::string queue_id, account, key_id, campaign, letter_id, from, subject_hash;
   int64_t time_ms = 0;
   unsigned nrcpt = 0;
+  std::string message_id;
 };
 
 // Splits Postfix's sasl_username / {auth_authen} "ACCOUNT/KEYID".
@@ -38,6 +40,11 @@ std::vector<Command> queueRecordCommands(const Config& config, const QueueRecord
 
 // Decodes one XRANGE/XREVRANGE entry ([id, [field, value, ...]]).
 Event eventFromEntry(const redisReply* entry);
+
+// The commands recordMessage() sends, for callers that add their own to the
+// same round trip (mailgate-tracker).
+std::vector<Command> outcomeCommands(const Config& config, const std::vector<Event>& events,
+                                     const QueueRecord* record);
 
 // Records the decisions about one message in one round trip: an event each
 // (typically one per recipient), the account's day counters by status and by

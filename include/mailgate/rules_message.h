@@ -62,6 +62,7 @@ struct MessagePlan {
   std::vector<HeaderEdit> edits;
   std::vector<std::string> sink_rcpts, deliver_rcpts;
   std::string recorded_from;  // recordedFrom(facts)
+  std::string message_id;     // the Message-Id header, or the one the milter adds
   std::string rule;           // for the log: empty_from=mark, ...
 };
 

@@ -57,6 +57,8 @@ struct StoreKeys {
   std::string dkimVersion() const { return prefix_ + "dkim:version"; }
   std::string bounced(std::string_view a) const { return prefix_ + "bounced:{" + std::string(a) + "}"; }
   std::string bouncedGlobal() const { return prefix_ + "bounced"; }
+  std::string bouncedInfo() const { return prefix_ + "bounced:info"; }
+  std::string webhookDead(std::string_view a) const { return prefix_ + "webhook:dead:{" + std::string(a) + "}"; }
   std::string stats(std::string_view a, std::string_view day) const {
     return prefix_ + "stats:{" + std::string(a) + "}:" + std::string(day);
   }

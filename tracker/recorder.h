@@ -1,0 +1,41 @@
+// recorder.h — turns a batch of log lines into Redis writes: one round trip
+// loads the q:<queueid> records the lines refer to, a second writes events,
+// stats, recipient statuses, suppression entries and the log position in
+// one MULTI/EXEC, so a restart neither loses nor repeats a line.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "log_follower.h"
+#include "mailgate/config.h"
+#include "mailgate/redis.h"
+#include "mailgate/result.h"
+#include "mailgate/tracking.h"
+
+namespace mailgate::tracker {
+
+class Recorder {
+ public:
+  Recorder(const Config& config, RedisConn& redis, const std::string& node);
+
+  Result<std::optional<LogPosition>> loadPosition();
+
+  // Records what `lines` mean; `position` (nullptr for stdin) is saved with it.
+  // On error nothing was written and the same lines may be given again.
+  Status record(const std::vector<std::string>& lines, const LogPosition* position);
+
+  // Counters since start, for the log.
+  uint64_t events() const { return events_; }
+
+ private:
+  std::vector<Command> commandsFor(const TrackingUpdate& update, const std::string& queue_id);
+
+  const Config& config_;
+  RedisConn& redis_;
+  std::string position_key_;
+  uint64_t events_ = 0;
+};
+
+}  // namespace mailgate::tracker

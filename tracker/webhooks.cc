@@ -1,0 +1,267 @@
+// webhooks.cc — the webhook dispatcher loop (see webhooks.h): consumer-group
+// reads, per-account queues with backoff, batches, acknowledgements,
+// dead letters, claim refresh and take-over of a dead consumer's entries.
+#include "webhooks.h"
+
+#include <thread>
+
+#include "mailgate/log.h"
+#include "mailgate/store.h"
+
+namespace mailgate::tracker {
+namespace {
+
+constexpr size_t kMaxHeld = 50000;
+constexpr size_t kReadCount = 500;
+constexpr auto kTargetTtl = std::chrono::seconds(5);
+constexpr auto kClaimRefresh = std::chrono::seconds(30);
+constexpr auto kTakeOverIdle = std::chrono::minutes(5);
+constexpr unsigned kMaxWaitMs = 1000;
+constexpr int kDeadLetterMaxLen = 10000;
+
+RedisSettings blockingSettings(const Config& config) {
+  RedisSettings s = RedisSettings::fromConfig(config);
+  s.timeout += std::chrono::milliseconds(kMaxWaitMs + 1000);  // BLOCK must end before the read timeout
+  return s;
+}
+
+const redisReply* entriesOfFirstStream(const redisReply* r) {
+  // [[stream, [entry...]]]
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return nullptr;
+  const redisReply* stream = r->element[0];
+  if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2) return nullptr;
+  return stream->element[1];
+}
+
+}  // namespace
+
+WebhookDispatcher::WebhookDispatcher(const Config& config, std::string consumer)
+    : config_(config),
+      consumer_(std::move(consumer)),
+      stream_(eventsStreamKey(config)),
+      redis_(blockingSettings(config)),
+      http_(config.webhook_timeout) {}
+
+bool WebhookDispatcher::ensureGroup() {
+  auto r = redis_.command({"XGROUP", "CREATE", stream_, kWebhookGroup, "$", "MKSTREAM"});
+  if (r) {
+    MG_LOG_INFO("webhooks: created consumer group %s on %s", kWebhookGroup, stream_.c_str());
+    return true;
+  }
+  return r.error().message.find("BUSYGROUP") != std::string::npos;
+}
+
+bool WebhookDispatcher::readEntries(const std::string& from, unsigned block_ms) {
+  std::string after = from;
+  while (true) {
+    Command cmd{"XREADGROUP", "GROUP", kWebhookGroup, consumer_, "COUNT", std::to_string(kReadCount)};
+    if (block_ms > 0) {
+      cmd.push_back("BLOCK");
+      cmd.push_back(std::to_string(block_ms));
+    }
+    cmd.insert(cmd.end(), {"STREAMS", stream_, after});
+    auto r = redis_.command(cmd);
+    if (!r) {
+      if (r.error().message.find("NOGROUP") != std::string::npos) ensureGroup();
+      else MG_LOG_WARN("webhooks: reading %s: %s", stream_.c_str(), r.error().message.c_str());
+      return false;
+    }
+    const redisReply* entries = entriesOfFirstStream(r->get());
+    if (entries == nullptr || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return true;
+    for (size_t i = 0; i < entries->elements; ++i) {
+      const redisReply* entry = entries->element[i];
+      Event e = eventFromEntry(entry);
+      if (e.id.empty() && entry->type == REDIS_REPLY_ARRAY && entry->elements > 0) {
+        e.id = replyString(entry->element[0]);
+      }
+      after = e.id;
+      if (held_.count(e.id)) continue;
+      if (e.status.empty()) {  // trimmed from the stream while pending
+        to_ack_.push_back(e.id);
+        continue;
+      }
+      route(std::move(e));
+    }
+    // New entries (">"): one batch per call; our pending history: to its end.
+    if (from == ">" || held_.size() >= kMaxHeld) return true;
+  }
+}
+
+const WebhookDispatcher::Target* WebhookDispatcher::target(const std::string& account) {
+  auto now = Clock::now();
+  auto it = targets_.find(account);
+  if (it != targets_.end() && now - it->second.loaded < kTargetTtl) return &it->second;
+  StoreKeys keys(config_.redis_prefix);
+  auto r = redis_.command({"HMGET", keys.account(account), "webhook_url", "webhook_secret"});
+  if (!r) return nullptr;
+  Target t{replyString((*r)->element[0]), replyString((*r)->element[1]), now};
+  targets_[account] = t;
+  return &targets_[account];
+}
+
+void WebhookDispatcher::route(Event e) {
+  if (e.account.empty()) {
+    to_ack_.push_back(e.id);
+    return;
+  }
+  const Target* t = target(e.account);
+  if (t == nullptr) {  // Redis trouble: leave it pending, read it again later
+    rescan_pending_ = true;
+    return;
+  }
+  if (t->url.empty()) {
+    to_ack_.push_back(e.id);
+    return;
+  }
+  held_.insert(e.id);
+  queues_[e.account].events.push_back(std::move(e));
+}
+
+bool WebhookDispatcher::ack(const std::vector<std::string>& ids) {
+  if (ids.empty()) return true;
+  Command cmd{"XACK", stream_, kWebhookGroup};
+  cmd.insert(cmd.end(), ids.begin(), ids.end());
+  auto r = redis_.command(cmd);
+  if (!r) MG_LOG_WARN("webhooks: XACK: %s", r.error().message.c_str());
+  return r.ok();
+}
+
+void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
+  int64_t cutoff = nowMillis() - config_.webhook_retry_for.count();
+  std::vector<Command> cmds;
+  std::vector<std::string> ids;
+  StoreKeys keys(config_.redis_prefix);
+  while (!q.events.empty() && streamIdMillis(q.events.front().id) < cutoff) {
+    const Event& e = q.events.front();
+    cmds.push_back({"XADD", keys.webhookDead(account), "MAXLEN", "~", std::to_string(kDeadLetterMaxLen), "*",
+                    "id", e.id, "time", std::to_string(nowMillis()), "attempts", std::to_string(q.attempt), "error",
+                    q.last_error, "event", webhookEventJson(e).dump(-1, ' ', false,
+                                                                    nlohmann::json::error_handler_t::replace)});
+    ids.push_back(e.id);
+    q.events.pop_front();
+  }
+  if (ids.empty()) return;
+  Command xack{"XACK", stream_, kWebhookGroup};
+  xack.insert(xack.end(), ids.begin(), ids.end());
+  cmds.push_back(std::move(xack));
+  if (auto r = checkedPipeline(redis_, cmds); !r) {
+    MG_LOG_WARN("webhooks: dead-lettering for %s: %s", account.c_str(), r.error().message.c_str());
+    rescan_pending_ = true;  // still pending: they come back and are dead-lettered again
+  } else {
+    MG_LOG_WARN("webhooks: %zu events of account %s gave up after %u attempts (%s); see mailgatectl webhook failures",
+                ids.size(), account.c_str(), q.attempt, q.last_error.c_str());
+  }
+  for (const auto& id : ids) held_.erase(id);
+}
+
+void WebhookDispatcher::deliverReady() {
+  for (auto it = queues_.begin(); it != queues_.end();) {
+    const std::string& account = it->first;
+    Queue& q = it->second;
+    for (int batch = 0; batch < 10 && !q.events.empty() && Clock::now() >= q.next_try; ++batch) {
+      const Target* t = target(account);
+      if (t == nullptr) break;
+      size_t n = std::min<size_t>(q.events.size(), config_.webhook_batch_size);
+      std::vector<Event> events(q.events.begin(), q.events.begin() + static_cast<long>(n));
+      std::vector<std::string> ids;
+      for (const auto& e : events) ids.push_back(e.id);
+      HttpResult res;
+      if (t->url.empty()) {
+        res.status = 0;  // the webhook was removed meanwhile: nothing to deliver to
+      } else {
+        res = http_.post(t->url, t->secret, events);
+      }
+      if (res.ok()) {
+        if (!t->url.empty()) {
+          MG_LOG_INFO("webhooks: %s: %zu events delivered (HTTP %ld)", account.c_str(), n, res.status);
+        }
+        for (const auto& id : ids) held_.erase(id);
+        q.events.erase(q.events.begin(), q.events.begin() + static_cast<long>(n));
+        q.attempt = 0;
+        to_ack_.insert(to_ack_.end(), ids.begin(), ids.end());
+        continue;
+      }
+      ++q.attempt;
+      q.last_error = res.error;
+      auto delay = retryDelay(q.attempt, config_.webhook_retry_initial, config_.webhook_retry_max,
+                              std::uniform_real_distribution<double>(0.0, 1.0)(rng_));
+      q.next_try = Clock::now() + delay;
+      MG_LOG_WARN("webhooks: %s: POST %s failed (%s); attempt %u, next in %lld ms", account.c_str(),
+                  printable(t->url).c_str(), res.error.c_str(), q.attempt, static_cast<long long>(delay.count()));
+      deadLetter(account, q);
+    }
+    it = q.events.empty() && q.attempt == 0 ? queues_.erase(it) : std::next(it);
+  }
+}
+
+void WebhookDispatcher::refreshClaims() {
+  // XCLAIM with JUSTID resets the idle time of the entries we still hold, so
+  // another tracker's take-over never steals an entry that is only waiting
+  // for its retry.
+  std::vector<std::string> ids(held_.begin(), held_.end());
+  for (size_t i = 0; i < ids.size(); i += 1000) {
+    Command cmd{"XCLAIM", stream_, kWebhookGroup, consumer_, "0"};
+    cmd.insert(cmd.end(), ids.begin() + static_cast<long>(i),
+               ids.begin() + static_cast<long>(std::min(ids.size(), i + 1000)));
+    cmd.push_back("JUSTID");
+    if (auto r = redis_.command(cmd); !r) return;
+  }
+}
+
+void WebhookDispatcher::takeOver() {
+  std::string cursor = "0-0";
+  for (int round = 0; round < 100 && held_.size() < kMaxHeld; ++round) {
+    auto r = redis_.command({"XAUTOCLAIM", stream_, kWebhookGroup, consumer_,
+                             std::to_string(std::chrono::milliseconds(kTakeOverIdle).count()), cursor, "COUNT",
+                             "100"});
+    if (!r || (*r)->type != REDIS_REPLY_ARRAY || (*r)->elements < 2) return;
+    cursor = replyString((*r)->element[0]);
+    const redisReply* entries = (*r)->element[1];
+    if (entries->elements > 0) MG_LOG_INFO("webhooks: took over %zu pending events", entries->elements);
+    for (size_t i = 0; i < entries->elements; ++i) {
+      Event e = eventFromEntry(entries->element[i]);
+      if (!held_.count(e.id)) route(std::move(e));
+    }
+    if (cursor == "0-0") return;
+  }
+}
+
+unsigned WebhookDispatcher::waitMillis() const {
+  auto now = Clock::now();
+  auto wait = std::chrono::milliseconds(kMaxWaitMs);
+  for (const auto& [_, q] : queues_) {
+    if (q.events.empty()) continue;
+    if (q.next_try <= now) return 0;
+    wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(q.next_try - now) +
+                              std::chrono::milliseconds(1));
+  }
+  return static_cast<unsigned>(wait.count());
+}
+
+void WebhookDispatcher::run(const std::atomic<bool>& stop) {
+  bool group_ready = false;
+  while (!stop.load()) {
+    if (!group_ready && !(group_ready = ensureGroup())) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      continue;
+    }
+    auto now = Clock::now();
+    if (rescan_pending_) rescan_pending_ = !readEntries("0", 0);
+    if (now - last_takeover_ >= kClaimRefresh) {
+      last_takeover_ = now;
+      refreshClaims();
+      takeOver();
+    }
+    unsigned wait = waitMillis();
+    if (held_.size() < kMaxHeld) {
+      if (!readEntries(">", wait)) std::this_thread::sleep_for(std::chrono::milliseconds(wait > 0 ? wait : 100));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+    }
+    deliverReady();
+    if (ack(to_ack_)) to_ack_.clear();
+  }
+  if (ack(to_ack_)) to_ack_.clear();
+}
+
+}  // namespace mailgate::tracker

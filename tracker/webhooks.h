@@ -1,0 +1,72 @@
+// webhooks.h — the webhook dispatcher: a consumer in the Redis consumer
+// group "webhooks" on the events stream. Events of accounts with a webhook
+// are POSTed in signed batches, acknowledged only after a 2xx, retried with
+// exponential backoff and jitter, and moved to the account's dead-letter
+// stream once older than webhook_retry_for. Entries held in memory are
+// re-claimed every 30 s so other trackers do not take them; entries of a
+// consumer silent for 5 minutes are taken over (XAUTOCLAIM).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "mailgate/config.h"
+#include "mailgate/events.h"
+#include "mailgate/redis.h"
+#include "mailgate/webhook.h"
+
+namespace mailgate::tracker {
+
+constexpr const char* kWebhookGroup = "webhooks";
+
+class WebhookDispatcher {
+ public:
+  WebhookDispatcher(const Config& config, std::string consumer);
+  void run(const std::atomic<bool>& stop);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Target {
+    std::string url, secret;
+    Clock::time_point loaded;
+  };
+  struct Queue {
+    std::deque<Event> events;
+    unsigned attempt = 0;
+    Clock::time_point next_try{};
+    std::string last_error;
+  };
+
+  bool ensureGroup();
+  // Reads entries: our own pending ones ("0") at start, then new ones (">").
+  bool readEntries(const std::string& from, unsigned block_ms);
+  void takeOver();
+  void refreshClaims();
+  void route(Event event);
+  const Target* target(const std::string& account);
+  void deliverReady();
+  void deadLetter(const std::string& account, Queue& q);
+  bool ack(const std::vector<std::string>& ids);
+  unsigned waitMillis() const;
+
+  const Config& config_;
+  std::string consumer_;
+  std::string stream_;
+  RedisConn redis_;
+  WebhookClient http_;
+  std::map<std::string, Target> targets_;
+  std::map<std::string, Queue> queues_;
+  std::set<std::string> held_;  // stream ids in queues_
+  std::vector<std::string> to_ack_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  Clock::time_point last_takeover_{};
+  bool rescan_pending_ = true;
+};
+
+}  // namespace mailgate::tracker
