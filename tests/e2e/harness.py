@@ -73,6 +73,7 @@ class Stack:
         self.end_of_data_restrictions = policy % "" if with_policy else ""
         self.milters = "unix:%s/milter.sock" % self.dir if with_milter else ""
         self.postfix_started = False
+        self.transport = []  # transport_maps lines, written at start_postfix()
         self.exim_port = None
         self.exim_symlink = False
         self.conf = os.path.join(self.dir, "mailgate.conf")
@@ -114,18 +115,21 @@ class Stack:
     def stop_redis(self):
         self._kill("redis", signal.SIGKILL)
 
-    def start_sink(self):
-        sink_dir = os.path.join(self.dir, "sink")
+    def start_sink(self, name="sink", port=None, flags=()):
+        """smtp-sink on `port` (default: the relayhost's); `flags` e.g. ("-r", "RCPT") for 4xx."""
+        sink_dir = os.path.join(self.dir, name)
         os.makedirs(sink_dir, exist_ok=True)
         shutil.chown(sink_dir, "nobody")
-        self._spawn("sink", ["smtp-sink", "-u", "nobody", "-d", sink_dir + "/%Y%m%d%H%M%S.",
-                             "127.0.0.1:%d" % self.sink_port, "256"])
-        wait_for(lambda: can_connect(("127.0.0.1", self.sink_port)), what="smtp-sink")
+        port = port or self.sink_port
+        self._spawn(name, ["smtp-sink", "-u", "nobody", "-d", sink_dir + "/%Y%m%d%H%M%S."] + list(flags) +
+                    ["127.0.0.1:%d" % port, "256"])
+        wait_for(lambda: can_connect(("127.0.0.1", port)), what="smtp-sink " + name)
+        return port
 
     def start_daemons(self, names=("policy", "milter")):
         for name in names:
             self._spawn(name, [self.binary("mailgate-" + name), "-f", "-c", self.conf])
-        sockets = {"policy": ("policy.sock", "auth.sock"), "milter": ("milter.sock",)}
+        sockets = {"policy": ("policy.sock", "auth.sock"), "milter": ("milter.sock",), "tracker": ()}
         for name in names:
             for sock in sockets[name]:
                 wait_for(lambda: can_connect(self.path(sock)), what="mailgate-%s %s" % (name, sock))
@@ -144,6 +148,8 @@ class Stack:
                   "recipient_restrictions": self.recipient_restrictions,
                   "end_of_data_restrictions": self.end_of_data_restrictions,
                   "milters": self.milters}
+        with open(self.path("transport"), "w") as f:
+            f.write("".join(line + "\n" for line in self.transport))
         for name in ("main.cf", "master.cf"):
             with open(os.path.join(TEMPLATES, name + ".in")) as src, open(os.path.join(etc, name), "w") as dst:
                 dst.write(src.read().format(**values))
@@ -191,6 +197,7 @@ class Stack:
             if self.postfix("stop").returncode != 0:
                 self.postfix("abort")
             self.postfix_started = False
+        self.transport = []  # transport_maps lines, written at start_postfix()
         self.exim_port = None
         self.exim_symlink = False
         for name in list(self.procs):
