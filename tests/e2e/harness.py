@@ -58,7 +58,7 @@ class Stack:
     """One private stack. Call start(); always call stop() (tests use addCleanup)."""
 
     def __init__(self, on_redis_failure="tempfail", extra_config="", with_policy=True, socket_group="postfix",
-                 with_milter=True):
+                 with_milter=True, with_tracker=False, tracker_log=None):
         self.dir = tempfile.mkdtemp(prefix="mg-e2e-", dir="/var/tmp")
         os.chmod(self.dir, 0o755)
         self.redis_port = free_port()
@@ -72,6 +72,7 @@ class Stack:
                                        else "permit_sasl_authenticated, permit_mynetworks, reject")
         self.end_of_data_restrictions = policy % "" if with_policy else ""
         self.milters = "unix:%s/milter.sock" % self.dir if with_milter else ""
+        self.daemons = ("policy", "milter", "tracker") if with_tracker else ("policy", "milter")
         self.postfix_started = False
         self.transport = []  # transport_maps lines, written at start_postfix()
         self.exim_port = None
@@ -85,8 +86,11 @@ class Stack:
                 "auth_listen = unix:%s/auth.sock\n"
                 "milter_listen = unix:%s/milter.sock\n"
                 "socket_group = %s\n"
+                "tracker_log = %s\n"
                 "on_redis_failure = %s\n%s"
-                % (self.redis_port, self.dir, self.dir, self.dir, socket_group, on_redis_failure, extra_config)
+                % (self.redis_port, self.dir, self.dir, self.dir, socket_group,
+                   tracker_log or os.path.join(self.dir, "maillog"), on_redis_failure,
+                   extra_config)
             )
 
     # --- processes -------------------------------------------------------
@@ -126,7 +130,8 @@ class Stack:
         wait_for(lambda: can_connect(("127.0.0.1", port)), what="smtp-sink " + name)
         return port
 
-    def start_daemons(self, names=("policy", "milter")):
+    def start_daemons(self, names=None):
+        names = names or self.daemons
         for name in names:
             self._spawn(name, [self.binary("mailgate-" + name), "-f", "-c", self.conf])
         sockets = {"policy": ("policy.sock", "auth.sock"), "milter": ("milter.sock",), "tracker": ()}
@@ -197,7 +202,6 @@ class Stack:
             if self.postfix("stop").returncode != 0:
                 self.postfix("abort")
             self.postfix_started = False
-        self.transport = []  # transport_maps lines, written at start_postfix()
         self.exim_port = None
         self.exim_symlink = False
         for name in list(self.procs):
@@ -345,7 +349,7 @@ class SharedStackTest(unittest.TestCase):
 
 def demo():
     """Starts a stack, sends one message through it and prints its recorded event."""
-    stack = Stack().start()
+    stack = Stack(with_tracker=True).start()
     try:
         print("mailgate demo: redis-server :%d, Postfix smtpd :%d, smtp-sink :%d, daemons from %s"
               % (stack.redis_port, stack.smtp_port, stack.sink_port, BUILD_DIR))
@@ -360,10 +364,12 @@ def demo():
         stack.wait_delivered()
         print("sent one message with swaks (STARTTLS, AUTH PLAIN with the API key);"
               " Postfix queued it as %s and smtp-sink received it" % qid)
-        print("\n$ mailgatectl events\n")
-        r = stack.ctl("events")
+        # mailgate-tracker reads Postfix's log and records the delivery.
+        wait_for(lambda: "delivered" in stack.ctl("message", qid).stdout, 30, "the delivered event")
+        print("\n$ mailgatectl message %s\n" % qid)
+        r = stack.ctl("message", qid)
         print(r.stdout + r.stderr)
-        return 0 if r.returncode == 0 and qid in r.stdout else 1
+        return 0 if r.returncode == 0 and "delivered" in r.stdout else 1
     finally:
         stack.stop()
 

@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import http.server
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -73,15 +72,9 @@ class Tracker(SharedStackTest):
     @classmethod
     def makeStack(cls):
         cls.receiver = Receiver()
-        stack = Stack(extra_config="tracker_log = %s\n"
-                                   "webhook_retry_initial = 200ms\n"
-                                   "webhook_retry_max = 1s\n"
-                                   "webhook_retry_for = 6s\n" % os.path.join("{dir}", "maillog"))
-        # the config above needs the stack's directory
-        with open(stack.conf) as f:
-            text = f.read().replace("{dir}", stack.dir)
-        with open(stack.conf, "w") as f:
-            f.write(text)
+        stack = Stack(with_tracker=True, extra_config="webhook_retry_initial = 200ms\n"
+                                                     "webhook_retry_max = 1s\n"
+                                                     "webhook_retry_for = 6s\n")
         try:
             stack.start_redis()
             stack.start_sink()
@@ -90,7 +83,7 @@ class Tracker(SharedStackTest):
             stack.transport = ["soft.test smtp:[127.0.0.1]:%d" % soft,
                                "fail.test smtp:[127.0.0.1]:%d" % fail,
                                "hard.test error:5.1.1 mailbox unknown"]
-            stack.start_daemons(("policy", "milter", "tracker"))
+            stack.start_daemons()
             stack.start_postfix()
         except BaseException:
             stack.stop()
@@ -265,7 +258,7 @@ class TrackerStdin(unittest.TestCase):
     """tracker_log = -: lines from standard input (journalctl -f -o cat | mailgate-tracker)."""
 
     def test_cat_lines_from_stdin(self):
-        s = Stack(extra_config="tracker_log = -\n")
+        s = Stack(tracker_log="-")
         self.addCleanup(s.stop)
         s.start_redis()
         s.redis("HSET", "mg:q:4F3A2B1C0D", "account", "acme", "campaign", "c1", "msgid", "<m@x>")
