@@ -19,7 +19,7 @@ class BadConfig(unittest.TestCase):
         self.expected = '%s:3: unknown parameter "redis_sever"' % self.path
 
     def test_daemons_refuse_bad_config(self):
-        for name in ("mailgate-policy", "mailgate-milter"):
+        for name in ("mailgate-policy", "mailgate-milter", "mailgate-tracker"):
             r = subprocess.run([Stack.binary(name), "-f", "-c", self.path], capture_output=True, text=True,
                                timeout=10)
             self.assertEqual(r.returncode, 1, name)

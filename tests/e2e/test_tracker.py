@@ -273,6 +273,29 @@ class TrackerStdin(unittest.TestCase):
         self.assertEqual([(e["status"], e["rcpt"], e["campaign"], e["message_id"]) for e in events],
                          [("delivered", "u@example.net", "c1", "<m@x>")])
 
+    def test_redis_down_lines_wait_and_are_recorded(self):
+        s = Stack(tracker_log="-")
+        self.addCleanup(s.stop)
+        s.start_redis()
+        s.redis("HSET", "mg:q:4F3A2B1C0E", "account", "acme")
+        s.redis("SAVE")
+        s.stop_redis()
+        with open(s.path("tracker.log"), "wb") as log:
+            p = subprocess.Popen([s.binary("mailgate-tracker"), "-f", "-c", s.conf], stdin=subprocess.PIPE,
+                                 stdout=log, stderr=subprocess.STDOUT, text=True)
+        p.stdin.write("4F3A2B1C0E: to=<u@example.net>, relay=none, delay=1, dsn=4.4.1, "
+                      "status=deferred (connect to mx[192.0.2.1]:25: Connection refused)\n")
+        p.stdin.flush()
+        wait_for(lambda: "cannot record delivery results" in s.log("tracker"), 20, "the Redis error")
+        self.assertIsNone(p.poll())
+        s.start_redis()  # loads the saved q: record
+        p.stdin.close()
+        self.assertEqual(p.wait(30), 0)
+        events = s.events()
+        self.assertEqual([(e["status"], e["code"], e["text"]) for e in events],
+                         [("deferred", "4.4.1", "connect to mx[192.0.2.1]:25: Connection refused")])
+        self.assertIn("recording delivery results again", s.log("tracker"))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -84,6 +84,14 @@ TEST(Config, BadValuesNameTheValueAndWhatIsExpected) {
             "mailgate.conf:1: bad value \"0\" for redis_timeout: must be greater than 0");
   EXPECT_EQ(errorOf("policy_workers = \n"),
             "mailgate.conf:1: bad value \"\" for policy_workers: expected 1 to 256");
+  EXPECT_EQ(errorOf("tracker_log = mail.log\n"),
+            "mailgate.conf:1: bad value \"mail.log\" for tracker_log: expected an absolute path or -");
+  EXPECT_EQ(errorOf("webhook_batch_size = 0\n"),
+            "mailgate.conf:1: bad value \"0\" for webhook_batch_size: expected 1..10000");
+  EXPECT_EQ(errorOf("webhook_timeout = 10ms\n"),
+            "mailgate.conf:1: bad value \"10ms\" for webhook_timeout: must be at least 100ms");
+  EXPECT_EQ(errorOf("tracker_name = a{b}\n"),
+            "mailgate.conf:1: bad value \"a{b}\" for tracker_name: expected a name");
 }
 
 TEST(Config, DuplicateParameterNamesBothLines) {
