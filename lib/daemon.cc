@@ -4,31 +4,41 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "mailgate/log.h"
 
 namespace mailgate {
+namespace {
+
+std::string g_pid_file;
+
+[[noreturn]] void usage(const char* ident) {
+  fprintf(stderr, "usage: %s [-c config_file] [-f | -n] [-p pid_file] [-v]\n", ident);
+  exit(2);
+}
+
+}  // namespace
 
 DaemonOptions parseDaemonArgs(int argc, char** argv, const char* ident) {
   DaemonOptions o;
   int c;
-  while ((c = getopt(argc, argv, "c:fv")) != -1) {
+  while ((c = getopt(argc, argv, "c:fnp:v")) != -1) {
     switch (c) {
       case 'c': o.config_path = optarg; break;
       case 'f': o.foreground = true; break;
+      case 'n': o.no_detach = true; break;
+      case 'p': o.pid_file = optarg; break;
       case 'v': o.verbose = true; break;
-      default:
-        fprintf(stderr, "usage: %s [-c config_file] [-f] [-v]\n", ident);
-        exit(2);
+      default: usage(ident);
     }
   }
-  if (optind != argc) {
-    fprintf(stderr, "usage: %s [-c config_file] [-f] [-v]\n", ident);
-    exit(2);
-  }
+  if (optind != argc) usage(ident);
   return o;
 }
 
@@ -47,12 +57,34 @@ Config startDaemon(const DaemonOptions& options, const char* ident) {
   return config;
 }
 
-void detachUnlessForeground(const DaemonOptions& options) {
-  if (!options.foreground && daemon(0, 0) != 0) {
+void detachUnlessForeground(const DaemonOptions& options, const char* ident) {
+  bool detach = !options.foreground && !options.no_detach;
+  if (detach && daemon(0, 0) != 0) {
     MG_LOG_ERR("fatal: cannot detach: %m");
     exit(1);
   }
+  std::string pid_file = options.pid_file;
+  if (pid_file.empty() && detach) {
+    mkdir("/run/mailgate", 0755);
+    pid_file = std::string("/run/mailgate/") + ident + ".pid";
+  }
+  if (pid_file.empty()) return;
+  std::ofstream out(pid_file, std::ios::trunc);
+  out << getpid() << "\n";
+  if (!out) {
+    MG_LOG_WARN("cannot write pid file %s", pid_file.c_str());
+    return;
+  }
+  g_pid_file = pid_file;
 }
+
+void removePidFile() {
+  if (!g_pid_file.empty()) unlink(g_pid_file.c_str());
+}
+
+void notifyReady(const std::string& status) { sd_notifyf(0, "READY=1\nSTATUS=%s", status.c_str()); }
+void notifyReloading() { sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration"); }
+void notifyStopping() { sd_notify(0, "STOPPING=1\nSTATUS=stopping"); }
 
 std::string localHostname() {
   char buf[256] = "localhost";

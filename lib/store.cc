@@ -110,6 +110,12 @@ Store::Store(const Config& config)
       fail_limit_(config.auth_fail_limit),
       fail_window_(config.auth_fail_window) {}
 
+void Store::reconfigure(const Config& config) {
+  ttl_ = config.auth_cache_ttl;
+  fail_limit_ = config.auth_fail_limit;
+  fail_window_ = config.auth_fail_window;
+}
+
 Result<KeyLookup> Store::lookupKey(RedisConn& redis, std::string_view api_key, std::string_view client_ip) {
   std::string sha = sha256Hex(api_key);
   auto now = Clock::now();
@@ -117,14 +123,15 @@ Result<KeyLookup> Store::lookupKey(RedisConn& redis, std::string_view api_key, s
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = key_cache_.find(sha);
     if (it != key_cache_.end()) {
-      if (now - it->second.first < ttl_) return KeyLookup{KeyLookup::Kind::Found, it->second.second};
+      if (now - it->second.first < ttl_.load()) return KeyLookup{KeyLookup::Kind::Found, it->second.second};
       key_cache_.erase(it);
     }
   }
-  bool count_failures = fail_limit_ > 0 && !client_ip.empty();
+  unsigned fail_limit = fail_limit_;
+  bool count_failures = fail_limit > 0 && !client_ip.empty();
   auto r = redis.eval(kLookupKey, {keys_.apiKey(sha), keys_.authFailures(count_failures ? client_ip : "-")},
-                      {keys_.prefix(), count_failures ? std::to_string(fail_limit_) : "0",
-                       std::to_string(fail_window_.count())});
+                      {keys_.prefix(), count_failures ? std::to_string(fail_limit) : "0",
+                       std::to_string(fail_window_.load().count())});
   if (!r) return r.error();
   const redisReply* reply = r->get();
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
@@ -207,7 +214,7 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
 Result<std::optional<std::string>> Store::accountForAddress(RedisConn& redis, std::string_view ip) {
   auto now = Clock::now();
   std::unique_lock<std::mutex> lock(mutex_);
-  if (!nets_valid_ || now - nets_loaded_ >= ttl_) {
+  if (!nets_valid_ || now - nets_loaded_ >= ttl_.load()) {
     lock.unlock();
     auto r = redis.command({"HGETALL", keys_.nets()});
     if (!r) return r.error();

@@ -43,6 +43,7 @@ struct Message {
 struct Prepared;
 
 struct Connection {
+  std::shared_ptr<const Config> config;  // snapshot at connect: a SIGHUP reload applies to new connections
   std::string client, client_ip, hostname;
   Message msg;
   std::unique_ptr<Prepared> prepared;  // decided at end of headers
@@ -108,6 +109,7 @@ Connection& ensureConn(SMFICTX* ctx) {
   Connection* c = conn(ctx);
   if (c == nullptr) {
     c = new Connection();
+    c->config = g_context->live->get();
     smfi_setpriv(ctx, c);
   }
   return *c;
@@ -174,7 +176,7 @@ sfsistat onHeader(SMFICTX* ctx, char* name, char* value) {
 // Redis failure at end of message: on_redis_failure decides.
 sfsistat onRedisFailure(SMFICTX* ctx, const Connection& c, const std::string& qid, const std::string& account,
                         const Error& error) {
-  if (g_context->config.on_redis_failure == RedisFailure::TempFail) {
+  if (c.config->on_redis_failure == RedisFailure::TempFail) {
     MG_LOG_WARN("%s: tempfail: END-OF-MESSAGE from %s: 451 4.3.0 internal service error; from=<%s> "
                 "account=%s reason=%s",
                 qid.c_str(), printable(c.client).c_str(), printable(c.msg.sender).c_str(), printable(account).c_str(),
@@ -220,8 +222,8 @@ std::string fromDomain(const MessageFacts& facts) {
   return facts.from ? facts.from->address.substr(facts.from->address.rfind('@') + 1) : "";
 }
 
-void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received, const std::string& qid) {
-  const Config& config = g_context->config;
+void startSigning(Prepared& p, const Config& config, RedisConn& redis, const HeaderList& received,
+                  const std::string& qid) {
   std::vector<std::string> domains;
   // EMPTY-FROM signs with dkim_default_domain; a From rewritten to the
   // account's default sender with that sender's domain.
@@ -268,7 +270,7 @@ void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received, con
 
 void prepare(SMFICTX* ctx, Connection& c) {
   auto p = std::make_unique<Prepared>();
-  const Config& config = g_context->config;
+  const Config& config = *c.config;
   std::string qid = queueId(ctx);
   std::tie(p->account, p->key_id) = splitAuthUser(c.msg.auth_user);
   auto lease = g_context->redis->acquire();
@@ -327,7 +329,7 @@ void prepare(SMFICTX* ctx, Connection& c) {
   p->rewritten_from_domain = data.default_sender.substr(data.default_sender.rfind('@') + 1);
   p->dkim_domain = data.dkim_domain;
   if (p->plan.verdict.action == Action::Dunno && p->plan.discard.empty() && !p->kept.empty()) {
-    startSigning(*p, redis, c.msg.headers, qid);
+    startSigning(*p, config, redis, c.msg.headers, qid);
   }
   c.prepared = std::move(p);
 }
@@ -353,7 +355,7 @@ sfsistat onBody(SMFICTX* ctx, unsigned char* chunk, size_t len) {
 sfsistat onEom(SMFICTX* ctx) {
   return guarded(ctx, "eom", [&] {
     Connection& c = ensureConn(ctx);
-    const Config& config = g_context->config;
+    const Config& config = *c.config;
     std::string qid = queueId(ctx);
     if (c.failed || !c.prepared) {
       MG_LOG_ERR("%s: tempfail: an earlier callback failed for this message", qid.c_str());

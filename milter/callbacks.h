@@ -6,13 +6,14 @@
 
 #include "mailgate/config.h"
 #include "mailgate/dkim_signer.h"
+#include "mailgate/live_config.h"
 #include "mailgate/redis.h"
 #include "mailgate/store.h"
 
 namespace mailgate::milter {
 
 struct MilterContext {
-  Config config;
+  LiveConfig* live = nullptr;  // each connection takes a snapshot
   RedisPool* redis = nullptr;
   Store* store = nullptr;
   DkimLibrary* dkim = nullptr;

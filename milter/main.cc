@@ -1,11 +1,17 @@
 // main.cc — mailgate-milter(8): loads mailgate.conf, opens milter_listen,
-// sets the socket's access for Postfix and runs libmilter until SIGTERM.
+// sets the socket's access for Postfix and runs libmilter in a thread while
+// the main thread takes the signals: SIGHUP reloads the configuration (new
+// connections use it), SIGTERM stops libmilter after the messages in hand.
 #include <libmilter/mfapi.h>
+
+#include <csignal>
+#include <thread>
 
 #include "callbacks.h"
 #include "mailgate/daemon.h"
 #include "mailgate/listen.h"
 #include "mailgate/log.h"
+#include "mailgate/signals.h"
 
 using namespace mailgate;
 
@@ -24,8 +30,11 @@ std::string socketPath(const std::string& spec) {
 
 int main(int argc, char** argv) {
   DaemonOptions options = parseDaemonArgs(argc, argv, "mailgate-milter");
-  static milter::MilterContext context{startDaemon(options, "mailgate-milter")};
-  const Config& config = context.config;
+  static LiveConfig live(startDaemon(options, "mailgate-milter"));
+  static milter::MilterContext context;
+  context.live = &live;
+  const std::shared_ptr<const Config> initial = live.get();
+  const Config& config = *initial;  // socket, Redis address, pool size: fixed until a restart
   RedisPool pool(RedisSettings::fromConfig(config), config.redis_pool_size);
   context.redis = &pool;
   Store store(config);
@@ -51,9 +60,41 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  detachUnlessForeground(options);
+  detachUnlessForeground(options, "mailgate-milter");
+  // Signals are blocked everywhere and taken here with sigwait(): Linux hands
+  // a process signal to the main thread first, so libmilter's own signal
+  // thread (which would stop on SIGHUP) does not see them.
+  blockDaemonSignals();
+  {
+    auto lease = pool.acquire();
+    auto pong = lease ? (*lease)->command({"PING"}) : Result<Reply>(lease.error());
+    if (!pong) {
+      MG_LOG_WARN("redis %s: %s (on_redis_failure applies until it is back)",
+                  config.redis_server.toString().c_str(), pong.error().message.c_str());
+    }
+  }
+  int rc = MI_SUCCESS;
+  std::thread milter_thread([&] {
+    rc = smfi_main();
+    kill(getpid(), SIGTERM);  // stopped on its own: wake the main thread
+  });
   MG_LOG_INFO("listening on %s", config.milter_listen.c_str());
-  int rc = smfi_main();
+  notifyReady("listening on " + config.milter_listen);
+  while (true) {
+    int sig = waitForSignal();
+    if (sig == SIGHUP) {
+      notifyReloading();
+      if (reloadAndLog(live)) store.reconfigure(*live.get());
+      notifyReady("listening on " + config.milter_listen);
+      continue;
+    }
+    MG_LOG_INFO("signal %d: stopping", sig);
+    break;
+  }
+  notifyStopping();
+  smfi_stop();
+  milter_thread.join();
+  removePidFile();
   MG_LOG_INFO("stopped");
   return rc == MI_SUCCESS ? 0 : 1;
 }

@@ -40,8 +40,9 @@ AuthResult StoreAuthenticator::authenticate(std::string_view username, std::stri
   return r;
 }
 
-AuthConnection::AuthConnection(const Config& config, Store& store, RedisConn& redis)
-    : authenticator_(config, store, redis),
+AuthConnection::AuthConnection(std::shared_ptr<const Config> config, Store& store, RedisConn& redis)
+    : snapshot_(std::move(config)),
+      authenticator_(*snapshot_, store, redis),
       session_(authenticator_, static_cast<unsigned>(getpid()), ++g_connection_counter, toHex(randomBytes(16))) {}
 
 Session::Next AuthConnection::onInput(std::string_view data, bool eof, std::string& out) {

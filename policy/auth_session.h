@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 
 #include "listener.h"
 #include "mailgate/auth_proto.h"
@@ -27,11 +28,12 @@ class StoreAuthenticator : public Authenticator {
 
 class AuthConnection : public Session {
  public:
-  AuthConnection(const Config& config, Store& store, RedisConn& redis);
+  AuthConnection(std::shared_ptr<const Config> config, Store& store, RedisConn& redis);
   std::string greeting() override { return session_.handshake(); }
   Next onInput(std::string_view data, bool eof, std::string& out) override;
 
  private:
+  std::shared_ptr<const Config> snapshot_;  // a SIGHUP reload applies to new connections
   StoreAuthenticator authenticator_;
   AuthSession session_;
   std::string buf_;

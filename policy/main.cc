@@ -1,11 +1,13 @@
 // main.cc — mailgate-policy(8): the Postfix policy service (also Exim's
 // readsocket endpoint) on policy_listen and the Dovecot-auth protocol server
-// for API-key SMTP AUTH on auth_listen. Serves until SIGTERM.
+// for API-key SMTP AUTH on auth_listen. SIGHUP reloads the configuration
+// (new connections use it); SIGTERM finishes the requests in hand and exits.
 #include <csignal>
 
 #include "auth_session.h"
 #include "listener.h"
 #include "mailgate/daemon.h"
+#include "mailgate/live_config.h"
 #include "mailgate/log.h"
 #include "mailgate/signals.h"
 #include "policy_session.h"
@@ -32,34 +34,49 @@ void removeSocket(const Endpoint& endpoint) {
 
 int main(int argc, char** argv) {
   DaemonOptions options = parseDaemonArgs(argc, argv, "mailgate-policy");
-  const Config config = startDaemon(options, "mailgate-policy");
+  LiveConfig live(startDaemon(options, "mailgate-policy"));
+  const std::shared_ptr<const Config> initial = live.get();
+  const Config& config = *initial;  // sockets, workers and Redis address: fixed until a restart
   UniqueFd policy_fd = listenOrExit("policy_listen", config.policy_listen, config);
   UniqueFd auth_fd = listenOrExit("auth_listen", config.auth_listen, config);
-  detachUnlessForeground(options);
+  detachUnlessForeground(options, "mailgate-policy");
   blockDaemonSignals();
 
   Store store(config);
   RedisSettings redis = RedisSettings::fromConfig(config);
+  {
+    RedisConn probe(redis);
+    if (auto pong = probe.command({"PING"}); !pong) {
+      MG_LOG_WARN("redis %s: %s (on_redis_failure applies until it is back)",
+                  config.redis_server.toString().c_str(), pong.error().message.c_str());
+    }
+  }
   Listener policy({"policy", config.policy_workers, config.policy_idle_timeout, redis}, std::move(policy_fd),
-                  [&](Worker& w) { return std::make_unique<PolicySession>(config, store, w.redis); });
+                  [&](Worker& w) { return std::make_unique<PolicySession>(live.get(), store, w.redis); });
   Listener auth({"auth", config.policy_workers, config.policy_idle_timeout, redis}, std::move(auth_fd),
-                [&](Worker& w) { return std::make_unique<AuthConnection>(config, store, w.redis); });
+                [&](Worker& w) { return std::make_unique<AuthConnection>(live.get(), store, w.redis); });
   policy.start();
   auth.start();
-  MG_LOG_INFO("listening on %s (policy) and %s (auth), %u workers each", config.policy_listen.toString().c_str(),
-              config.auth_listen.toString().c_str(), config.policy_workers);
+  std::string status = "listening on " + config.policy_listen.toString() + " (policy) and " +
+                       config.auth_listen.toString() + " (auth)";
+  MG_LOG_INFO("%s, %u workers each", status.c_str(), config.policy_workers);
+  notifyReady(status);
   while (true) {
     int sig = waitForSignal();
     if (sig == SIGHUP) {
-      MG_LOG_INFO("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+      notifyReloading();
+      if (reloadAndLog(live)) store.reconfigure(*live.get());
+      notifyReady(status);
       continue;
     }
     MG_LOG_INFO("signal %d: stopping", sig);
     break;
   }
+  notifyStopping();
   policy.stop();
   auth.stop();
   removeSocket(config.policy_listen);
   removeSocket(config.auth_listen);
+  removePidFile();
   return 0;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "listener.h"
@@ -19,8 +20,10 @@ namespace mailgate::policy {
 
 class PolicySession : public Session {
  public:
-  PolicySession(const Config& config, Store& store, RedisConn& redis)
-      : config_(config), store_(store), redis_(redis) {}
+  // `config` is the snapshot this connection serves with (a SIGHUP reload
+  // applies to new connections).
+  PolicySession(std::shared_ptr<const Config> config, Store& store, RedisConn& redis)
+      : snapshot_(std::move(config)), config_(*snapshot_), store_(store), redis_(redis) {}
   Next onInput(std::string_view data, bool eof, std::string& out) override;
 
   // The action for one request (without "action="); logs and records refusals.
@@ -30,6 +33,7 @@ class PolicySession : public Session {
   Verdict evaluate(const PolicyRequest& request, Event& event);
   void startTransaction(const std::string& instance);
 
+  std::shared_ptr<const Config> snapshot_;
   const Config& config_;
   Store& store_;
   RedisConn& redis_;

@@ -1,11 +1,13 @@
 // main.cc — mailgate-tracker(8): follows the Postfix log (tracker_log) and
 // records delivery results (recorder.h) in one thread, delivers webhooks
 // (webhooks.h) in another, until SIGTERM or the end of standard input.
+// SIGHUP reloads the configuration (webhook and retry settings).
 #include <csignal>
 #include <thread>
 
 #include "log_follower.h"
 #include "mailgate/daemon.h"
+#include "mailgate/live_config.h"
 #include "mailgate/log.h"
 #include "mailgate/signals.h"
 #include "recorder.h"
@@ -23,9 +25,11 @@ void sleepUnlessStopped(std::chrono::milliseconds d, const std::atomic<bool>& st
   }
 }
 
-void followLog(const Config& config, const std::string& node, const std::atomic<bool>& stop) {
+void followLog(const LiveConfig& live, const std::string& node, const std::atomic<bool>& stop) {
+  const std::shared_ptr<const Config> initial = live.get();
+  const Config& config = *initial;  // Redis address and log file: fixed until a restart
   RedisConn redis(RedisSettings::fromConfig(config));
-  Recorder recorder(config, redis, node);
+  Recorder recorder(initial, redis, node);
   LogFollower follower(config.tracker_log);
   std::optional<LogPosition> saved;
   if (!follower.isStdin()) {
@@ -45,6 +49,7 @@ void followLog(const Config& config, const std::string& node, const std::atomic<
 
   while (!stop.load()) {
     std::vector<std::string> lines = follower.read(1000, std::chrono::milliseconds(500), stop);
+    recorder.setConfig(live.get());
     if (!lines.empty()) {
       LogPosition position = follower.position();
       auto backoff = std::chrono::milliseconds(100);
@@ -71,31 +76,39 @@ void followLog(const Config& config, const std::string& node, const std::atomic<
 
 int main(int argc, char** argv) {
   DaemonOptions options = parseDaemonArgs(argc, argv, "mailgate-tracker");
-  const Config config = startDaemon(options, "mailgate-tracker");
-  if (config.tracker_log == "-") options.foreground = true;  // stdin is the log: stay attached
-  detachUnlessForeground(options);
+  LiveConfig live(startDaemon(options, "mailgate-tracker"));
+  const std::shared_ptr<const Config> initial = live.get();
+  const Config& config = *initial;
+  if (config.tracker_log == "-") options.no_detach = true;  // stdin is the log: stay attached
+  detachUnlessForeground(options, "mailgate-tracker");
   blockDaemonSignals();
 
   const std::string node = config.tracker_name.empty() ? localHostname() : config.tracker_name;
   std::atomic<bool> stop{false};
   std::thread webhooks([&] {
-    WebhookDispatcher dispatcher(config, node);
+    WebhookDispatcher dispatcher(live, node);
     dispatcher.run(stop);
   });
-  std::thread follower([&] { followLog(config, node, stop); });
-  MG_LOG_INFO("following %s as %s", config.tracker_log == "-" ? "standard input" : config.tracker_log.c_str(),
-              node.c_str());
+  std::thread follower([&] { followLog(live, node, stop); });
+  std::string status = "following " + (config.tracker_log == "-" ? std::string("standard input") : config.tracker_log) +
+                       " as " + node;
+  MG_LOG_INFO("%s", status.c_str());
+  notifyReady(status);
   while (true) {
     int sig = waitForSignal();
     if (sig == SIGHUP) {
-      MG_LOG_INFO("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+      notifyReloading();
+      reloadAndLog(live);
+      notifyReady(status);
       continue;
     }
     MG_LOG_INFO("signal %d: stopping", sig);
     break;
   }
+  notifyStopping();
   stop = true;
   follower.join();
   webhooks.join();
+  removePidFile();
   return 0;
 }

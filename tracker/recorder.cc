@@ -13,8 +13,8 @@
 
 namespace mailgate::tracker {
 
-Recorder::Recorder(const Config& config, RedisConn& redis, const std::string& node)
-    : config_(config), redis_(redis), position_key_(redisKey(config.redis_prefix, "tracker:", node)) {}
+Recorder::Recorder(std::shared_ptr<const Config> config, RedisConn& redis, const std::string& node)
+    : config_(std::move(config)), redis_(redis), position_key_(redisKey(config_->redis_prefix, "tracker:", node)) {}
 
 Result<std::optional<LogPosition>> Recorder::loadPosition() {
   auto r = redis_.command({"HMGET", position_key_, "inode", "offset"});
@@ -27,9 +27,9 @@ Result<std::optional<LogPosition>> Recorder::loadPosition() {
 }
 
 std::vector<Command> Recorder::commandsFor(const TrackingUpdate& u, const std::string& queue_id) {
-  StoreKeys keys(config_.redis_prefix);
-  std::vector<Command> cmds = outcomeCommands(config_, u.events, nullptr);
-  std::string q = redisKey(config_.redis_prefix, "q:", queue_id);
+  StoreKeys keys(config_->redis_prefix);
+  std::vector<Command> cmds = outcomeCommands(*config_, u.events, nullptr);
+  std::string q = redisKey(config_->redis_prefix, "q:", queue_id);
   for (const auto& [rcpt, status] : u.rcpt_status) cmds.push_back({"HSET", q, "rcpt:" + rcpt, status});
   for (const Suppression& s : u.suppress) {
     nlohmann::json info{{"time", s.time_ms}, {"account", s.account}, {"qid", s.queue_id},
@@ -55,7 +55,7 @@ Status Recorder::record(const std::vector<std::string>& lines, const LogPosition
   }
   if (!messages.empty()) {
     std::vector<Command> loads;
-    for (const auto& [qid, _] : messages) loads.push_back({"HGETALL", redisKey(config_.redis_prefix, "q:", qid)});
+    for (const auto& [qid, _] : messages) loads.push_back({"HGETALL", redisKey(config_->redis_prefix, "q:", qid)});
     auto replies = checkedPipeline(redis_, loads);
     if (!replies) return replies.error();
     size_t i = 0;
@@ -76,7 +76,7 @@ Status Recorder::record(const std::vector<std::string>& lines, const LogPosition
   }
   if (position != nullptr) {
     writes.push_back({"HSET", position_key_, "inode", std::to_string(position->inode), "offset",
-                      std::to_string(position->offset), "path", config_.tracker_log, "time", std::to_string(now)});
+                      std::to_string(position->offset), "path", config_->tracker_log, "time", std::to_string(now)});
   }
   if (writes.size() == 1) return okStatus();
   writes.push_back({"EXEC"});

@@ -4,6 +4,7 @@
 // one MULTI/EXEC, so a restart neither loses nor repeats a line.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,7 +19,10 @@ namespace mailgate::tracker {
 
 class Recorder {
  public:
-  Recorder(const Config& config, RedisConn& redis, const std::string& node);
+  Recorder(std::shared_ptr<const Config> config, RedisConn& redis, const std::string& node);
+
+  // A reloaded configuration for the next batches.
+  void setConfig(std::shared_ptr<const Config> config) { config_ = std::move(config); }
 
   Result<std::optional<LogPosition>> loadPosition();
 
@@ -32,7 +36,7 @@ class Recorder {
  private:
   std::vector<Command> commandsFor(const TrackingUpdate& update, const std::string& queue_id);
 
-  const Config& config_;
+  std::shared_ptr<const Config> config_;
   RedisConn& redis_;
   std::string position_key_;
   uint64_t events_ = 0;

@@ -35,12 +35,13 @@ const redisReply* entriesOfFirstStream(const redisReply* r) {
 
 }  // namespace
 
-WebhookDispatcher::WebhookDispatcher(const Config& config, std::string consumer)
-    : config_(config),
+WebhookDispatcher::WebhookDispatcher(const LiveConfig& live, std::string consumer)
+    : live_(live),
+      config_(live.get()),
       consumer_(std::move(consumer)),
-      stream_(eventsStreamKey(config)),
-      redis_(blockingSettings(config)),
-      http_(config.webhook_timeout) {}
+      stream_(eventsStreamKey(*config_)),
+      redis_(blockingSettings(*config_)),
+      http_(config_->webhook_timeout) {}
 
 bool WebhookDispatcher::ensureGroup() {
   auto r = redis_.command({"XGROUP", "CREATE", stream_, kWebhookGroup, "$", "MKSTREAM"});
@@ -91,7 +92,7 @@ const WebhookDispatcher::Target* WebhookDispatcher::target(const std::string& ac
   auto now = Clock::now();
   auto it = targets_.find(account);
   if (it != targets_.end() && now - it->second.loaded < kTargetTtl) return &it->second;
-  StoreKeys keys(config_.redis_prefix);
+  StoreKeys keys(config_->redis_prefix);
   auto r = redis_.command({"HMGET", keys.account(account), "webhook_url", "webhook_secret"});
   if (!r) return nullptr;
   Target t{replyString((*r)->element[0]), replyString((*r)->element[1]), now};
@@ -127,10 +128,10 @@ bool WebhookDispatcher::ack(const std::vector<std::string>& ids) {
 }
 
 void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
-  int64_t cutoff = nowMillis() - config_.webhook_retry_for.count();
+  int64_t cutoff = nowMillis() - config_->webhook_retry_for.count();
   std::vector<Command> cmds;
   std::vector<std::string> ids;
-  StoreKeys keys(config_.redis_prefix);
+  StoreKeys keys(config_->redis_prefix);
   while (!q.events.empty() && streamIdMillis(q.events.front().id) < cutoff) {
     const Event& e = q.events.front();
     cmds.push_back({"XADD", keys.webhookDead(account), "MAXLEN", "~", std::to_string(kDeadLetterMaxLen), "*",
@@ -161,7 +162,7 @@ void WebhookDispatcher::deliverReady() {
     for (int batch = 0; batch < 10 && !q.events.empty() && Clock::now() >= q.next_try; ++batch) {
       const Target* t = target(account);
       if (t == nullptr) break;
-      size_t n = std::min<size_t>(q.events.size(), config_.webhook_batch_size);
+      size_t n = std::min<size_t>(q.events.size(), config_->webhook_batch_size);
       std::vector<Event> events(q.events.begin(), q.events.begin() + static_cast<long>(n));
       std::vector<std::string> ids;
       for (const auto& e : events) ids.push_back(e.id);
@@ -183,7 +184,7 @@ void WebhookDispatcher::deliverReady() {
       }
       ++q.attempt;
       q.last_error = res.error;
-      auto delay = retryDelay(q.attempt, config_.webhook_retry_initial, config_.webhook_retry_max,
+      auto delay = retryDelay(q.attempt, config_->webhook_retry_initial, config_->webhook_retry_max,
                               std::uniform_real_distribution<double>(0.0, 1.0)(rng_));
       q.next_try = Clock::now() + delay;
       MG_LOG_WARN("webhooks: %s: POST %s failed (%s); attempt %u, next in %lld ms", account.c_str(),
@@ -241,6 +242,7 @@ unsigned WebhookDispatcher::waitMillis() const {
 void WebhookDispatcher::run(const std::atomic<bool>& stop) {
   bool group_ready = false;
   while (!stop.load()) {
+    config_ = live_.get();
     if (!group_ready && !(group_ready = ensureGroup())) {
       std::this_thread::sleep_for(std::chrono::seconds(1));
       continue;

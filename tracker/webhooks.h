@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "mailgate/config.h"
+#include "mailgate/live_config.h"
 #include "mailgate/events.h"
 #include "mailgate/redis.h"
 #include "mailgate/webhook.h"
@@ -27,7 +28,7 @@ constexpr const char* kWebhookGroup = "webhooks";
 
 class WebhookDispatcher {
  public:
-  WebhookDispatcher(const Config& config, std::string consumer);
+  WebhookDispatcher(const LiveConfig& live, std::string consumer);
   void run(const std::atomic<bool>& stop);
 
  private:
@@ -55,7 +56,8 @@ class WebhookDispatcher {
   bool ack(const std::vector<std::string>& ids);
   unsigned waitMillis() const;
 
-  const Config& config_;
+  const LiveConfig& live_;
+  std::shared_ptr<const Config> config_;  // refreshed from live_ every round
   std::string consumer_;
   std::string stream_;
   RedisConn redis_;

@@ -4,6 +4,7 @@
 // layout is in man/mailgate-redis.7; writes live in admin.h.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -103,13 +104,16 @@ class Store {
 
   const StoreKeys& keys() const { return keys_; }
 
+  // Applies a reloaded configuration's auth_cache_ttl and auth_fail_* settings.
+  void reconfigure(const Config& config);
+
  private:
   using Clock = std::chrono::steady_clock;
 
   StoreKeys keys_;
-  std::chrono::milliseconds ttl_;
-  unsigned fail_limit_;
-  std::chrono::seconds fail_window_;
+  std::atomic<std::chrono::milliseconds> ttl_;
+  std::atomic<unsigned> fail_limit_;
+  std::atomic<std::chrono::seconds> fail_window_;
 
   std::mutex mutex_;
   std::unordered_map<std::string, std::pair<Clock::time_point, KeyInfo>> key_cache_;

@@ -3,6 +3,7 @@ mailgate-policy and mailgate-milter attached; its outcome is read back from
 real Redis. Also: Redis down with on_redis_failure = tempfail / accept, and
 recovery without restarting anything."""
 
+import signal
 import time
 import unittest
 
@@ -54,6 +55,21 @@ class Gateway(StackTest):
         self.assertEqual(table.returncode, 0, table.stderr)
         self.assertIn(qid, table.stdout)
         self.assertIn("QUEUE-ID", table.stdout)
+
+    def test_sighup_reloads_every_daemon_without_stopping(self):
+        """SIGHUP reloads (the milter too, although libmilter would stop on it)."""
+        with open(self.stack.conf, "a") as f:
+            f.write("sink_recipients = sink@example.net\n")
+        for name in ("policy", "milter"):
+            self.stack.procs[name].send_signal(signal.SIGHUP)
+            wait_for(lambda: "reload: configuration" in self.stack.log(name), 10, name + " reload")
+        time.sleep(0.5)
+        for name in ("policy", "milter"):
+            self.assertIsNone(self.stack.procs[name].poll(), name + " exited on SIGHUP")
+        qid = self.send_ok(to="sink@example.net")  # a new SMTP connection: the new configuration
+        events = wait_for(lambda: [e for e in self.stack.events() if e["queue_id"] == qid], 10, "events")
+        self.assertEqual([e["status"] for e in events], ["sink"])
+        self.assertEqual(self.stack.procs["milter"].poll(), None)
 
     def test_redis_down_policy_tempfails(self):
         self.send_ok()  # puts the key in the auth cache (auth_cache_ttl)

@@ -4,12 +4,13 @@ over-long requests and clients that vanish mid-request. The daemon must keep
 serving the others in every case."""
 
 import os
+import signal
 import socket
 import threading
 import time
 import unittest
 
-from harness import Stack
+from harness import Stack, wait_for
 
 REQUEST = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
            b"client_address=192.0.2.10\nsender=alice@example.org\nrecipient=bob@example.net\n"
@@ -153,6 +154,38 @@ class PolicyServer(unittest.TestCase):
         with self.connect() as s:
             s.sendall(UNAUTHENTICATED)
             self.assertEqual(self.read_reply(s), b"action=451 4.3.0 internal service error\n\n")
+
+    def test_sighup_reloads_and_keeps_a_good_config_on_errors(self):
+        self.stack.stop_redis()
+        with self.connect() as s:
+            s.sendall(UNAUTHENTICATED)
+            self.assertEqual(self.read_reply(s), b"action=451 4.3.0 internal service error\n\n")
+        with open(self.stack.conf) as f:
+            good = f.read().replace("on_redis_failure = tempfail", "on_redis_failure = accept")
+        with open(self.stack.conf, "w") as f:
+            f.write(good)
+        p = self.stack.procs["policy"]
+        p.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload: configuration" in self.stack.log("policy"), 10, "the reload")
+        with self.connect() as s:  # a new connection serves with the new configuration
+            s.sendall(UNAUTHENTICATED)
+            self.assertEqual(self.read_reply(s), DUNNO)
+        with open(self.stack.conf, "a") as f:
+            f.write("redis_sever = oops\n")
+        p.send_signal(signal.SIGHUP)
+        wait_for(lambda: "keeping the running configuration" in self.stack.log("policy"), 10, "the refusal")
+        self.assertIn('reload: %s:%d: unknown parameter "redis_sever"; keeping the running configuration'
+                      % (self.stack.conf, good.count("\n") + 1), self.stack.log("policy"))
+        with self.connect() as s:
+            s.sendall(UNAUTHENTICATED)
+            self.assertEqual(self.read_reply(s), DUNNO)
+        self.assertIsNone(p.poll())
+        # A restart-only parameter is named, not applied.
+        with open(self.stack.conf, "w") as f:
+            f.write(good.replace("policy_idle_timeout = 2s", "policy_idle_timeout = 3s"))
+        p.send_signal(signal.SIGHUP)
+        wait_for(lambda: "a restart is needed to apply policy_idle_timeout" in self.stack.log("policy"), 10,
+                 "the restart-only warning")
 
     def test_idle_connection_is_closed(self):
         with self.connect() as s:
