@@ -74,5 +74,6 @@ int cmdStats(const Args& a);
 int cmdMessage(const Args& a);
 int cmdDkim(const Args& a);
 int cmdWebhook(const Args& a);
+int cmdStatus(const Args& a);
 
 }  // namespace mailgate::ctl

@@ -40,7 +40,8 @@ constexpr const char* kUsage =
     "  dkim list [DOMAIN] | dkim remove DOMAIN [--selector S] | dkim dns DOMAIN\n"
     "  webhook set NAME URL                        set the webhook (prints a new secret)\n"
     "  webhook show|remove|test NAME               show, remove or send a signed test event\n"
-    "  webhook failures NAME [--count N]           events given up after webhook_retry_for\n";
+    "  webhook failures NAME [--count N]           events given up after webhook_retry_for\n"
+    "  status                                      daemons reachable, Redis latency, backlogs\n";
 
 Args parseArgs(int argc, char** argv) {
   Args a;
@@ -147,6 +148,7 @@ int main(int argc, char** argv) {
   if (cmd == "message") return cmdMessage(a);
   if (cmd == "dkim") return cmdDkim(a);
   if (cmd == "webhook") return cmdWebhook(a);
+  if (cmd == "status") return cmdStatus(a);
   std::string all;
   for (const auto& w : a.words) all += (all.empty() ? "" : " ") + w;
   die("unknown command \"" + all + "\" (see mailgatectl --help)", 2);

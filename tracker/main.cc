@@ -47,9 +47,13 @@ void followLog(const LiveConfig& live, const std::string& node, const std::atomi
   if (!follower.start(saved, note)) MG_LOG_WARN("%s", note.c_str());
   else MG_LOG_INFO("%s", note.c_str());
 
+  auto last_heartbeat = std::chrono::steady_clock::time_point{};
   while (!stop.load()) {
     std::vector<std::string> lines = follower.read(1000, std::chrono::milliseconds(500), stop);
     recorder.setConfig(live.get());
+    if (auto now = std::chrono::steady_clock::now(); now - last_heartbeat >= std::chrono::seconds(5)) {
+      if (recorder.heartbeat()) last_heartbeat = now;
+    }
     if (!lines.empty()) {
       LogPosition position = follower.position();
       auto backoff = std::chrono::milliseconds(100);

@@ -14,7 +14,18 @@
 namespace mailgate::tracker {
 
 Recorder::Recorder(std::shared_ptr<const Config> config, RedisConn& redis, const std::string& node)
-    : config_(std::move(config)), redis_(redis), position_key_(redisKey(config_->redis_prefix, "tracker:", node)) {}
+    : config_(std::move(config)),
+      redis_(redis),
+      node_(node),
+      position_key_(redisKey(config_->redis_prefix, "tracker:", node)) {}
+
+Status Recorder::heartbeat() {
+  auto r = checkedPipeline(redis_, {{"SADD", redisKey(config_->redis_prefix, "trackers"), node_},
+                                    {"HSET", position_key_, "heartbeat", std::to_string(nowMillis()), "path",
+                                     config_->tracker_log}});
+  if (!r) return r.error();
+  return okStatus();
+}
 
 Result<std::optional<LogPosition>> Recorder::loadPosition() {
   auto r = redis_.command({"HMGET", position_key_, "inode", "offset"});

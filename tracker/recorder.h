@@ -30,6 +30,10 @@ class Recorder {
   // On error nothing was written and the same lines may be given again.
   Status record(const std::vector<std::string>& lines, const LogPosition* position);
 
+  // Marks this tracker alive (tracker:<node> heartbeat, trackers set) for
+  // `mailgatectl status`; called at start and every few seconds.
+  Status heartbeat();
+
   // Counters since start, for the log.
   uint64_t events() const { return events_; }
 
@@ -38,6 +42,7 @@ class Recorder {
 
   std::shared_ptr<const Config> config_;
   RedisConn& redis_;
+  std::string node_;
   std::string position_key_;
   uint64_t events_ = 0;
 };

@@ -29,6 +29,17 @@ class BadConfig(unittest.TestCase):
             self.assertEqual(missing.returncode, 1)
             self.assertIn("/nonexistent.conf: cannot open: No such file or directory", missing.stderr)
 
+    def test_mailgatectl_status_with_nothing_running(self):
+        with open(self.path, "w") as f:
+            f.write("redis_server = tcp:127.0.0.1:1\npolicy_listen = unix:/nonexistent/p\n"
+                    "auth_listen = unix:/nonexistent/a\nmilter_listen = unix:/nonexistent/m\n")
+        r = subprocess.run([Stack.binary("mailgatectl"), "-c", self.path, "status"], capture_output=True, text=True,
+                           timeout=20)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("policy unix:/nonexistent/p:  not reachable: No such file or directory", r.stdout)
+        self.assertIn("redis 127.0.0.1:1:", r.stdout)
+        self.assertIn("not reachable: ", r.stdout.split("redis")[1])
+
     def test_mailgatectl_config_check(self):
         r = subprocess.run([Stack.binary("mailgatectl"), "-c", self.path, "config", "check"],
                            capture_output=True, text=True, timeout=10)

@@ -253,6 +253,19 @@ class Tracker(SharedStackTest):
         self.assertGreater(failures[0]["attempts"], 1)
         self.assertIn("deadend", s.log("tracker"))
 
+    def test_6_status(self):
+        s = self.stack
+        st = wait_for(lambda: (lambda j: j["trackers"] and j)(json.loads(s.ctl_ok("--json", "status"))), 15,
+                      "a tracker heartbeat")
+        self.assertEqual((st["policy"], st["auth"], st["milter"]), ("ok", "ok", "ok"))
+        self.assertGreater(st["events"], 0)
+        self.assertIn("latency_ms", st["redis"])
+        self.assertEqual(set(st["webhook_backlog"]), {"pending", "unread"})
+        self.assertTrue(st["trackers"][0]["alive"])
+        text = s.ctl_ok("status")
+        self.assertIn("webhook backlog:", text)
+        self.assertRegex(text, r"redis 127\.0\.0\.1:\d+:\s+ok, [0-9.]+ ms")
+
 
 class TrackerStdin(unittest.TestCase):
     """tracker_log = -: lines from standard input (journalctl -f -o cat | mailgate-tracker)."""

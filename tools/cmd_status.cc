@@ -1,0 +1,156 @@
+// cmd_status.cc — `mailgatectl status`: can the MTA reach each daemon
+// (policy, auth and milter sockets), is each tracker alive, how fast Redis
+// answers, how long the events stream is and how many webhook events wait.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netdb.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+
+#include "ctl.h"
+#include "mailgate/events.h"
+#include "mailgate/listen.h"
+
+namespace mailgate::ctl {
+namespace {
+
+// Connects to a daemon's socket within 1 s; "ok" or why not.
+std::string reach(const Endpoint& e) {
+  UniqueFd fd;
+  int rc = -1;
+  if (e.kind == Endpoint::Kind::Unix) {
+    fd = UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (e.path.size() >= sizeof sa.sun_path) return "path too long";
+    std::memcpy(sa.sun_path, e.path.c_str(), e.path.size() + 1);
+    rc = connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  } else {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(e.host.c_str(), std::to_string(e.port).c_str(), &hints, &res) != 0 || res == nullptr) {
+      return "cannot resolve " + e.host;
+    }
+    fd = UniqueFd(socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    rc = connect(fd.get(), res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+  }
+  if (rc != 0) return std::string("not reachable: ") + std::strerror(errno);
+  return "ok";
+}
+
+// The milter spec ("unix:/path", "local:/path", "inet:port@host") as an Endpoint.
+Endpoint milterEndpoint(const std::string& spec) {
+  Endpoint e;
+  for (const char* prefix : {"unix:", "local:"}) {
+    if (spec.rfind(prefix, 0) == 0) {
+      e.path = spec.substr(std::strlen(prefix));
+      return e;
+    }
+  }
+  e.kind = Endpoint::Kind::Tcp;
+  std::string rest = spec.substr(spec.find(':') + 1);
+  size_t at = rest.find('@');
+  e.port = static_cast<uint16_t>(std::atoi(rest.substr(0, at).c_str()));
+  e.host = at == std::string::npos ? "127.0.0.1" : rest.substr(at + 1);
+  return e;
+}
+
+std::string field(const redisReply* flat, const std::string& name) {
+  for (size_t i = 0; flat && flat->type == REDIS_REPLY_ARRAY && i + 1 < flat->elements; i += 2) {
+    if (replyString(flat->element[i]) == name) return replyString(flat->element[i + 1]);
+  }
+  return "";
+}
+
+}  // namespace
+
+int cmdStatus(const Args& a) {
+  expectWords(a, 1, "status");
+  Config c = loadOrDie(a);
+  nlohmann::json out;
+  out["policy"] = reach(c.policy_listen);
+  out["auth"] = reach(c.auth_listen);
+  out["milter"] = reach(milterEndpoint(c.milter_listen));
+
+  RedisConn redis(RedisSettings::fromConfig(c));
+  std::vector<double> rtts;
+  std::string redis_error;
+  for (int i = 0; i < 5; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    auto r = redis.command({"PING"});
+    if (!r) {
+      redis_error = r.error().message;
+      break;
+    }
+    rtts.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  bool healthy = out["policy"] == "ok" && out["auth"] == "ok" && out["milter"] == "ok";
+  if (!redis_error.empty()) {
+    out["redis"] = {{"server", c.redis_server.toString()}, {"error", redis_error}};
+    healthy = false;
+  } else {
+    std::sort(rtts.begin(), rtts.end());
+    out["redis"] = {{"server", c.redis_server.toString()}, {"latency_ms", rtts[rtts.size() / 2]}};
+    std::string stream = eventsStreamKey(c);
+    auto r = orDie(redis.pipeline({{"XLEN", stream},
+                                   {"XINFO", "GROUPS", stream},
+                                   {"SMEMBERS", redisKey(c.redis_prefix, "trackers")}}));
+    out["events"] = r[0]->integer;
+    nlohmann::json backlog = nullptr;
+    for (size_t i = 0; r[1]->type == REDIS_REPLY_ARRAY && i < r[1]->elements; ++i) {
+      const redisReply* g = r[1]->element[i];
+      if (field(g, "name") != "webhooks") continue;
+      backlog = {{"pending", std::atoll(field(g, "pending").c_str())}, {"unread", std::atoll(field(g, "lag").c_str())}};
+    }
+    out["webhook_backlog"] = backlog;
+    nlohmann::json trackers = nlohmann::json::array();
+    int64_t now = nowMillis();
+    for (size_t i = 0; i < r[2]->elements; ++i) {
+      std::string name = replyString(r[2]->element[i]);
+      auto h = orDie(redis.command({"HGETALL", redisKey(c.redis_prefix, "tracker:", name)}));
+      int64_t beat = std::atoll(field(h.get(), "heartbeat").c_str());
+      bool alive = beat > 0 && now - beat < 30000;
+      trackers.push_back({{"name", name}, {"alive", alive}, {"last_seen_s", beat ? (now - beat) / 1000 : -1},
+                          {"log", field(h.get(), "path")}, {"offset", field(h.get(), "offset")}});
+    }
+    out["trackers"] = trackers;
+  }
+  if (a.json) {
+    printJson(out);
+    return healthy ? 0 : 1;
+  }
+  std::vector<std::vector<std::string>> rows{{"policy " + c.policy_listen.toString() + ":", out["policy"]},
+                                             {"auth " + c.auth_listen.toString() + ":", out["auth"]},
+                                             {"milter " + c.milter_listen + ":", out["milter"]}};
+  if (!redis_error.empty()) {
+    rows.push_back({"redis " + c.redis_server.toString() + ":", "not reachable: " + redis_error});
+  } else {
+    char latency[32];
+    snprintf(latency, sizeof latency, "ok, %.2f ms", out["redis"]["latency_ms"].get<double>());
+    rows.push_back({"redis " + c.redis_server.toString() + ":", latency});
+    rows.push_back({"events stream:", std::to_string(out["events"].get<long long>()) + " entries"});
+    rows.push_back({"webhook backlog:", out["webhook_backlog"].is_null()
+                                            ? "no webhook consumer yet"
+                                            : std::to_string(out["webhook_backlog"]["pending"].get<long long>()) +
+                                                  " pending, " +
+                                                  std::to_string(out["webhook_backlog"]["unread"].get<long long>()) +
+                                                  " not yet read"});
+    for (const auto& t : out["trackers"]) {
+      rows.push_back({"tracker " + t["name"].get<std::string>() + ":",
+                      std::string(t["alive"].get<bool>() ? "alive" : "silent") + ", seen " +
+                          std::to_string(t["last_seen_s"].get<long long>()) + " s ago, " +
+                          t["log"].get<std::string>() + " at " + t["offset"].get<std::string>()});
+    }
+  }
+  printTable(rows);
+  return healthy ? 0 : 1;
+}
+
+}  // namespace mailgate::ctl
