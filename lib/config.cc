@@ -144,7 +144,7 @@ const std::vector<Param>& params() {
          c.redis_pool_size = static_cast<unsigned>(parseUnsigned(v, 1024, "expected 1 to 1024"));
          if (c.redis_pool_size == 0) throw std::invalid_argument("expected 1 to 1024");
        }},
-      {"policy_listen", "unix:/var/spool/postfix/private/mailgate-policy",
+      {"policy_listen", "unix:/var/spool/postfix/mailgate/policy",
        [](Config& c, std::string_view v) { c.policy_listen = parseEndpointOrThrow(v, "inet"); }},
       {"policy_workers", "4",
        [](Config& c, std::string_view v) {
@@ -153,7 +153,7 @@ const std::vector<Param>& params() {
        }},
       {"policy_idle_timeout", "330s",
        [](Config& c, std::string_view v) { c.policy_idle_timeout = parseDuration(v); }},
-      {"auth_listen", "unix:/var/spool/postfix/private/mailgate-auth",
+      {"auth_listen", "unix:/var/spool/postfix/mailgate/auth",
        [](Config& c, std::string_view v) { c.auth_listen = parseEndpointOrThrow(v, "inet"); }},
       {"auth_cache_ttl", "5s",
        [](Config& c, std::string_view v) { c.auth_cache_ttl = parseDuration(v); }},
@@ -172,7 +172,7 @@ const std::vector<Param>& params() {
          c.auth_fail_window = std::chrono::duration_cast<std::chrono::seconds>(parseDuration(v));
          if (c.auth_fail_window.count() == 0) throw std::invalid_argument("must be at least 1s");
        }},
-      {"milter_listen", "unix:/var/spool/postfix/mailgate/milter.sock",
+      {"milter_listen", "unix:/var/spool/postfix/mailgate/milter",
        [](Config& c, std::string_view v) {
          checkMilterSpec(v);
          c.milter_listen = v;
@@ -343,6 +343,12 @@ std::vector<std::string> configParameterNames() {
   std::vector<std::string> names;
   for (const Param& p : params()) names.emplace_back(p.name);
   return names;
+}
+
+std::vector<std::pair<std::string, std::string>> configDefaults() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Param& p : params()) out.emplace_back(p.name, p.default_value);
+  return out;
 }
 
 Config parseConfig(std::string_view text, const std::string& filename) {

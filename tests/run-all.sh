@@ -1,13 +1,17 @@
 #!/bin/bash
 # run-all.sh — installs what is needed, builds mailgate and runs every test:
 # unit and end-to-end tests (real redis-server, private Postfix, swaks) in a
-# normal build, then the unit tests again in an ASan/UBSan build.
+# normal build, the Debian package (installed and purged again), then the
+# unit tests again in an ASan/UBSan build.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bash "$top/contrib/install-build-deps.sh"
 
 bash "$top/contrib/build.sh" "$top/build"
 (cd "$top/build" && ctest --output-on-failure -j2 -L unit && ctest --output-on-failure -L e2e)
+
+# The Debian package: built, lintian-checked, installed, used, purged.
+bash "$top/tests/package/test-deb.sh"
 
 bash "$top/contrib/build.sh" "$top/build-asan" -DMG_SANITIZE=ON -DMG_E2E=OFF
 (cd "$top/build-asan" && ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:malloc_context_size=60 \

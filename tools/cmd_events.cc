@@ -1,4 +1,4 @@
-// cmd_events.cc — `mailgatectl config check`, `events` (with --follow),
+// cmd_events.cc — `mailgatectl config check|defaults`, `events` (with --follow),
 // `message QUEUEID` and `stats`: reading what the daemons recorded.
 #include <algorithm>
 #include <iostream>
@@ -9,6 +9,17 @@
 #include "mailgate/limits.h"
 
 namespace mailgate::ctl {
+
+int cmdConfigDefaults(const Args& a) {
+  if (a.json) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [name, value] : configDefaults()) out[name] = value;
+    printJson(out);
+    return 0;
+  }
+  for (const auto& [name, value] : configDefaults()) std::cout << name << (value.empty() ? " =" : " = ") << value << "\n";
+  return 0;
+}
 
 int cmdConfigCheck(const Args& a) {
   Config c = loadOrDie(a);

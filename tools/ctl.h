@@ -60,6 +60,7 @@ inline void orDie(const Status& s) {
 }
 
 int cmdConfigCheck(const Args& a);
+int cmdConfigDefaults(const Args& a);
 int cmdEvents(const Args& a);
 int cmdAccount(const Args& a);
 int cmdKey(const Args& a);

@@ -16,6 +16,7 @@ constexpr const char* kUsage =
     "usage: mailgatectl [-c config_file] [--json] COMMAND\n"
     "commands:\n"
     "  config check                                validate the configuration file\n"
+    "  config defaults                             every parameter with its default\n"
     "  events [--count N] [--account NAME] [--follow]   latest outcome events (default 20)\n"
     "  message QUEUEID                             everything recorded about one message\n"
     "  stats NAME [--day YYYY-MM-DD] [--campaign C]   counts by status\n"
@@ -134,6 +135,7 @@ int main(int argc, char** argv) {
   }
   const std::string& cmd = a.words[0];
   if (cmd == "config" && a.words.size() == 2 && a.words[1] == "check") return cmdConfigCheck(a);
+  if (cmd == "config" && a.words.size() == 2 && a.words[1] == "defaults") return cmdConfigDefaults(a);
   if (cmd == "events") return cmdEvents(a);
   if (cmd == "account") return cmdAccount(a);
   if (cmd == "key") return cmdKey(a);

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace mailgate {
@@ -90,6 +91,9 @@ Config parseConfig(std::string_view text, const std::string& filename);
 
 // Names of all parameters, in documentation order (for tests and tools).
 std::vector<std::string> configParameterNames();
+
+// Every parameter with its default value (as written in the file).
+std::vector<std::pair<std::string, std::string>> configDefaults();
 
 std::optional<EmptyFromMode> parseEmptyFromMode(std::string_view text);
 

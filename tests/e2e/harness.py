@@ -130,10 +130,12 @@ class Stack:
         wait_for(lambda: can_connect(("127.0.0.1", port)), what="smtp-sink " + name)
         return port
 
-    def start_daemons(self, names=None):
+    def start_daemons(self, names=None, user=None):
+        """Starts the daemons in the foreground, as `user` when given (runuser)."""
         names = names or self.daemons
         for name in names:
-            self._spawn(name, [self.binary("mailgate-" + name), "-f", "-c", self.conf])
+            argv = [self.binary("mailgate-" + name), "-f", "-c", self.conf]
+            self._spawn(name, (["runuser", "-u", user, "--"] if user else []) + argv)
         sockets = {"policy": ("policy.sock", "auth.sock"), "milter": ("milter.sock",), "tracker": ()}
         for name in names:
             for sock in sockets[name]:
@@ -218,6 +220,8 @@ class Stack:
 
     @staticmethod
     def binary(name):
+        if os.environ.get("MG_INSTALLED"):  # the Debian package's binaries
+            return os.path.join("/usr/sbin", name)
         sub = "tools" if name == "mailgatectl" else name.replace("mailgate-", "")
         return os.path.join(BUILD_DIR, sub, name)
 

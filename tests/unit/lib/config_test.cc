@@ -26,8 +26,8 @@ TEST(Config, DefaultsMatchTheManPage) {
   EXPECT_EQ(c.redis_timeout.count(), 500);
   EXPECT_EQ(c.redis_prefix, "mg:");
   EXPECT_EQ(c.redis_db, 0);
-  EXPECT_EQ(c.policy_listen.path, "/var/spool/postfix/private/mailgate-policy");
-  EXPECT_EQ(c.milter_listen, "unix:/var/spool/postfix/mailgate/milter.sock");
+  EXPECT_EQ(c.policy_listen.path, "/var/spool/postfix/mailgate/policy");
+  EXPECT_EQ(c.milter_listen, "unix:/var/spool/postfix/mailgate/milter");
   EXPECT_EQ(c.on_redis_failure, RedisFailure::TempFail);
   EXPECT_EQ(c.socket_mode, 0660u);
   EXPECT_EQ(c.queue_record_ttl.count(), 7 * 86400);
@@ -120,6 +120,18 @@ TEST(Config, LoadsAFile) {
   std::string path = ::testing::TempDir() + "mg_config_test.conf";
   std::ofstream(path) << "redis_db = 3\n";
   EXPECT_EQ(loadConfig(path).redis_db, 3);
+}
+
+TEST(Config, ShippedConfigShowsEveryDefaultAndLoads) {
+  std::string path = std::string(MG_SOURCE_DIR) + "/contrib/mailgate.conf";
+  std::ifstream in(path);
+  ASSERT_TRUE(in.good());
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const auto& [name, value] : configDefaults()) {
+    std::string line = "\n#" + name + (value.empty() ? " =" : " = " + value) + "\n";
+    EXPECT_NE(text.find(line), std::string::npos) << name << ": expected the line" << line;
+  }
+  EXPECT_NO_THROW(loadConfig(path));
 }
 
 TEST(Config, EveryParameterIsInTheManPage) {
