@@ -1,4 +1,4 @@
-// cmd_dkim.cc — `mailgatectl dkim generate|import|list|remove|dns`: DKIM
+// cmd_dkim.cc — `mailgatectl dkim generate|import|list|remove|dns|export`: DKIM
 // keys in Redis and the DNS records to publish for them.
 #include <ctime>
 #include <fstream>
@@ -14,7 +14,7 @@ namespace {
 [[noreturn]] void usage() {
   die("usage: mailgatectl dkim generate DOMAIN [--selector S] [--algo rsa2048|ed25519] [--account NAME] | "
       "dkim import DOMAIN --selector S --key FILE [--account NAME] | dkim list [DOMAIN] | "
-      "dkim remove DOMAIN [--selector S] | dkim dns DOMAIN",
+      "dkim remove DOMAIN [--selector S] | dkim dns DOMAIN | dkim export DIR",
       2);
 }
 
@@ -65,6 +65,7 @@ int cmdDkim(const Args& a) {
     return 0;
   }
   if (a.words.size() != 3) usage();
+  if (sub == "export") return cmdDkimExport(a, ctx);
   const std::string& domain = a.words[2];
   if (sub == "generate" || sub == "import") {
     DkimKey key;

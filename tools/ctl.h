@@ -75,6 +75,7 @@ int cmdStats(const Args& a);
 int cmdMessage(const Args& a);
 int cmdDkim(const Args& a);
 int cmdWebhook(const Args& a);
+int cmdDkimExport(const Args& a, Context& ctx);
 int cmdStatus(const Args& a);
 
 }  // namespace mailgate::ctl

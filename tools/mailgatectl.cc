@@ -39,6 +39,7 @@ constexpr const char* kUsage =
     "  dkim generate DOMAIN [--selector S] [--algo rsa2048|ed25519] [--account NAME]\n"
     "  dkim import DOMAIN --selector S --key FILE [--account NAME]\n"
     "  dkim list [DOMAIN] | dkim remove DOMAIN [--selector S] | dkim dns DOMAIN\n"
+    "  dkim export DIR                             key files for Exim's DKIM signing\n"
     "  webhook set NAME URL                        set the webhook (prints a new secret)\n"
     "  webhook show|remove|test NAME               show, remove or send a signed test event\n"
     "  webhook failures NAME [--count N]           events given up after webhook_retry_for\n"

@@ -4,9 +4,16 @@ contrib/exim: AUTH with an API key through the dovecot authenticator, policy
 refusals through ${readsocket} reaching the sender verbatim, and a delivery to
 smtp-sink recorded under the account."""
 
+import json
+import os
+import shutil
+import time
 import unittest
 
-from harness import SharedStackTest, Stack
+import dkim
+
+from harness import SharedStackTest, Stack, wait_for
+from test_dkim import Dkim
 
 
 class Exim(SharedStackTest):
@@ -27,6 +34,13 @@ class Exim(SharedStackTest):
     @classmethod
     def prepare(cls):
         cls.key, cls.key_id = cls.stack.make_key("acme")
+        # DKIM keys from Redis, exported for the transport (contrib/exim/dkim.conf).
+        s = cls.stack
+        s.ctl_ok("dkim", "generate", "example.org", "--selector", "s1")
+        s.ctl_ok("dkim", "generate", "example.org", "--selector", "e1", "--algo", "ed25519")
+        os.makedirs(s.path("dkim"), mode=0o750)
+        shutil.chown(s.path("dkim"), "root", "Debian-exim")
+        s.ctl_ok("dkim", "export", s.path("dkim"))
 
     def send(self, **kw):
         kw.setdefault("key", self.key)
@@ -38,6 +52,41 @@ class Exim(SharedStackTest):
         self.assertIn("<-  250 OK id=", out)
         self.stack.wait_delivered()
         self.assertIn("auth: ok: client=[127.0.0.1] user=acme/" + self.key_id, self.stack.log("policy"))
+
+    def test_dkim_signed_delivery(self):
+        s = self.stack
+        with open(s.path("dkim/selectors")) as f:
+            self.assertIn("example.org: ", f.read())
+        self.assertEqual(oct(os.stat(s.path("dkim/example.org.s1.pem")).st_mode & 0o777), "0o640")
+        subject = "exim dkim %d" % time.time_ns()
+        out = self.send(subject=subject)
+        self.assertIn("<-  250 OK id=", out)
+        msg = wait_for(lambda: next((m for m in map(self.read, s.sink_messages()) if subject.encode() in m), None),
+                       30, "the signed message at smtp-sink")
+        msg = Dkim.message_of(msg)
+        records = {}
+        for rec in json.loads(s.ctl_ok("--json", "dkim", "dns", "example.org")):
+            records[("%s._domainkey.%s." % (rec["selector"], rec["domain"])).encode()] = rec["txt"].encode()
+        sigs = [line for line in msg.split(b"\r\n") if line.lower().startswith(b"dkim-signature:")]
+        self.assertEqual(len(sigs), 2, msg[:2000])
+        d = dkim.DKIM(msg)
+        for i in range(len(sigs)):
+            self.assertTrue(d.verify(idx=i, dnsfunc=lambda name, timeout=5: records.get(name, b"")),
+                            "signature %d does not verify:\n%s" % (i, msg[:2000]))
+        self.assertIn(b"a=rsa-sha256", msg)
+        self.assertIn(b"a=ed25519-sha256", msg)
+
+        # A key removed from Redis is gone from the export too.
+        s.ctl_ok("dkim", "remove", "example.org", "--selector", "e1")
+        self.assertIn("1 stale key files removed", s.ctl_ok("dkim", "export", s.path("dkim")))
+        self.assertFalse(os.path.exists(s.path("dkim/example.org.e1.pem")))
+        s.ctl_ok("dkim", "generate", "example.org", "--selector", "e1", "--algo", "ed25519")
+        s.ctl_ok("dkim", "export", s.path("dkim"))
+
+    @staticmethod
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read()
 
     def test_wrong_key(self):
         self.assertIn("<** 535 Incorrect authentication data", self.send(key="mg_wrong"))
