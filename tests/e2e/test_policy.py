@@ -6,6 +6,7 @@ serving the others in every case."""
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 import unittest
@@ -17,6 +18,11 @@ REQUEST = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESM
            b"queue_id=\ninstance=a1b.2c3d.4\nsasl_method=plain\nsasl_username=acme/k1\n\n")
 UNAUTHENTICATED = REQUEST.replace(b"sasl_username=acme/k1", b"sasl_username=")
 DUNNO = b"action=DUNNO\n\n"
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
 
 
 class PolicyServer(unittest.TestCase):
@@ -186,6 +192,24 @@ class PolicyServer(unittest.TestCase):
         p.send_signal(signal.SIGHUP)
         wait_for(lambda: "a restart is needed to apply policy_idle_timeout" in self.stack.log("policy"), 10,
                  "the restart-only warning")
+
+    def test_detached_daemon_writes_and_removes_its_pid_file(self):
+        self.stack._kill("policy")
+        pid_file = self.stack.path("policy.pid")
+        r = subprocess.run([self.stack.binary("mailgate-policy"), "-c", self.stack.conf, "-p", pid_file],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)  # the parent returns once the child has detached
+        pid = int(wait_for(lambda: os.path.exists(pid_file) and read_text(pid_file).strip(), 10, "pid file"))
+        self.addCleanup(lambda: os.path.exists("/proc/%d" % pid) and os.kill(pid, signal.SIGKILL))
+        self.assertEqual(os.getsid(pid), pid)  # its own session, no terminal
+        with self.connect() as s:
+            s.sendall(REQUEST)
+            self.assertEqual(self.read_reply(s), DUNNO)
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not os.path.exists(pid_file), 10, "the pid file to go")
+        wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+                 read_text("/proc/%d/stat" % pid).split()[2] == "Z", 10, "the daemon to exit")
+        self.assertFalse(os.path.exists(self.stack.path("policy.sock")))
 
     def test_idle_connection_is_closed(self):
         with self.connect() as s:
