@@ -63,9 +63,17 @@ bool WebhookDispatcher::readEntries(const std::string& from, unsigned block_ms) 
     cmd.insert(cmd.end(), {"STREAMS", stream_, after});
     auto r = redis_.command(cmd);
     if (!r) {
-      if (r.error().message.find("NOGROUP") != std::string::npos) ensureGroup();
-      else MG_LOG_WARN("webhooks: reading %s: %s", stream_.c_str(), r.error().message.c_str());
+      if (r.error().message.find("NOGROUP") != std::string::npos) {
+        ensureGroup();
+      } else if (!redis_down_) {  // once per outage
+        MG_LOG_WARN("webhooks: reading %s: %s; retrying", stream_.c_str(), r.error().message.c_str());
+        redis_down_ = true;
+      }
       return false;
+    }
+    if (redis_down_) {
+      MG_LOG_INFO("webhooks: reading %s again", stream_.c_str());
+      redis_down_ = false;
     }
     const redisReply* entries = entriesOfFirstStream(r->get());
     if (entries == nullptr || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return true;
@@ -123,7 +131,7 @@ bool WebhookDispatcher::ack(const std::vector<std::string>& ids) {
   Command cmd{"XACK", stream_, kWebhookGroup};
   cmd.insert(cmd.end(), ids.begin(), ids.end());
   auto r = redis_.command(cmd);
-  if (!r) MG_LOG_WARN("webhooks: XACK: %s", r.error().message.c_str());
+  if (!r && !redis_down_) MG_LOG_WARN("webhooks: XACK: %s", r.error().message.c_str());
   return r.ok();
 }
 

@@ -69,6 +69,7 @@ class WebhookDispatcher {
   std::mt19937_64 rng_{std::random_device{}()};
   Clock::time_point last_takeover_{};
   bool rescan_pending_ = true;
+  bool redis_down_ = false;  // logged once per outage
 };
 
 }  // namespace mailgate::tracker
