@@ -163,44 +163,56 @@ void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
   for (const auto& id : ids) held_.erase(id);
 }
 
-void WebhookDispatcher::deliverReady() {
+void WebhookDispatcher::startReady() {
+  auto now = Clock::now();
   for (auto it = queues_.begin(); it != queues_.end();) {
     const std::string& account = it->first;
     Queue& q = it->second;
-    for (int batch = 0; batch < 10 && !q.events.empty() && Clock::now() >= q.next_try; ++batch) {
+    if (!q.events.empty() && q.in_flight == 0 && now >= q.next_try) {
       const Target* t = target(account);
-      if (t == nullptr) break;
-      size_t n = std::min<size_t>(q.events.size(), config_->webhook_batch_size);
-      std::vector<Event> events(q.events.begin(), q.events.begin() + static_cast<long>(n));
-      std::vector<std::string> ids;
-      for (const auto& e : events) ids.push_back(e.id);
-      HttpResult res;
-      if (t->url.empty()) {
-        res.status = 0;  // the webhook was removed meanwhile: nothing to deliver to
-      } else {
-        res = http_.post(t->url, t->secret, events);
-      }
-      if (res.ok()) {
-        if (!t->url.empty()) {
-          MG_LOG_INFO("webhooks: %s: %zu events delivered (HTTP %ld)", account.c_str(), n, res.status);
+      if (t != nullptr && t->url.empty()) {  // the webhook was removed meanwhile: nothing to deliver to
+        for (const auto& e : q.events) {
+          held_.erase(e.id);
+          to_ack_.push_back(e.id);
         }
-        for (const auto& id : ids) held_.erase(id);
-        q.events.erase(q.events.begin(), q.events.begin() + static_cast<long>(n));
+        q.events.clear();
         q.attempt = 0;
-        to_ack_.insert(to_ack_.end(), ids.begin(), ids.end());
-        continue;
+      } else if (t != nullptr) {
+        q.in_flight = std::min<size_t>(q.events.size(), config_->webhook_batch_size);
+        q.url = t->url;
+        std::vector<Event> batch(q.events.begin(), q.events.begin() + static_cast<long>(q.in_flight));
+        http_.start(account, t->url, t->secret, batch);
       }
-      ++q.attempt;
-      q.last_error = res.error;
-      auto delay = retryDelay(q.attempt, config_->webhook_retry_initial, config_->webhook_retry_max,
-                              std::uniform_real_distribution<double>(0.0, 1.0)(rng_));
-      q.next_try = Clock::now() + delay;
-      MG_LOG_WARN("webhooks: %s: POST %s failed (%s); attempt %u, next in %lld ms", account.c_str(),
-                  printable(t->url).c_str(), res.error.c_str(), q.attempt, static_cast<long long>(delay.count()));
-      deadLetter(account, q);
     }
-    it = q.events.empty() && q.attempt == 0 ? queues_.erase(it) : std::next(it);
+    it = q.events.empty() && q.attempt == 0 && q.in_flight == 0 ? queues_.erase(it) : std::next(it);
   }
+}
+
+void WebhookDispatcher::finish(const std::string& account, const HttpResult& res) {
+  auto it = queues_.find(account);
+  if (it == queues_.end()) return;
+  Queue& q = it->second;
+  size_t n = q.in_flight;
+  q.in_flight = 0;
+  if (res.ok()) {
+    MG_LOG_INFO("webhooks: %s: %zu events delivered (HTTP %ld)", account.c_str(), n, res.status);
+    for (size_t i = 0; i < n; ++i) {
+      held_.erase(q.events[i].id);
+      to_ack_.push_back(q.events[i].id);
+    }
+    q.events.erase(q.events.begin(), q.events.begin() + static_cast<long>(n));
+    q.attempt = 0;
+    q.next_try = Clock::now();
+    return;
+  }
+  ++q.attempt;
+  q.last_error = res.error;
+  auto delay = retryDelay(q.attempt, config_->webhook_retry_initial, config_->webhook_retry_max,
+                          std::uniform_real_distribution<double>(0.0, 1.0)(rng_));
+  q.next_try = Clock::now() + delay;
+  MG_LOG_WARN("webhooks: %s: POST %s failed (%s); attempt %u, next in %lld ms", account.c_str(),
+              printable(q.url).c_str(), res.error.c_str(), q.attempt, static_cast<long long>(delay.count()));
+  deadLetter(account, q);
 }
 
 void WebhookDispatcher::refreshClaims() {
@@ -239,7 +251,7 @@ unsigned WebhookDispatcher::waitMillis() const {
   auto now = Clock::now();
   auto wait = std::chrono::milliseconds(kMaxWaitMs);
   for (const auto& [_, q] : queues_) {
-    if (q.events.empty()) continue;
+    if (q.events.empty() || q.in_flight > 0) continue;
     if (q.next_try <= now) return 0;
     wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(q.next_try - now) +
                               std::chrono::milliseconds(1));
@@ -262,14 +274,26 @@ void WebhookDispatcher::run(const std::atomic<bool>& stop) {
       refreshClaims();
       takeOver();
     }
+    // While POSTs are in flight, Redis is only polled and the wait is spent
+    // on the transfers.
     unsigned wait = waitMillis();
+    bool posting = http_.inFlight() > 0;
     if (held_.size() < kMaxHeld) {
-      if (!readEntries(">", wait)) std::this_thread::sleep_for(std::chrono::milliseconds(wait > 0 ? wait : 100));
-    } else {
+      if (!readEntries(">", posting ? 0 : wait) && !posting) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(wait > 0 ? wait : 100));
+      }
+    } else if (!posting) {
       std::this_thread::sleep_for(std::chrono::milliseconds(wait));
     }
-    deliverReady();
+    startReady();
+    for (const auto& [account, result] : http_.run(std::chrono::milliseconds(std::min(wait, 100u)))) {
+      finish(account, result);
+    }
     if (ack(to_ack_)) to_ack_.clear();
+  }
+  // Finish the POSTs in flight (each ends within webhook_timeout), then acknowledge.
+  while (http_.inFlight() > 0) {
+    for (const auto& [account, result] : http_.run(std::chrono::milliseconds(100))) finish(account, result);
   }
   if (ack(to_ack_)) to_ack_.clear();
 }

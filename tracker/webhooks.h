@@ -1,7 +1,9 @@
 // webhooks.h — the webhook dispatcher: a consumer in the Redis consumer
 // group "webhooks" on the events stream. Events of accounts with a webhook
-// are POSTed in signed batches, acknowledged only after a 2xx, retried with
-// exponential backoff and jitter, and moved to the account's dead-letter
+// are POSTed in signed batches (one POST in flight per account, all accounts
+// at once over libcurl's multi interface, so a slow endpoint delays no other
+// account), acknowledged only after a 2xx, retried with exponential backoff
+// and jitter, and moved to the account's dead-letter
 // stream once older than webhook_retry_for. Entries held in memory are
 // re-claimed every 30 s so other trackers do not take them; entries of a
 // consumer silent for 5 minutes are taken over (XAUTOCLAIM).
@@ -39,9 +41,10 @@ class WebhookDispatcher {
   };
   struct Queue {
     std::deque<Event> events;
+    size_t in_flight = 0;  // the first in_flight events are being POSTed
     unsigned attempt = 0;
     Clock::time_point next_try{};
-    std::string last_error;
+    std::string url, last_error;
   };
 
   bool ensureGroup();
@@ -51,7 +54,10 @@ class WebhookDispatcher {
   void refreshClaims();
   void route(Event event);
   const Target* target(const std::string& account);
-  void deliverReady();
+  // Starts a POST for every account that is due and has none in flight.
+  void startReady();
+  // Acknowledges a delivered batch, or schedules the retry.
+  void finish(const std::string& account, const HttpResult& result);
   void deadLetter(const std::string& account, Queue& q);
   bool ack(const std::vector<std::string>& ids);
   unsigned waitMillis() const;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -39,8 +40,9 @@ struct HttpResult {
   bool ok() const { return error.empty(); }
 };
 
-// One libcurl handle (connections are reused between posts); HTTPS peers and
-// host names are verified, redirects are not followed, only http(s) URLs.
+// Webhook POSTs over one libcurl multi handle: many transfers at once (one
+// per account), connections reused between posts. HTTPS peers and host
+// names are verified, redirects are not followed, only http(s) URLs.
 class WebhookClient {
  public:
   explicit WebhookClient(std::chrono::milliseconds timeout);
@@ -48,12 +50,22 @@ class WebhookClient {
   WebhookClient(const WebhookClient&) = delete;
   WebhookClient& operator=(const WebhookClient&) = delete;
 
-  // POSTs `events` to `url`, signed with `secret` at the current time.
+  // Starts POSTing `events` to `url`, signed with `secret` now; `tag` comes
+  // back with the result.
+  void start(const std::string& tag, const std::string& url, const std::string& secret,
+             const std::vector<Event>& events);
+  // Moves the transfers on for up to `wait` and returns those that ended.
+  std::vector<std::pair<std::string, HttpResult>> run(std::chrono::milliseconds wait);
+  size_t inFlight() const { return transfers_.size(); }
+
+  // One POST, waiting for its result (mailgatectl webhook test).
   HttpResult post(const std::string& url, const std::string& secret, const std::vector<Event>& events);
 
  private:
-  void* curl_;
+  struct Transfer;
+  void* multi_;
   std::chrono::milliseconds timeout_;
+  std::vector<std::unique_ptr<Transfer>> transfers_;
 };
 
 // A webhook URL must be http:// or https:// and have a host.

@@ -12,6 +12,7 @@ import json
 import signal
 import subprocess
 import threading
+import time
 import unittest
 
 from harness import SharedStackTest, Stack, free_port, wait_for
@@ -46,6 +47,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         srv = self.server
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/slow":
+            time.sleep(6)
         sig = dict(part.split("=", 1) for part in self.headers.get("X-Mailgate-Signature", "").split(","))
         payload = json.loads(body)
         with srv.lock:
@@ -265,6 +268,24 @@ class Tracker(SharedStackTest):
         text = s.ctl_ok("status")
         self.assertIn("webhook backlog:", text)
         self.assertRegex(text, r"redis 127\.0\.0\.1:\d+:\s+ok, [0-9.]+ ms")
+
+    def test_7_slow_endpoint_delays_no_other_account(self):
+        s = self.stack
+        r = self.receiver
+        key, _ = s.make_key("slowpoke")
+        out = json.loads(s.ctl_ok("--json", "webhook", "set", "slowpoke", r.url("/slow")))
+        with r.lock:
+            r.secrets["slowpoke"] = out["secret"]
+        slow_qid = s.queue_id(s.swaks(to="bob@example.net", key=key))
+        self.assertIsNotNone(slow_qid)
+        time.sleep(1)  # its POST is now hanging for 6 s
+        start = time.monotonic()
+        qid = self.send("bob@example.net", "while another endpoint hangs")
+        wait_for(lambda: any(e["queue_id"] == qid for e in r.events_of("accepted")), 5, "acme's webhook")
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertFalse(any(e["queue_id"] == slow_qid for e in r.events_of("accepted")),
+                         "the slow endpoint answered already")
+        wait_for(lambda: any(e["queue_id"] == slow_qid for e in r.events_of("accepted")), 20, "the slow webhook")
 
 
 class TrackerStdin(unittest.TestCase):
