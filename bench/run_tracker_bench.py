@@ -3,8 +3,8 @@ into Redis records, against a real redis-server: N messages with q:<queueid>
 records, each with one delivery line among the other lines a busy Postfix
 writes (connect, cleanup, qmgr, removed: about 8 lines per message), piped in
 through standard input (tracker_log = -); the tracker exits at the end of its
-input, after recording everything. Prints lines/s and delivery events/s, and
-checks that every message got exactly one event.
+input, after recording everything. Prints lines/s, delivery events/s and the tracker's
+peak RSS, and checks that every message got exactly one event.
 Usage: /usr/bin/python3 bench/run_tracker_bench.py [MESSAGES]"""
 
 import os
@@ -43,17 +43,28 @@ def main():
                        for i in range(n))
         subprocess.run(["redis-cli", "-p", str(stack.redis_port), "--pipe"], input=cmds, text=True,
                        capture_output=True, check=True)
-        lines = "\n".join(log_lines(n)) + "\n"
-        count = lines.count("\n")
+        lines = stack.path("lines.txt")
+        with open(lines, "w") as f:
+            count = f.write("\n".join(log_lines(n)) + "\n") and sum(1 for _ in log_lines(n))
+        peak_kb = 0
         start = time.monotonic()
-        p = subprocess.run([stack.binary("mailgate-tracker"), "-f", "-c", stack.conf], input=lines, text=True,
-                           capture_output=True)
+        with open(lines) as inp, open(stack.path("tracker.log"), "w") as log:
+            p = subprocess.Popen([stack.binary("mailgate-tracker"), "-f", "-c", stack.conf], stdin=inp, stderr=log)
+            while p.poll() is None:  # sample the peak RSS (VmHWM) while it runs
+                try:
+                    with open("/proc/%d/status" % p.pid) as st:
+                        peak_kb = max([peak_kb] + [int(line.split()[1]) for line in st if line.startswith("VmHWM")])
+                except (FileNotFoundError, ProcessLookupError):
+                    pass
+                time.sleep(0.02)
         elapsed = time.monotonic() - start
         if p.returncode != 0:
-            sys.exit(p.stderr[-2000:])
+            sys.exit(stack.log("tracker")[-2000:])
+        rss_mb = peak_kb / 1024
         events = int(stack.redis("XLEN", "mg:events").strip())
-        print("%d log lines, %d messages: %.2f s, %.0f lines/s, %.0f delivery events/s, %d events recorded (%s)"
-              % (count, n, elapsed, count / elapsed, events / elapsed, events, "ok" if events == n else "MISMATCH"))
+        print("%d log lines, %d messages: %.2f s, %.0f lines/s, %.0f delivery events/s, %d events recorded (%s); "
+              "tracker max RSS %.1f MB" % (count, n, elapsed, count / elapsed, events / elapsed, events,
+                                           "ok" if events == n else "MISMATCH", rss_mb))
     finally:
         stack.stop()
 
