@@ -133,14 +133,11 @@ std::vector<std::string> LogFollower::read(size_t max_lines, std::chrono::millis
       ssize_t n = readable ? ::read(fd_.get(), chunk, sizeof chunk) : -1;
       if (n > 0) {
         buffer_.append(chunk, static_cast<size_t>(n));
-        at_end_ = false;
         got = true;
       } else if (n == 0 && isStdin()) {
         MG_LOG_INFO("standard input closed");
         fd_.reset();
-        at_end_ = true;
       } else if (n == 0 || !readable) {
-        at_end_ = true;
         if (!isStdin()) checkRotation();
       } else if (errno != EINTR && errno != EAGAIN) {
         MG_LOG_ERR("reading %s: %s", path_.c_str(), std::strerror(errno));

@@ -37,7 +37,6 @@ class LogFollower {
   // Position after the last line read() returned.
   LogPosition position() const { return {inode_, offset_}; }
   bool isStdin() const { return path_ == "-"; }
-  bool atEnd() const { return at_end_; }
   // Standard input reached its end (the tracker then exits).
   bool finished() const { return isStdin() && fd_.get() < 0; }
 
@@ -52,7 +51,6 @@ class LogFollower {
   uint64_t inode_ = 0;
   uint64_t offset_ = 0;  // of the first byte in buffer_
   std::string buffer_;   // read but not yet returned (an incomplete line)
-  bool at_end_ = false;
   std::optional<std::chrono::steady_clock::time_point> rotated_since_;
 };
 

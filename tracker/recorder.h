@@ -34,9 +34,6 @@ class Recorder {
   // `mailgatectl status`; called at start and every few seconds.
   Status heartbeat();
 
-  // Counters since start, for the log.
-  uint64_t events() const { return events_; }
-
  private:
   std::vector<Command> commandsFor(const TrackingUpdate& update, const std::string& queue_id);
 
@@ -44,7 +41,6 @@ class Recorder {
   RedisConn& redis_;
   std::string node_;
   std::string position_key_;
-  uint64_t events_ = 0;
 };
 
 }  // namespace mailgate::tracker
