@@ -33,13 +33,6 @@ std::optional<std::string> normalDomain(const std::string& domain) {
   return m->domain;
 }
 
-std::string field(const redisReply* hash, std::string_view name) {
-  for (size_t i = 0; hash != nullptr && i + 1 < hash->elements; i += 2) {
-    if (replyString(hash->element[i]) == name) return replyString(hash->element[i + 1]);
-  }
-  return "";
-}
-
 }  // namespace
 
 bool validAccountName(std::string_view name) {
@@ -113,9 +106,9 @@ Result<AccountView> Admin::showAccount(const std::string& name) {
   if (!r) return r.error();
   AccountView v;
   v.name = name;
-  v.state = field((*r)[0].get(), "state");
-  v.default_sender = field((*r)[0].get(), "default_sender");
-  v.created = field((*r)[0].get(), "created");
+  v.state = hashField((*r)[0].get(), "state");
+  v.default_sender = hashField((*r)[0].get(), "default_sender");
+  v.created = hashField((*r)[0].get(), "created");
   for (size_t i = 0; i < (*r)[1]->elements; ++i) v.nets.push_back(replyString((*r)[1]->element[i]));
   v.keys = static_cast<size_t>((*r)[2]->integer);
   return v;
@@ -156,8 +149,8 @@ Result<std::vector<KeyView>> Admin::listKeys(const std::string& account) {
   if (!infos) return infos.error();
   std::vector<KeyView> keys;
   for (const auto& info : *infos) {
-    keys.push_back(KeyView{field(info.get(), "id"), account, field(info.get(), "created"),
-                           field(info.get(), "smtp") == "1", field(info.get(), "sandbox") == "1"});
+    keys.push_back(KeyView{hashField(info.get(), "id"), account, hashField(info.get(), "created"),
+                           hashField(info.get(), "smtp") == "1", hashField(info.get(), "sandbox") == "1"});
   }
   return keys;
 }
@@ -165,7 +158,7 @@ Result<std::vector<KeyView>> Admin::listKeys(const std::string& account) {
 Result<KeyView> Admin::revokeKey(const std::string& key_id) {
   auto r = redis_.command({"HGETALL", keys_.keyId(key_id)});
   if (!r) return r.error();
-  std::string sha = field(r->get(), "sha256"), account = field(r->get(), "account");
+  std::string sha = hashField(r->get(), "sha256"), account = hashField(r->get(), "account");
   if (sha.empty()) return invalid("unknown key id \"" + key_id + "\"");
   auto done = redis_.pipeline({{"DEL", keys_.apiKey(sha)},
                                {"DEL", keys_.keyId(key_id)},

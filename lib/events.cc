@@ -25,6 +25,14 @@ std::pair<std::string, std::string> splitAuthUser(std::string_view user) {
 
 std::string eventsStreamKey(const Config& config) { return redisKey(config.redis_prefix, "events"); }
 
+const redisReply* streamEntries(const redisReply* r) {
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return nullptr;
+  const redisReply* stream = r->element[0];
+  if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2) return nullptr;
+  const redisReply* entries = stream->element[1];
+  return entries->type == REDIS_REPLY_ARRAY ? entries : nullptr;
+}
+
 Command xaddCommand(const Config& config, const Event& e) {
   return {"XADD",       eventsStreamKey(config),
           "MAXLEN",     "~",
@@ -160,10 +168,10 @@ Result<std::vector<Event>> eventsAfter(RedisConn& redis, const Config& config, c
                           eventsStreamKey(config), after});
   if (!r) return r.error();
   std::vector<Event> events;
-  // [[stream, [entry...]]] or nil on timeout
-  if ((*r)->type != REDIS_REPLY_ARRAY || (*r)->elements == 0) return events;
-  const redisReply* entries = (*r)->element[0]->element[1];
-  for (size_t i = 0; i < entries->elements; ++i) events.push_back(eventFromEntry(entries->element[i]));
+  const redisReply* entries = streamEntries(r->get());
+  for (size_t i = 0; entries != nullptr && i < entries->elements; ++i) {
+    events.push_back(eventFromEntry(entries->element[i]));
+  }
   return events;
 }
 

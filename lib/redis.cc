@@ -231,6 +231,13 @@ std::string redisKey(const std::string& prefix, std::string_view a, std::string_
   return k;
 }
 
+std::string hashField(const redisReply* flat, std::string_view name) {
+  for (size_t i = 0; flat != nullptr && flat->type == REDIS_REPLY_ARRAY && i + 1 < flat->elements; i += 2) {
+    if (replyString(flat->element[i]) == name) return replyString(flat->element[i + 1]);
+  }
+  return "";
+}
+
 std::string replyString(const redisReply* r) {
   if (r == nullptr) return "";
   switch (r->type) {

@@ -62,13 +62,6 @@ Endpoint milterEndpoint(const std::string& spec) {
   return e;
 }
 
-std::string field(const redisReply* flat, const std::string& name) {
-  for (size_t i = 0; flat && flat->type == REDIS_REPLY_ARRAY && i + 1 < flat->elements; i += 2) {
-    if (replyString(flat->element[i]) == name) return replyString(flat->element[i + 1]);
-  }
-  return "";
-}
-
 }  // namespace
 
 int cmdStatus(const Args& a) {
@@ -106,8 +99,9 @@ int cmdStatus(const Args& a) {
     nlohmann::json backlog = nullptr;
     for (size_t i = 0; r[1]->type == REDIS_REPLY_ARRAY && i < r[1]->elements; ++i) {
       const redisReply* g = r[1]->element[i];
-      if (field(g, "name") != "webhooks") continue;
-      backlog = {{"pending", std::atoll(field(g, "pending").c_str())}, {"unread", std::atoll(field(g, "lag").c_str())}};
+      if (hashField(g, "name") != kWebhookGroup) continue;
+      backlog = {{"pending", std::atoll(hashField(g, "pending").c_str())},
+                 {"unread", std::atoll(hashField(g, "lag").c_str())}};
     }
     out["webhook_backlog"] = backlog;
     nlohmann::json trackers = nlohmann::json::array();
@@ -115,10 +109,10 @@ int cmdStatus(const Args& a) {
     for (size_t i = 0; i < r[2]->elements; ++i) {
       std::string name = replyString(r[2]->element[i]);
       auto h = orDie(redis.command({"HGETALL", redisKey(c.redis_prefix, "tracker:", name)}));
-      int64_t beat = std::atoll(field(h.get(), "heartbeat").c_str());
+      int64_t beat = std::atoll(hashField(h.get(), "heartbeat").c_str());
       bool alive = beat > 0 && now - beat < 30000;
       trackers.push_back({{"name", name}, {"alive", alive}, {"last_seen_s", beat ? (now - beat) / 1000 : -1},
-                          {"log", field(h.get(), "path")}, {"offset", field(h.get(), "offset")}});
+                          {"log", hashField(h.get(), "path")}, {"offset", hashField(h.get(), "offset")}});
     }
     out["trackers"] = trackers;
   }

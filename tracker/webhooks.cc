@@ -25,14 +25,6 @@ RedisSettings blockingSettings(const Config& config) {
   return s;
 }
 
-const redisReply* entriesOfFirstStream(const redisReply* r) {
-  // [[stream, [entry...]]]
-  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return nullptr;
-  const redisReply* stream = r->element[0];
-  if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2) return nullptr;
-  return stream->element[1];
-}
-
 }  // namespace
 
 WebhookDispatcher::WebhookDispatcher(const LiveConfig& live, std::string consumer)
@@ -75,14 +67,10 @@ bool WebhookDispatcher::readEntries(const std::string& from, unsigned block_ms) 
       MG_LOG_INFO("webhooks: reading %s again", stream_.c_str());
       redis_down_ = false;
     }
-    const redisReply* entries = entriesOfFirstStream(r->get());
-    if (entries == nullptr || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return true;
+    const redisReply* entries = streamEntries(r->get());
+    if (entries == nullptr || entries->elements == 0) return true;
     for (size_t i = 0; i < entries->elements; ++i) {
-      const redisReply* entry = entries->element[i];
-      Event e = eventFromEntry(entry);
-      if (e.id.empty() && entry->type == REDIS_REPLY_ARRAY && entry->elements > 0) {
-        e.id = replyString(entry->element[0]);
-      }
+      Event e = eventFromEntry(entries->element[i]);  // [id, nil] for an entry trimmed while pending
       after = e.id;
       if (held_.count(e.id)) continue;
       if (e.status.empty()) {  // trimmed from the stream while pending
@@ -126,11 +114,15 @@ void WebhookDispatcher::route(Event e) {
   queues_[e.account].events.push_back(std::move(e));
 }
 
-bool WebhookDispatcher::ack(const std::vector<std::string>& ids) {
-  if (ids.empty()) return true;
+Command WebhookDispatcher::xack(const std::vector<std::string>& ids) const {
   Command cmd{"XACK", stream_, kWebhookGroup};
   cmd.insert(cmd.end(), ids.begin(), ids.end());
-  auto r = redis_.command(cmd);
+  return cmd;
+}
+
+bool WebhookDispatcher::ack(const std::vector<std::string>& ids) {
+  if (ids.empty()) return true;
+  auto r = redis_.command(xack(ids));
   if (!r && !redis_down_) MG_LOG_WARN("webhooks: XACK: %s", r.error().message.c_str());
   return r.ok();
 }
@@ -150,9 +142,7 @@ void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
     q.events.pop_front();
   }
   if (ids.empty()) return;
-  Command xack{"XACK", stream_, kWebhookGroup};
-  xack.insert(xack.end(), ids.begin(), ids.end());
-  cmds.push_back(std::move(xack));
+  cmds.push_back(xack(ids));
   if (auto r = checkedPipeline(redis_, cmds); !r) {
     MG_LOG_WARN("webhooks: dead-lettering for %s: %s", account.c_str(), r.error().message.c_str());
     rescan_pending_ = true;  // still pending: they come back and are dead-lettered again

@@ -26,8 +26,6 @@
 
 namespace mailgate::tracker {
 
-constexpr const char* kWebhookGroup = "webhooks";
-
 class WebhookDispatcher {
  public:
   WebhookDispatcher(const LiveConfig& live, std::string consumer);
@@ -59,6 +57,7 @@ class WebhookDispatcher {
   // Acknowledges a delivered batch, or schedules the retry.
   void finish(const std::string& account, const HttpResult& result);
   void deadLetter(const std::string& account, Queue& q);
+  Command xack(const std::vector<std::string>& ids) const;
   bool ack(const std::vector<std::string>& ids);
   unsigned waitMillis() const;
 

@@ -35,6 +35,13 @@ struct QueueRecord {
 std::pair<std::string, std::string> splitAuthUser(std::string_view user);
 
 std::string eventsStreamKey(const Config& config);
+
+// The consumer group mailgate-tracker delivers webhooks from.
+constexpr const char* kWebhookGroup = "webhooks";
+
+// The entries of the first stream of an XREAD/XREADGROUP reply
+// ([[stream, [entry...]]]); nullptr for a nil (timed out) or odd reply.
+const redisReply* streamEntries(const redisReply* reply);
 Command xaddCommand(const Config& config, const Event& event);
 std::vector<Command> queueRecordCommands(const Config& config, const QueueRecord& record);
 

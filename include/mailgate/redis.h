@@ -116,4 +116,8 @@ std::string redisKey(const std::string& prefix, std::string_view a, std::string_
 // Text of a reply for logs and tools: strings, status, integers; "" otherwise.
 std::string replyString(const redisReply* r);
 
+// The value of `name` in a flat [name, value, ...] reply (HGETALL, XINFO),
+// "" when absent.
+std::string hashField(const redisReply* flat, std::string_view name);
+
 }  // namespace mailgate
