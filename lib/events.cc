@@ -53,7 +53,7 @@ Command xaddCommand(const Config& config, const Event& e) {
 }
 
 std::vector<Command> queueRecordCommands(const Config& config, const QueueRecord& r) {
-  std::string key = redisKey(config.redis_prefix, "q:", r.queue_id);
+  std::string key = StoreKeys(config.redis_prefix).queueRecord(r.queue_id);
   return {
       {"DEL", key},  // a short queue id may be reused: start afresh
       {"HSET", key, "account", r.account, "key", r.key_id, "campaign", r.campaign, "letter", r.letter_id, "from",

@@ -106,7 +106,7 @@ int cmdMessage(const Args& a) {
   Config c = loadOrDie(a);
   RedisConn redis(RedisSettings::fromConfig(c));
   const std::string& qid = a.words[1];
-  auto record = orDie(redis.command({"HGETALL", redisKey(c.redis_prefix, "q:", qid)}));
+  auto record = orDie(redis.command({"HGETALL", StoreKeys(c.redis_prefix).queueRecord(qid)}));
   auto events = orDie(eventsOfMessage(redis, c, qid, 100000));
   if (record->elements == 0 && events.empty()) die("no record of queue id " + qid);
   if (a.json) {

@@ -91,10 +91,11 @@ int cmdStatus(const Args& a) {
   } else {
     std::sort(rtts.begin(), rtts.end());
     out["redis"] = {{"server", c.redis_server.toString()}, {"latency_ms", rtts[rtts.size() / 2]}};
+    StoreKeys keys(c.redis_prefix);
     std::string stream = eventsStreamKey(c);
     auto r = orDie(redis.pipeline({{"XLEN", stream},
                                    {"XINFO", "GROUPS", stream},
-                                   {"SMEMBERS", redisKey(c.redis_prefix, "trackers")}}));
+                                   {"SMEMBERS", keys.trackers()}}));
     out["events"] = r[0]->integer;
     nlohmann::json backlog = nullptr;
     for (size_t i = 0; r[1]->type == REDIS_REPLY_ARRAY && i < r[1]->elements; ++i) {
@@ -108,7 +109,7 @@ int cmdStatus(const Args& a) {
     int64_t now = nowMillis();
     for (size_t i = 0; i < r[2]->elements; ++i) {
       std::string name = replyString(r[2]->element[i]);
-      auto h = orDie(redis.command({"HGETALL", redisKey(c.redis_prefix, "tracker:", name)}));
+      auto h = orDie(redis.command({"HGETALL", keys.tracker(name)}));
       int64_t beat = std::atoll(hashField(h.get(), "heartbeat").c_str());
       bool alive = beat > 0 && now - beat < 30000;
       trackers.push_back({{"name", name}, {"alive", alive}, {"last_seen_s", beat ? (now - beat) / 1000 : -1},

@@ -17,10 +17,10 @@ Recorder::Recorder(std::shared_ptr<const Config> config, RedisConn& redis, const
     : config_(std::move(config)),
       redis_(redis),
       node_(node),
-      position_key_(redisKey(config_->redis_prefix, "tracker:", node)) {}
+      position_key_(StoreKeys(config_->redis_prefix).tracker(node)) {}
 
 Status Recorder::heartbeat() {
-  auto r = checkedPipeline(redis_, {{"SADD", redisKey(config_->redis_prefix, "trackers"), node_},
+  auto r = checkedPipeline(redis_, {{"SADD", StoreKeys(config_->redis_prefix).trackers(), node_},
                                     {"HSET", position_key_, "heartbeat", std::to_string(nowMillis()), "path",
                                      config_->tracker_log}});
   if (!r) return r.error();
@@ -40,7 +40,7 @@ Result<std::optional<LogPosition>> Recorder::loadPosition() {
 std::vector<Command> Recorder::commandsFor(const TrackingUpdate& u, const std::string& queue_id) {
   StoreKeys keys(config_->redis_prefix);
   std::vector<Command> cmds = outcomeCommands(*config_, u.events, nullptr);
-  std::string q = redisKey(config_->redis_prefix, "q:", queue_id);
+  std::string q = keys.queueRecord(queue_id);
   for (const auto& [rcpt, status] : u.rcpt_status) cmds.push_back({"HSET", q, "rcpt:" + rcpt, status});
   for (const Suppression& s : u.suppress) {
     nlohmann::json info{{"time", s.time_ms}, {"account", s.account}, {"qid", s.queue_id},
@@ -66,7 +66,8 @@ Status Recorder::record(const std::vector<std::string>& lines, const LogPosition
   }
   if (!messages.empty()) {
     std::vector<Command> loads;
-    for (const auto& [qid, _] : messages) loads.push_back({"HGETALL", redisKey(config_->redis_prefix, "q:", qid)});
+    StoreKeys keys(config_->redis_prefix);
+    for (const auto& [qid, _] : messages) loads.push_back({"HGETALL", keys.queueRecord(qid)});
     auto replies = checkedPipeline(redis_, loads);
     if (!replies) return replies.error();
     size_t i = 0;

@@ -60,6 +60,9 @@ struct StoreKeys {
   std::string bouncedGlobal() const { return prefix_ + "bounced"; }
   std::string bouncedInfo() const { return prefix_ + "bounced:info"; }
   std::string webhookDead(std::string_view a) const { return prefix_ + "webhook:dead:{" + std::string(a) + "}"; }
+  std::string queueRecord(std::string_view qid) const { return prefix_ + "q:" + std::string(qid); }
+  std::string tracker(std::string_view node) const { return prefix_ + "tracker:" + std::string(node); }
+  std::string trackers() const { return prefix_ + "trackers"; }
   std::string stats(std::string_view a, std::string_view day) const {
     return prefix_ + "stats:{" + std::string(a) + "}:" + std::string(day);
   }
