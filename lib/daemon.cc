@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mailgate/log.h"
+#include "mailgate/redis.h"
 
 namespace mailgate {
 namespace {
@@ -85,6 +86,14 @@ void removePidFile() {
 void notifyReady(const std::string& status) { sd_notifyf(0, "READY=1\nSTATUS=%s", status.c_str()); }
 void notifyReloading() { sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration"); }
 void notifyStopping() { sd_notify(0, "STOPPING=1\nSTATUS=stopping"); }
+
+void probeRedis(const Config& config) {
+  RedisConn probe(RedisSettings::fromConfig(config));
+  if (auto pong = probe.command({"PING"}); !pong) {
+    MG_LOG_WARN("redis %s: %s (on_redis_failure applies until it is back)", config.redis_server.toString().c_str(),
+                pong.error().message.c_str());
+  }
+}
 
 std::string localHostname() {
   char buf[256] = "localhost";

@@ -1,8 +1,13 @@
 // live_config.cc — SIGHUP configuration reload shared by the daemons (see
-// live_config.h): parse first, swap only a valid configuration.
+// live_config.h): parse first, swap only a valid configuration; and the
+// signal loop every daemon's main thread runs.
 #include "mailgate/live_config.h"
 
+#include <csignal>
+
+#include "mailgate/daemon.h"
 #include "mailgate/log.h"
+#include "mailgate/signals.h"
 
 namespace mailgate {
 
@@ -32,7 +37,7 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b) {
   auto check = [&](bool same, const char* name) {
     if (!same) out.push_back(name);
   };
-  auto endpoint = [](const Endpoint& e) { return e.kind == Endpoint::Kind::Unix ? e.path : e.toString(); };
+  auto endpoint = [](const Endpoint& e) { return e.toString(); };
   check(endpoint(a.redis_server) == endpoint(b.redis_server), "redis_server");
   check(a.redis_password == b.redis_password, "redis_password");
   check(a.redis_db == b.redis_db, "redis_db");
@@ -53,6 +58,10 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b) {
   return out;
 }
 
+namespace {
+
+// Reloads `live` and logs the outcome (one line; restart-only changes
+// named); returns true when a new configuration is in effect.
 bool reloadAndLog(LiveConfig& live) {
   auto r = live.reload();
   if (!r) {
@@ -65,6 +74,24 @@ bool reloadAndLog(LiveConfig& live) {
   else MG_LOG_WARN("reload: configuration %s reloaded; a restart is needed to apply %s", live.get()->path.c_str(),
                    names.c_str());
   return true;
+}
+
+}  // namespace
+
+void serveUntilStopped(LiveConfig& live, const std::string& status,
+                       const std::function<void(const Config&)>& on_reload) {
+  notifyReady(status);
+  while (true) {
+    int sig = waitForSignal();
+    if (sig != SIGHUP) {
+      MG_LOG_INFO("signal %d: stopping", sig);
+      notifyStopping();
+      return;
+    }
+    notifyReloading();
+    if (reloadAndLog(live) && on_reload) on_reload(*live.get());
+    notifyReady(status);
+  }
 }
 
 }  // namespace mailgate

@@ -65,33 +65,15 @@ int main(int argc, char** argv) {
   // a process signal to the main thread first, so libmilter's own signal
   // thread (which would stop on SIGHUP) does not see them.
   blockDaemonSignals();
-  {
-    auto lease = pool.acquire();
-    auto pong = lease ? (*lease)->command({"PING"}) : Result<Reply>(lease.error());
-    if (!pong) {
-      MG_LOG_WARN("redis %s: %s (on_redis_failure applies until it is back)",
-                  config.redis_server.toString().c_str(), pong.error().message.c_str());
-    }
-  }
+  probeRedis(config);
   int rc = MI_SUCCESS;
   std::thread milter_thread([&] {
     rc = smfi_main();
     kill(getpid(), SIGTERM);  // stopped on its own: wake the main thread
   });
   MG_LOG_INFO("listening on %s", config.milter_listen.c_str());
-  notifyReady("listening on " + config.milter_listen);
-  while (true) {
-    int sig = waitForSignal();
-    if (sig == SIGHUP) {
-      notifyReloading();
-      if (reloadAndLog(live)) store.reconfigure(*live.get());
-      notifyReady("listening on " + config.milter_listen);
-      continue;
-    }
-    MG_LOG_INFO("signal %d: stopping", sig);
-    break;
-  }
-  notifyStopping();
+  serveUntilStopped(live, "listening on " + config.milter_listen,
+                    [&](const Config& reloaded) { store.reconfigure(reloaded); });
   smfi_stop();
   milter_thread.join();
   removePidFile();

@@ -2,8 +2,6 @@
 // readsocket endpoint) on policy_listen and the Dovecot-auth protocol server
 // for API-key SMTP AUTH on auth_listen. SIGHUP reloads the configuration
 // (new connections use it); SIGTERM finishes the requests in hand and exits.
-#include <csignal>
-
 #include "auth_session.h"
 #include "listener.h"
 #include "mailgate/daemon.h"
@@ -44,13 +42,7 @@ int main(int argc, char** argv) {
 
   Store store(config);
   RedisSettings redis = RedisSettings::fromConfig(config);
-  {
-    RedisConn probe(redis);
-    if (auto pong = probe.command({"PING"}); !pong) {
-      MG_LOG_WARN("redis %s: %s (on_redis_failure applies until it is back)",
-                  config.redis_server.toString().c_str(), pong.error().message.c_str());
-    }
-  }
+  probeRedis(config);
   Listener policy({"policy", config.policy_workers, config.policy_idle_timeout, redis}, std::move(policy_fd),
                   [&](Worker& w) { return std::make_unique<PolicySession>(live.get(), store, w.redis); });
   Listener auth({"auth", config.policy_workers, config.policy_idle_timeout, redis}, std::move(auth_fd),
@@ -60,19 +52,7 @@ int main(int argc, char** argv) {
   std::string status = "listening on " + config.policy_listen.toString() + " (policy) and " +
                        config.auth_listen.toString() + " (auth)";
   MG_LOG_INFO("%s, %u workers each", status.c_str(), config.policy_workers);
-  notifyReady(status);
-  while (true) {
-    int sig = waitForSignal();
-    if (sig == SIGHUP) {
-      notifyReloading();
-      if (reloadAndLog(live)) store.reconfigure(*live.get());
-      notifyReady(status);
-      continue;
-    }
-    MG_LOG_INFO("signal %d: stopping", sig);
-    break;
-  }
-  notifyStopping();
+  serveUntilStopped(live, status, [&](const Config& reloaded) { store.reconfigure(reloaded); });
   policy.stop();
   auth.stop();
   removeSocket(config.policy_listen);

@@ -97,19 +97,7 @@ int main(int argc, char** argv) {
   std::string status = "following " + (config.tracker_log == "-" ? std::string("standard input") : config.tracker_log) +
                        " as " + node;
   MG_LOG_INFO("%s", status.c_str());
-  notifyReady(status);
-  while (true) {
-    int sig = waitForSignal();
-    if (sig == SIGHUP) {
-      notifyReloading();
-      reloadAndLog(live);
-      notifyReady(status);
-      continue;
-    }
-    MG_LOG_INFO("signal %d: stopping", sig);
-    break;
-  }
-  notifyStopping();
+  serveUntilStopped(live, status);
   stop = true;
   follower.join();
   webhooks.join();

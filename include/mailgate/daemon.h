@@ -27,6 +27,10 @@ DaemonOptions parseDaemonArgs(int argc, char** argv, const char* ident);
 // and exits 1. Then initialises logging (syslog, or stderr with -f).
 Config startDaemon(const DaemonOptions& options, const char* ident);
 
+// PINGs redis_server once at start and logs a warning when it cannot be
+// reached (the daemon serves anyway, with on_redis_failure).
+void probeRedis(const Config& config);
+
 // gethostname(), "localhost" if that fails.
 std::string localHostname();
 

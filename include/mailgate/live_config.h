@@ -4,6 +4,7 @@
 // only a restart can apply (sockets, Redis address, workers) are named.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,8 +36,11 @@ class LiveConfig {
 // only at a restart.
 std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b);
 
-// Reloads `live` and logs the outcome (one line; restart-only changes
-// named); returns true when a new configuration is in effect.
-bool reloadAndLog(LiveConfig& live);
+// The main thread of a daemon once it serves: tells systemd it is ready
+// (`status`), reloads on SIGHUP (then calls `on_reload` with the new
+// configuration, when given) and returns at SIGTERM or SIGINT, after telling
+// systemd it stops.
+void serveUntilStopped(LiveConfig& live, const std::string& status,
+                       const std::function<void(const Config&)>& on_reload = {});
 
 }  // namespace mailgate
