@@ -166,6 +166,12 @@ std::string unfoldHeader(std::string_view value) {
   return out;
 }
 
+std::string_view trimBlanks(std::string_view value) {
+  size_t start = value.find_first_not_of(" \t");
+  if (start == std::string_view::npos) return {};
+  return value.substr(start, value.find_last_not_of(" \t") - start + 1);
+}
+
 std::string decodeEncodedWords(std::string_view text) {
   std::string out;
   size_t i = 0;

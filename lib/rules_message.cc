@@ -141,12 +141,7 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
                           int64_t now_ms, const std::string& hostname) {
   MessagePlan plan;
   plan.recorded_from = recordedFrom(facts);
-  if (const std::string* id = firstHeader(headers, "Message-Id")) {
-    plan.message_id = unfoldHeader(*id);
-    size_t start = plan.message_id.find_first_not_of(" \t");
-    size_t end = plan.message_id.find_last_not_of(" \t");
-    plan.message_id = start == std::string::npos ? "" : plan.message_id.substr(start, end - start + 1);
-  }
+  if (const std::string* id = firstHeader(headers, "Message-Id")) plan.message_id = trimBlanks(unfoldHeader(*id));
   if (facts.header_verdict.action != Action::Dunno) {
     plan.verdict = facts.header_verdict;
     return plan;
@@ -161,9 +156,9 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
       // Keep the display name the sender gave ("Sales Team" <default@sender>).
       std::string display = decodeEncodedWords(unfoldHeader(*firstHeader(headers, "From")));
       std::string value = "<" + data.default_sender + ">";
-      size_t start = display.find_first_not_of(" \t");
-      if (start != std::string::npos && display.find_first_of("<>@") == std::string::npos) {
-        value = displayPhrase(display.substr(start, display.find_last_not_of(" \t") - start + 1)) + " " + value;
+      std::string_view phrase = trimBlanks(display);
+      if (!phrase.empty() && display.find_first_of("<>@") == std::string::npos) {
+        value = displayPhrase(std::string(phrase)) + " " + value;
       }
       plan.edits.push_back({HeaderEdit::Kind::Change, "From", 1, value});
       plan.rule = "empty_from=rewrite";

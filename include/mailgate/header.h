@@ -14,6 +14,9 @@ namespace mailgate {
 // Folded header value -> one line (CRLF/LF + blanks become the blanks).
 std::string unfoldHeader(std::string_view value);
 
+// `value` without leading and trailing blanks (spaces and tabs).
+std::string_view trimBlanks(std::string_view value);
+
 // Decodes RFC 2047 encoded words (=?charset?B|Q?...?=) to their raw bytes;
 // text that is not a valid encoded word stays as it is.
 std::string decodeEncodedWords(std::string_view text);

@@ -87,6 +87,13 @@ TEST(Header, AddressLists) {
   EXPECT_EQ(list[4].address, "e@w.example");
 }
 
+TEST(Header, TrimBlanks) {
+  EXPECT_EQ(trimBlanks(" \t<a@b> \t"), "<a@b>");
+  EXPECT_EQ(trimBlanks("Sales Team"), "Sales Team");
+  EXPECT_EQ(trimBlanks(" \t "), "");
+  EXPECT_EQ(trimBlanks(""), "");
+}
+
 TEST(Header, UnfoldAndDecode) {
   EXPECT_EQ(unfoldHeader("a\r\n b\n\tc"), "a b\tc");
   EXPECT_EQ(decodeEncodedWords("=?UTF-8?B?SGVsbG8=?= world"), "Hello world");
