@@ -23,6 +23,10 @@ std::pair<std::string, std::string> splitAuthUser(std::string_view user) {
   return {std::string(user.substr(0, slash)), std::string(user.substr(slash + 1))};
 }
 
+std::string jsonText(const nlohmann::json& json, int indent) {
+  return json.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string eventsStreamKey(const Config& config) { return redisKey(config.redis_prefix, "events"); }
 
 const redisReply* streamEntries(const redisReply* r) {
@@ -112,7 +116,7 @@ std::vector<Command> outcomeCommands(const Config& config, const std::vector<Eve
     if ((e.status == "rejected" || e.status == "tempfailed") && !error_listed) {
       nlohmann::json entry{{"time", e.time_ms}, {"qid", e.queue_id}, {"code", e.code},
                            {"text", e.text},    {"from", e.from},    {"rcpt", e.rcpt}};
-      cmds.push_back({"LPUSH", keys.errors(e.account), entry.dump()});
+      cmds.push_back({"LPUSH", keys.errors(e.account), jsonText(entry)});
       cmds.push_back({"LTRIM", keys.errors(e.account), "0", "99"});
       error_listed = true;
     }

@@ -33,8 +33,7 @@ nlohmann::json webhookEventJson(const Event& e) {
 std::string webhookBody(const std::vector<Event>& events) {
   nlohmann::json list = nlohmann::json::array();
   for (const Event& e : events) list.push_back(webhookEventJson(e));
-  // Invalid UTF-8 from a remote server's reply text is replaced, not fatal.
-  return nlohmann::json{{"events", list}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return jsonText({{"events", list}});
 }
 
 std::string webhookSignature(const std::string& secret, int64_t unix_time, const std::string& body) {

@@ -46,7 +46,7 @@ const std::vector<std::string> kEventHeader{"TIME",     "QUEUE-ID", "STATUS", "A
 
 void printEvents(const Args& a, const std::vector<Event>& events, bool header) {
   if (a.json) {
-    for (const Event& e : events) std::cout << eventJson(e).dump() << "\n";
+    for (const Event& e : events) std::cout << jsonText(eventJson(e)) << "\n";
     return;
   }
   std::vector<std::vector<std::string>> rows;

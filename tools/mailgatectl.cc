@@ -8,6 +8,7 @@
 
 #include "ctl.h"
 #include "mailgate/daemon.h"
+#include "mailgate/events.h"
 
 namespace mailgate::ctl {
 namespace {
@@ -123,7 +124,7 @@ void printTable(const std::vector<std::vector<std::string>>& rows) {
   }
 }
 
-void printJson(const nlohmann::json& json) { std::cout << json.dump(2) << "\n"; }
+void printJson(const nlohmann::json& json) { std::cout << jsonText(json, 2) << "\n"; }
 
 }  // namespace mailgate::ctl
 

@@ -47,8 +47,7 @@ std::vector<Command> Recorder::commandsFor(const TrackingUpdate& u, const std::s
                         {"dsn", s.dsn},      {"reason", s.reason}};
     cmds.push_back({"SADD", keys.bouncedGlobal(), s.address});
     cmds.push_back({"SADD", keys.bounced(s.account), s.address});
-    cmds.push_back({"HSET", keys.bouncedInfo(), s.address,
-                    info.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+    cmds.push_back({"HSET", keys.bouncedInfo(), s.address, jsonText(info)});
   }
   if (!u.notification_qid.empty()) cmds.push_back({"HSET", q, "notification", u.notification_qid});
   if (u.removed) cmds.push_back({"HSET", q, "done", "1"});

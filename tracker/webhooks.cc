@@ -136,8 +136,7 @@ void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
     const Event& e = q.events.front();
     cmds.push_back({"XADD", keys.webhookDead(account), "MAXLEN", "~", std::to_string(kDeadLetterMaxLen), "*",
                     "id", e.id, "time", std::to_string(nowMillis()), "attempts", std::to_string(q.attempt), "error",
-                    q.last_error, "event", webhookEventJson(e).dump(-1, ' ', false,
-                                                                    nlohmann::json::error_handler_t::replace)});
+                    q.last_error, "event", jsonText(webhookEventJson(e))});
     ids.push_back(e.id);
     q.events.pop_front();
   }

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "mailgate/config.h"
 #include "mailgate/redis.h"
 #include "mailgate/result.h"
@@ -33,6 +35,11 @@ struct QueueRecord {
 
 // Splits Postfix's sasl_username / {auth_authen} "ACCOUNT/KEYID".
 std::pair<std::string, std::string> splitAuthUser(std::string_view user);
+
+// Compact JSON text of `json`. Texts from outside (remote SMTP replies,
+// header addresses) may hold invalid UTF-8: it is replaced by U+FFFD
+// instead of making nlohmann::json throw.
+std::string jsonText(const nlohmann::json& json, int indent = -1);
 
 std::string eventsStreamKey(const Config& config);
 

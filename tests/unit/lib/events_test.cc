@@ -3,6 +3,7 @@
 #include "mailgate/events.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 using namespace mailgate;
 
@@ -38,6 +39,13 @@ TEST(Events, XaddCommandHasMaxlenAndAllFields) {
   EXPECT_EQ(field("qid"), "4ABC");
   EXPECT_EQ(field("status"), "accepted");
   EXPECT_EQ(field("from"), "a@x");
+}
+
+TEST(Events, JsonTextReplacesInvalidUtf8) {
+  // A sender address or remote reply with invalid UTF-8 must not make the
+  // record (errors list, bounce info, webhook) throw.
+  EXPECT_EQ(jsonText({{"from", "a\xff@example.org"}}), "{\"from\":\"a\xef\xbf\xbd@example.org\"}");
+  EXPECT_EQ(jsonText({{"k", 1}}, 2), "{\n  \"k\": 1\n}");
 }
 
 TEST(Events, QueueRecordExpires) {
