@@ -45,17 +45,10 @@ Result<std::vector<WebhookFailure>> Admin::webhookFailures(const std::string& ac
   for (size_t i = 0; i < (*r)->elements; ++i) {
     const redisReply* entry = (*r)->element[i];
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
-    WebhookFailure f;
-    f.id = replyString(entry->element[0]);
     const redisReply* fields = entry->element[1];
-    for (size_t k = 0; fields->type == REDIS_REPLY_ARRAY && k + 1 < fields->elements; k += 2) {
-      std::string name = replyString(fields->element[k]), value = replyString(fields->element[k + 1]);
-      if (name == "time") f.time_ms = std::strtoll(value.c_str(), nullptr, 10);
-      else if (name == "attempts") f.attempts = static_cast<unsigned>(std::strtoul(value.c_str(), nullptr, 10));
-      else if (name == "error") f.error = value;
-      else if (name == "event") f.event = value;
-    }
-    out.push_back(std::move(f));
+    out.push_back({replyString(entry->element[0]), std::strtoll(hashField(fields, "time").c_str(), nullptr, 10),
+                   static_cast<unsigned>(std::strtoul(hashField(fields, "attempts").c_str(), nullptr, 10)),
+                   hashField(fields, "error"), hashField(fields, "event")});
   }
   return out;
 }
