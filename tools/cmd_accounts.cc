@@ -15,8 +15,8 @@ nlohmann::json keyJson(const KeyView& k) {
 }  // namespace
 
 int cmdAccount(const Args& a) {
-  const char* usage = "account add NAME [--default-sender ADDR] | account set NAME key=value | account show NAME";
-  if (a.words.size() < 3) die(std::string("usage: mailgatectl ") + usage, 2);
+  const char* text = "account add NAME [--default-sender ADDR] | account set NAME key=value | account show NAME";
+  if (a.words.size() < 3) usage(text);
   const std::string& sub = a.words[1];
   const std::string& name = a.words[2];
   Context ctx(a);
@@ -28,7 +28,7 @@ int cmdAccount(const Args& a) {
     return 0;
   }
   if (sub == "set") {
-    if (a.words.size() < 4) die("usage: mailgatectl account set NAME key=value...", 2);
+    if (a.words.size() < 4) usage("account set NAME key=value...");
     for (size_t i = 3; i < a.words.size(); ++i) orDie(ctx.admin.setAccount(name, a.words[i]));
     if (!a.json) std::cout << "account " << name << " updated\n";
     else printJson({{"account", name}, {"updated", true}});
@@ -52,12 +52,12 @@ int cmdAccount(const Args& a) {
                 {"allowed networks:", nets}});
     return 0;
   }
-  die(std::string("usage: mailgatectl ") + usage, 2);
+  usage(text);
 }
 
 int cmdKey(const Args& a) {
-  const char* usage = "key create NAME [--no-smtp] [--sandbox] | key list NAME | key revoke KEYID";
-  if (a.words.size() != 3) die(std::string("usage: mailgatectl ") + usage, 2);
+  const char* text = "key create NAME [--no-smtp] [--sandbox] | key list NAME | key revoke KEYID";
+  if (a.words.size() != 3) usage(text);
   const std::string& sub = a.words[1];
   Context ctx(a);
   if (sub == "create") {
@@ -91,13 +91,13 @@ int cmdKey(const Args& a) {
     else std::cout << "key " << k.id << " of account " << k.account << " revoked\n";
     return 0;
   }
-  die(std::string("usage: mailgatectl ") + usage, 2);
+  usage(text);
 }
 
 int cmdNet(const Args& a) {
-  const char* usage = "net allow NAME CIDR | net deny NAME CIDR";
+  const char* text = "net allow NAME CIDR | net deny NAME CIDR";
   if (a.words.size() != 4 || (a.words[1] != "allow" && a.words[1] != "deny")) {
-    die(std::string("usage: mailgatectl ") + usage, 2);
+    usage(text);
   }
   Context ctx(a);
   bool allow = a.words[1] == "allow";

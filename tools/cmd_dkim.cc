@@ -11,11 +11,10 @@
 namespace mailgate::ctl {
 namespace {
 
-[[noreturn]] void usage() {
-  die("usage: mailgatectl dkim generate DOMAIN [--selector S] [--algo rsa2048|ed25519] [--account NAME] | "
-      "dkim import DOMAIN --selector S --key FILE [--account NAME] | dkim list [DOMAIN] | "
-      "dkim remove DOMAIN [--selector S] | dkim dns DOMAIN | dkim export DIR",
-      2);
+[[noreturn]] void dkimUsage() {
+  usage("dkim generate DOMAIN [--selector S] [--algo rsa2048|ed25519] [--account NAME] | "
+        "dkim import DOMAIN --selector S --key FILE [--account NAME] | dkim list [DOMAIN] | "
+        "dkim remove DOMAIN [--selector S] | dkim dns DOMAIN | dkim export DIR");
 }
 
 // "rsa202611" / "ed202611": a new selector each month, one per algorithm.
@@ -42,11 +41,11 @@ void printRecords(const Args& a, const std::vector<DkimEntry>& entries) {
 }  // namespace
 
 int cmdDkim(const Args& a) {
-  if (a.words.size() < 2) usage();
+  if (a.words.size() < 2) dkimUsage();
   const std::string& sub = a.words[1];
   Context ctx(a);
   if (sub == "list") {
-    if (a.words.size() > 3) usage();
+    if (a.words.size() > 3) dkimUsage();
     auto entries = orDie(ctx.admin.listDkimKeys(a.words.size() == 3 ? a.words[2] : ""));
     if (a.json) {
       nlohmann::json out = nlohmann::json::array();
@@ -64,7 +63,7 @@ int cmdDkim(const Args& a) {
     printTable(rows);
     return 0;
   }
-  if (a.words.size() != 3) usage();
+  if (a.words.size() != 3) dkimUsage();
   if (sub == "export") return cmdDkimExport(a, ctx);
   const std::string& domain = a.words[2];
   if (sub == "generate" || sub == "import") {
@@ -75,7 +74,7 @@ int cmdDkim(const Args& a) {
       key = orDie(generateDkimKey(algo));
       if (selector.empty()) selector = defaultSelector(algo);
     } else {
-      if (selector.empty() || a.key_id.empty()) usage();
+      if (selector.empty() || a.key_id.empty()) dkimUsage();
       std::ifstream in(a.key_id);
       if (!in) die(a.key_id + ": cannot open");
       std::stringstream pem;
@@ -102,7 +101,7 @@ int cmdDkim(const Args& a) {
     printRecords(a, orDie(ctx.admin.listDkimKeys(domain)));
     return 0;
   }
-  usage();
+  dkimUsage();
 }
 
 }  // namespace mailgate::ctl

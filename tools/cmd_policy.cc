@@ -8,8 +8,6 @@
 namespace mailgate::ctl {
 namespace {
 
-[[noreturn]] void usage(const char* text) { die(std::string("usage: mailgatectl ") + text, 2); }
-
 void done(const Args& a, const std::string& text, nlohmann::json json) {
   if (a.json) printJson(json);
   else std::cout << text << "\n";

@@ -12,7 +12,7 @@ namespace mailgate::ctl {
 
 int cmdWebhook(const Args& a) {
   const char* text = "webhook set NAME URL | webhook show|remove|test NAME | webhook failures NAME [--count N]";
-  if (a.words.size() < 3) die(std::string("usage: mailgatectl ") + text, 2);
+  if (a.words.size() < 3) usage(text);
   const std::string &sub = a.words[1], &name = a.words[2];
   Context ctx(a);
   if (sub == "set" && a.words.size() == 4) {
@@ -21,7 +21,7 @@ int cmdWebhook(const Args& a) {
     else std::cout << "webhook of " << name << " set to " << a.words[3] << "\nsecret: " << secret << "\n";
     return 0;
   }
-  if (a.words.size() != 3) die(std::string("usage: mailgatectl ") + text, 2);
+  if (a.words.size() != 3) usage(text);
   if (sub == "show") {
     WebhookView v = orDie(ctx.admin.showWebhook(name));
     std::string fingerprint = sha256Hex(v.secret).substr(0, 12);
@@ -42,8 +42,8 @@ int cmdWebhook(const Args& a) {
   if (sub == "test") {
     WebhookView v = orDie(ctx.admin.showWebhook(name));
     Event e;
-    e.id = std::to_string(nowMillis()) + "-0";
     e.time_ms = nowMillis();
+    e.id = std::to_string(e.time_ms) + "-0";
     e.queue_id = "TEST00000";
     e.account = name;
     e.campaign = "test";
@@ -77,7 +77,7 @@ int cmdWebhook(const Args& a) {
     if (failures.empty()) std::cout << "(no failures)\n";
     return 0;
   }
-  die(std::string("usage: mailgatectl ") + text, 2);
+  usage(text);
 }
 
 }  // namespace mailgate::ctl

@@ -29,8 +29,10 @@ struct Args {
 };
 
 [[noreturn]] void die(const std::string& message, int code = 1);
-// Exits 2 with "usage: mailgatectl COMMAND" unless words has exactly n entries.
-void expectWords(const Args& a, size_t n, const char* usage);
+// Exits 2 with "usage: mailgatectl <text>".
+[[noreturn]] void usage(const std::string& text);
+// usage(text) unless words has exactly n entries.
+void expectWords(const Args& a, size_t n, const char* text);
 
 Config loadOrDie(const Args& a);
 

@@ -95,8 +95,10 @@ Args parseArgs(int argc, char** argv) {
   exit(code);
 }
 
-void expectWords(const Args& a, size_t n, const char* usage) {
-  if (a.words.size() != n) die(std::string("usage: mailgatectl ") + usage, 2);
+void usage(const std::string& text) { die("usage: mailgatectl " + text, 2); }
+
+void expectWords(const Args& a, size_t n, const char* text) {
+  if (a.words.size() != n) usage(text);
 }
 
 Config loadOrDie(const Args& a) {
