@@ -188,12 +188,12 @@ class Stack:
             raise RuntimeError("postfix start failed: " + r.stdout + r.stderr)
         return r
 
-    def start(self):
+    def start(self, *steps):
+        """Runs `steps` (default: Redis, smtp-sink, the daemons, Postfix); if
+        one fails, stops what was started and re-raises."""
         try:
-            self.start_redis()
-            self.start_sink()
-            self.start_daemons()
-            self.start_postfix()
+            for step in steps or (self.start_redis, self.start_sink, self.start_daemons, self.start_postfix):
+                step()
         except BaseException:
             self.stop()
             raise

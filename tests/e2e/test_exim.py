@@ -21,15 +21,8 @@ class Exim(SharedStackTest):
     def makeStack(cls):
         # Exim's processes run as Debian-exim: the daemons' sockets belong to that group.
         stack = Stack(socket_group="Debian-exim")
-        try:
-            stack.start_redis()
-            stack.start_sink()
-            stack.start_daemons(names=("policy",))
-            stack.start_exim()
-        except BaseException:
-            stack.stop()
-            raise
-        return stack
+        return stack.start(stack.start_redis, stack.start_sink, lambda: stack.start_daemons(names=("policy",)),
+                           stack.start_exim)
 
     @classmethod
     def prepare(cls):

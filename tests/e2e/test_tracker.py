@@ -78,20 +78,15 @@ class Tracker(SharedStackTest):
         stack = Stack(with_tracker=True, extra_config="webhook_retry_initial = 200ms\n"
                                                      "webhook_retry_max = 1s\n"
                                                      "webhook_retry_for = 6s\n")
-        try:
-            stack.start_redis()
-            stack.start_sink()
+
+        def failing_sinks():
             soft = stack.start_sink("sink-soft", free_port(), ("-r", "RCPT"))
             fail = stack.start_sink("sink-fail", free_port(), ("-f", "RCPT"))
             stack.transport = ["soft.test smtp:[127.0.0.1]:%d" % soft,
                                "fail.test smtp:[127.0.0.1]:%d" % fail,
                                "hard.test error:5.1.1 mailbox unknown"]
-            stack.start_daemons()
-            stack.start_postfix()
-        except BaseException:
-            stack.stop()
-            raise
-        return stack
+        return stack.start(stack.start_redis, stack.start_sink, failing_sinks, stack.start_daemons,
+                           stack.start_postfix)
 
     @classmethod
     def prepare(cls):

@@ -30,6 +30,14 @@ class LogFollowerTest : public ::testing::Test {
   std::vector<std::string> readAll(LogFollower& f, size_t max = 100, milliseconds wait = milliseconds(50)) {
     return f.read(max, wait, stop_);
   }
+  // Reads until `n` lines came (or about 4 s passed), e.g. across a rotation.
+  std::vector<std::string> collect(LogFollower& f, size_t n) {
+    std::vector<std::string> got;
+    for (int i = 0; i < 40 && got.size() < n; ++i) {
+      for (auto& l : readAll(f, 100, milliseconds(100))) got.push_back(l);
+    }
+    return got;
+  }
   std::string dir_, path_;
   std::atomic<bool> stop_{false};
 };
@@ -74,11 +82,7 @@ TEST_F(LogFollowerTest, RotationByRenameDrainsTheOldFileFirst) {
   ASSERT_EQ(rename(path_.c_str(), (path_ + ".1").c_str()), 0);
   append("late write to the old file\n", path_ + ".1");
   append("new file\n");
-  std::vector<std::string> got;
-  for (int i = 0; i < 40 && got.size() < 2; ++i) {
-    for (auto& l : readAll(f, 100, milliseconds(100))) got.push_back(l);
-  }
-  EXPECT_EQ(got, (std::vector<std::string>{"late write to the old file", "new file"}));
+  EXPECT_EQ(collect(f, 2), (std::vector<std::string>{"late write to the old file", "new file"}));
 }
 
 TEST_F(LogFollowerTest, RotatedWhileStoppedContinuesInTheRotatedFile) {
@@ -97,11 +101,7 @@ TEST_F(LogFollowerTest, RotatedWhileStoppedContinuesInTheRotatedFile) {
   std::string note;
   ASSERT_TRUE(g.start(saved, note));
   EXPECT_NE(note.find(".1"), std::string::npos) << note;
-  std::vector<std::string> got;
-  for (int i = 0; i < 40 && got.size() < 2; ++i) {
-    for (auto& l : readAll(g, 100, milliseconds(100))) got.push_back(l);
-  }
-  EXPECT_EQ(got, (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(collect(g, 2), (std::vector<std::string>{"b", "c"}));
 }
 
 TEST_F(LogFollowerTest, TruncationStartsOver) {
