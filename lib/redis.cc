@@ -1,12 +1,14 @@
 // redis.cc — hiredis wrapper: connection lifecycle (connect, AUTH, SELECT,
 // timeouts, reconnect with exponential backoff, outage logged once), commands,
-// pipelines, scripts and the connection pool.
+// pipelines (resent only when nothing was written), transactions, scripts
+// and the connection pool.
 #include "mailgate/redis.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <openssl/sha.h>
+#include <sys/socket.h>
 
 #include "mailgate/log.h"
 
@@ -124,24 +126,50 @@ Status RedisConn::ensureConnected() {
 }
 
 Result<std::vector<Reply>> RedisConn::pipeline(const std::vector<Command>& commands) {
-  bool reused = ctx_ != nullptr;
-  auto replies = pipelineOnce(commands);
-  if (!replies && reused && replies.error().kind == Error::Kind::Unavailable) {
-    // A connection that sat idle is closed by a Redis restart; that is not
-    // an outage yet, so try once more on a fresh connection at once.
+  bool unsent = false;
+  auto replies = pipelineOnce(commands, unsent);
+  if (!replies && unsent && replies.error().kind == Error::Kind::Unavailable) {
+    // Not a byte of it reached the server (the write failed on a connection
+    // the server had closed), so sending it again cannot apply it twice.
+    // Once anything was written, a lost reply is an error: the commands may
+    // have been applied.
     next_attempt_ = {};
-    replies = pipelineOnce(commands);
+    replies = pipelineOnce(commands, unsent);
   }
   return replies;
 }
 
-Result<std::vector<Reply>> RedisConn::pipelineOnce(const std::vector<Command>& commands) {
+bool RedisConn::closedByServer() const {
+  // Redis never speaks first (no RESP3 pushes here): an idle connection
+  // that is readable holds an end of file or a reset, e.g. after a restart.
+  char byte;
+  ssize_t n = recv(ctx_->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+Result<std::vector<Reply>> RedisConn::pipelineOnce(const std::vector<Command>& commands, bool& unsent) {
+  unsent = false;
+  if (ctx_ != nullptr && closedByServer()) {
+    redisFree(ctx_);
+    ctx_ = nullptr;
+    next_attempt_ = {};
+  }
   if (Status s = ensureConnected(); !s) return s.error();
   std::vector<size_t> lens;
   for (const auto& cmd : commands) {
     auto ptrs = argvPointers(cmd, lens);
     if (redisAppendCommandArgv(ctx_, static_cast<int>(ptrs.size()), ptrs.data(), lens.data()) != REDIS_OK) {
       return fail(Error::Kind::Unavailable, std::string("append: ") + ctx_->errstr);
+    }
+  }
+  for (int done = 0, first = 1; !done; first = 0) {
+    // A failed redisBufferWrite wrote nothing; a successful one may have
+    // written part of the commands.
+    if (redisBufferWrite(ctx_, &done) != REDIS_OK) {
+      unsent = first;
+      bool timeout = errno == EAGAIN || errno == EWOULDBLOCK;
+      return fail(timeout ? Error::Kind::Timeout : Error::Kind::Unavailable,
+                  std::string("write: ") + ctx_->errstr);
     }
   }
   std::vector<Reply> replies;
@@ -220,6 +248,28 @@ Result<std::vector<Reply>> checkedPipeline(RedisConn& redis, const std::vector<C
     if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
   }
   return replies;
+}
+
+Result<Reply> transaction(RedisConn& redis, const std::vector<Command>& commands) {
+  std::vector<Command> all;
+  all.reserve(commands.size() + 2);
+  all.push_back({"MULTI"});
+  all.insert(all.end(), commands.begin(), commands.end());
+  all.push_back({"EXEC"});
+  auto replies = redis.pipeline(all);
+  if (!replies) return replies.error();
+  // A refusal while queueing explains the EXECABORT that follows.
+  for (const auto& r : *replies) {
+    if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
+  }
+  Reply exec = std::move(replies->back());
+  if (exec->type != REDIS_REPLY_ARRAY) return Error{Error::Kind::Server, "transaction was aborted"};
+  for (size_t i = 0; i < exec->elements; ++i) {
+    if (exec->element[i]->type == REDIS_REPLY_ERROR) {
+      return Error{Error::Kind::Server, "in transaction: " + replyString(exec->element[i])};
+    }
+  }
+  return exec;
 }
 
 std::string redisKey(const std::string& prefix, std::string_view a, std::string_view b) {

@@ -73,7 +73,7 @@ Status Recorder::record(const std::vector<std::string>& lines, const LogPosition
     for (auto& [qid, msg] : messages) msg = trackedMessageFromHash((*replies)[i++].get());
   }
 
-  std::vector<Command> writes{{"MULTI"}};
+  std::vector<Command> writes;
   int64_t now = nowMillis();
   std::vector<Event> logged;
   for (const LogRecord& r : records) {
@@ -89,17 +89,8 @@ Status Recorder::record(const std::vector<std::string>& lines, const LogPosition
     writes.push_back({"HSET", position_key_, "inode", std::to_string(position->inode), "offset",
                       std::to_string(position->offset), "path", config_->tracker_log, "time", std::to_string(now)});
   }
-  if (writes.size() == 1) return okStatus();
-  writes.push_back({"EXEC"});
-  auto replies = checkedPipeline(redis_, writes);
-  if (!replies) return replies.error();
-  const redisReply* exec = replies->back().get();
-  if (exec->type != REDIS_REPLY_ARRAY) return Error{Error::Kind::Server, "tracker transaction was aborted"};
-  for (size_t i = 0; i < exec->elements; ++i) {
-    if (exec->element[i]->type == REDIS_REPLY_ERROR) {
-      return Error{Error::Kind::Server, std::string("tracker transaction: ") + exec->element[i]->str};
-    }
-  }
+  if (writes.empty()) return okStatus();
+  if (auto exec = transaction(redis_, writes); !exec) return exec.error();
   for (const Event& e : logged) {
     MG_LOG_INFO("%s: %s: to=<%s> dsn=%s account=%s campaign=%s", e.queue_id.c_str(), e.status.c_str(),
                 printable(e.rcpt).c_str(), printable(e.code).c_str(), printable(e.account).c_str(),

@@ -52,6 +52,10 @@ class RedisConn {
   Result<Reply> command(const Command& argv);
   // N commands in one round trip; replies in order. Server errors stay
   // replies (type REDIS_REPLY_ERROR) so the caller sees which one failed.
+  // Commands are sent again (once) only when not a byte of them was
+  // written; after a lost reply or a timeout they may have been applied, so
+  // that is an error, never a resend. An idle connection the server closed
+  // is replaced before anything is written to it.
   Result<std::vector<Reply>> pipeline(const std::vector<Command>& commands);
   // EVALSHA script keys... args...; on NOSCRIPT, EVAL and so reload it.
   Result<Reply> eval(const RedisScript& script, const std::vector<std::string>& keys,
@@ -60,7 +64,9 @@ class RedisConn {
   bool connected() const { return ctx_ != nullptr; }
 
  private:
-  Result<std::vector<Reply>> pipelineOnce(const std::vector<Command>& commands);
+  // `unsent` tells that it failed before a byte of `commands` was written.
+  Result<std::vector<Reply>> pipelineOnce(const std::vector<Command>& commands, bool& unsent);
+  bool closedByServer() const;
   Status ensureConnected();
   Status connectNow();
   Error fail(Error::Kind kind, const std::string& what);
@@ -109,6 +115,13 @@ class RedisPool {
 // A pipeline whose every reply must succeed: the first server error reply
 // becomes Error::Kind::Server.
 Result<std::vector<Reply>> checkedPipeline(RedisConn& redis, const std::vector<Command>& commands);
+
+// MULTI, `commands`, EXEC in one round trip: Redis applies all of them or,
+// when one is refused while queued (OOM, read-only replica, syntax),
+// none. Returns EXEC's array of replies; the first refusal or error reply
+// becomes Error::Kind::Server (after EXEC, the other commands did apply:
+// Redis has no rollback).
+Result<Reply> transaction(RedisConn& redis, const std::vector<Command>& commands);
 
 // Builds "<prefix><rest>", e.g. key(prefix, "q:", qid) -> "mg:q:3F2A81C0B1".
 std::string redisKey(const std::string& prefix, std::string_view a, std::string_view b = {});

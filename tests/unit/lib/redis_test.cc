@@ -1,13 +1,14 @@
 // redis_test.cc — the Redis layer against a real redis-server started by the
 // test on a free loopback port: commands, pipelines, unix sockets, AUTH and
 // SELECT, scripts after SCRIPT FLUSH, server errors, timeouts, outages and
-// reconnection, and the pool's bound.
+// reconnection, no resend once written, transactions, and the pool's bound.
 #include "mailgate/redis.h"
 
 #include "redis_server.h"
 
 using namespace mailgate;
 using mailgate::testing::freePort;
+using mailgate::testing::ReplyDroppingProxy;
 using mailgate::testing::RedisServer;
 using namespace std::chrono_literals;
 
@@ -95,6 +96,75 @@ TEST_F(RedisTest, CommandTimeoutDoesNotHang) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, Error::Kind::Timeout);
   EXPECT_LT(took, 700ms);
+}
+
+TEST_F(RedisTest, LostReplyIsNotResent) {
+  // The server applied the INCR but its reply never came back: sending it
+  // again on a fresh connection would count twice.
+  ReplyDroppingProxy proxy(server_->port());
+  RedisConn c(proxy.settings());
+  RedisConn admin(server_->settings());
+  ASSERT_TRUE(admin.command({"DEL", "lost"}));
+  ASSERT_TRUE(c.command({"INCR", "lost"}));
+  proxy.dropNextReply();
+  auto r = c.command({"INCR", "lost"});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, Error::Kind::Unavailable);
+  EXPECT_EQ(replyString(admin.command({"GET", "lost"})->get()), "2");
+  std::this_thread::sleep_for(150ms);  // the reconnect backoff after a failure
+  auto next = c.command({"INCR", "lost"});  // the connection comes back for the next command
+  ASSERT_TRUE(next) << next.error().message;
+  EXPECT_EQ((*next)->integer, 3);
+}
+
+TEST_F(RedisTest, ReplyTimeoutIsNotResent) {
+  RedisConn sleeper(server_->settings(5000ms));
+  RedisConn admin(server_->settings());
+  RedisConn c(server_->settings(200ms));
+  ASSERT_TRUE(admin.command({"DEL", "slow"}));
+  ASSERT_TRUE(c.command({"PING"}));
+  std::thread t([&] { (void)sleeper.command({"DEBUG", "SLEEP", "0.6"}); });
+  std::this_thread::sleep_for(100ms);
+  auto r = c.command({"INCR", "slow"});
+  t.join();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, Error::Kind::Timeout);
+  EXPECT_EQ(replyString(admin.command({"GET", "slow"})->get()), "1");  // applied once, late
+}
+
+TEST_F(RedisTest, IdleConnectionClosedByTheServerIsReplacedBeforeSending) {
+  // A Redis restart closes idle connections; the next command must not fail.
+  RedisConn c(server_->settings());
+  RedisConn admin(server_->settings());
+  ASSERT_TRUE(admin.command({"DEL", "idle"}));
+  auto id = c.command({"CLIENT", "ID"});
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(admin.command({"CLIENT", "KILL", "ID", std::to_string((*id)->integer)}));
+  std::this_thread::sleep_for(50ms);
+  auto r = c.command({"INCR", "idle"});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)->integer, 1);
+}
+
+TEST_F(RedisTest, TransactionRefusedWhileQueuedAppliesNothing) {
+  RedisConn c(server_->settings());
+  ASSERT_TRUE(c.command({"SET", "tx:kept", "1"}));
+  ASSERT_TRUE(c.command({"CONFIG", "SET", "maxmemory", "1"}));  // every write that may grow memory is refused
+  auto r = transaction(c, {{"DEL", "tx:kept"}, {"INCR", "tx:counter"}});
+  ASSERT_TRUE(c.command({"CONFIG", "SET", "maxmemory", "0"}));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, Error::Kind::Server);
+  EXPECT_NE(r.error().message.find("OOM"), std::string::npos) << r.error().message;
+  EXPECT_EQ((*c.command({"EXISTS", "tx:kept", "tx:counter"}))->integer, 1);  // DEL was not applied either
+  auto ok = transaction(c, {{"DEL", "tx:kept"}, {"INCR", "tx:counter"}});
+  ASSERT_TRUE(ok) << ok.error().message;
+  ASSERT_EQ((*ok)->elements, 2u);
+  EXPECT_EQ((*ok)->element[1]->integer, 1);
+  // A command failing while run does not undo the others (Redis has no rollback): an error.
+  auto failed = transaction(c, {{"INCR", "tx:counter"}, {"HSET", "tx:counter", "f", "v"}});
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().message.find("WRONGTYPE"), std::string::npos) << failed.error().message;
+  EXPECT_EQ(replyString(c.command({"GET", "tx:counter"})->get()), "2");
 }
 
 TEST(RedisDown, UnreachableServerIsAnErrorAndBacksOff) {
