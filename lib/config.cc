@@ -198,6 +198,15 @@ const std::vector<Param>& params() {
        [](Config& c, std::string_view v) {
          c.events_maxlen = parseUnsigned(v, UINT64_MAX, "expected a number of entries");
        }},
+      {"max_campaigns_per_day", "1000",
+       [](Config& c, std::string_view v) {
+         c.max_campaigns_per_day = parseUnsigned(v, 1000000, "expected a number of campaigns (0 = none)");
+       }},
+      {"campaign_stats_days", "35",
+       [](Config& c, std::string_view v) {
+         c.campaign_stats_days = static_cast<int64_t>(parseUnsigned(v, 400, "expected 1 to 400 days"));
+         if (c.campaign_stats_days == 0) throw std::invalid_argument("expected 1 to 400 days");
+       }},
       {"max_message_size", "50M",
        [](Config& c, std::string_view v) { c.max_message_size = parseSize(v); }},
       {"max_recipients", "1000",

@@ -1,9 +1,13 @@
-// events.cc — encodes outcome events as XADD commands and q:<queueid> hashes,
-// decodes stream entries for mailgatectl, and writes them in one pipeline.
+// events.cc — encodes outcome events as XADD commands, day counters (with
+// the per-account cap on distinct campaigns) and q:<queueid> hashes, decodes
+// stream entries for mailgatectl, and writes one message's outcome in one
+// MULTI/EXEC.
 #include "mailgate/events.h"
 
 #include <algorithm>
 #include <chrono>
+#include <map>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "mailgate/limits.h"
@@ -99,27 +103,92 @@ void setRefusal(Event& e, std::string_view reply) {
   e.status = reply.starts_with("4") ? "tempfailed" : "rejected";
 }
 
+namespace {
+
+constexpr int64_t kDaySeconds = 86400;
+constexpr int64_t kTotalsDays = 400;
+
+// Counts one message's outcomes for one campaign of an account and day,
+// under the campaign while fewer than the cap of distinct campaigns were
+// counted that day (or it is one of them), else under kOtherCampaigns.
+// KEYS[1] the day's campaign set  KEYS[2] the day's per-campaign counters
+// ARGV[1] campaign  ARGV[2] cap  ARGV[3] TTL (s)  ARGV[4] bucket  ARGV[5..] status, count, ...
+const RedisScript kCountCampaign(R"lua(
+local c = ARGV[1]
+if redis.call('SISMEMBER', KEYS[1], c) == 0 then
+  if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then
+    redis.call('SADD', KEYS[1], c)
+    redis.call('EXPIRE', KEYS[1], ARGV[3])
+  else
+    c = ARGV[4]
+  end
+end
+for i = 5, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[2], c .. ':' .. ARGV[i], ARGV[i + 1])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return c
+)lua");
+
+bool isRefusal(const std::string& status) { return status == "rejected" || status == "tempfailed"; }
+
+// "HINCRBY key field n" for each counted field, then EXPIRE.
+void addCounters(std::vector<Command>& cmds, const std::string& key, const std::map<std::string, int>& counts,
+                 int64_t ttl_seconds) {
+  for (const auto& [field, n] : counts) cmds.push_back({"HINCRBY", key, field, std::to_string(n)});
+  cmds.push_back({"EXPIRE", key, std::to_string(ttl_seconds)});
+}
+
+}  // namespace
+
 std::vector<Command> outcomeCommands(const Config& config, const std::vector<Event>& events,
                                      const QueueRecord* record) {
   std::vector<Command> cmds;
   StoreKeys keys(config.redis_prefix);
+  using Counts = std::map<std::string, int>;
+  std::map<std::pair<std::string, std::string>, Counts> totals;                 // (account, day) -> status
+  std::map<std::tuple<std::string, std::string, std::string>, Counts> by_campaign;  // (account, day, campaign)
+  std::map<std::string, Counts> without_account;                                // day -> reply code
   bool error_listed = false;
   for (const Event& e : events) {
+    std::string day = utcDate(e.time_ms);
+    if (e.account.empty() && isRefusal(e.status)) {
+      // Scanners and clients that never authenticated: no customer reads
+      // these, so they are counted and kept out of the events stream.
+      ++without_account[day][e.code];
+      continue;
+    }
     cmds.push_back(xaddCommand(config, e));
     if (e.account.empty()) continue;
     if (e.status != "sink" && e.status != "sandbox") {
-      std::string stats = keys.stats(e.account, utcDate(e.time_ms));
-      cmds.push_back({"HINCRBY", stats, e.status, "1"});
-      if (!e.campaign.empty()) cmds.push_back({"HINCRBY", stats, e.campaign + ":" + e.status, "1"});
-      cmds.push_back({"EXPIRE", stats, std::to_string(400 * 86400)});
+      ++totals[{e.account, day}][e.status];
+      if (!e.campaign.empty()) ++by_campaign[{e.account, day, e.campaign}][e.status];
     }
-    if ((e.status == "rejected" || e.status == "tempfailed") && !error_listed) {
+    if (isRefusal(e.status) && !error_listed) {
       nlohmann::json entry{{"time", e.time_ms}, {"qid", e.queue_id}, {"code", e.code},
                            {"text", e.text},    {"from", e.from},    {"rcpt", e.rcpt}};
       cmds.push_back({"LPUSH", keys.errors(e.account), jsonText(entry)});
       cmds.push_back({"LTRIM", keys.errors(e.account), "0", "99"});
       error_listed = true;
     }
+  }
+  for (const auto& [at, counts] : totals) {
+    addCounters(cmds, keys.stats(at.first, at.second), counts, kTotalsDays * kDaySeconds);
+  }
+  std::string campaign_ttl = std::to_string(config.campaign_stats_days * kDaySeconds);
+  for (const auto& [at, counts] : by_campaign) {
+    const auto& [account, day, campaign] = at;
+    // EVAL, not EVALSHA: inside MULTI a NOSCRIPT could not be retried.
+    Command eval{"EVAL", kCountCampaign.source, "2", keys.campaigns(account, day), keys.campaignStats(account, day),
+                 campaign, std::to_string(config.max_campaigns_per_day), campaign_ttl, kOtherCampaigns};
+    for (const auto& [status, n] : counts) {
+      eval.push_back(status);
+      eval.push_back(std::to_string(n));
+    }
+    cmds.push_back(std::move(eval));
+  }
+  for (const auto& [day, counts] : without_account) {
+    addCounters(cmds, keys.refusedWithoutAccount(day), counts, kTotalsDays * kDaySeconds);
   }
   if (record != nullptr) {
     for (auto& c : queueRecordCommands(config, *record)) cmds.push_back(std::move(c));
@@ -129,8 +198,10 @@ std::vector<Command> outcomeCommands(const Config& config, const std::vector<Eve
 
 Status recordMessage(RedisConn& redis, const Config& config, const std::vector<Event>& events,
                      const QueueRecord* record) {
-  auto replies = checkedPipeline(redis, outcomeCommands(config, events, record));
-  if (!replies) return replies.error();
+  std::vector<Command> cmds = outcomeCommands(config, events, record);
+  if (cmds.empty()) return okStatus();
+  auto exec = transaction(redis, cmds);
+  if (!exec) return exec.error();
   return okStatus();
 }
 

@@ -2,6 +2,7 @@
 // `message QUEUEID` and `stats`: reading what the daemons recorded.
 #include <algorithm>
 #include <iostream>
+#include <map>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -135,27 +136,37 @@ int cmdStats(const Args& a) {
   RedisConn redis(RedisSettings::fromConfig(c));
   std::string day = a.day.empty() ? utcDate(nowMillis()) : a.day;
   StoreKeys keys(c.redis_prefix);
-  auto r = orDie(redis.command({"HGETALL", keys.stats(a.words[1], day)}));
+  // Campaign counters live in cstats:; days written by earlier versions
+  // have them in stats: as well.
+  const std::string& account = a.words[1];
+  auto r = orDie(redis.pipeline({{"HGETALL", keys.stats(account, day)},
+                                 {"HGETALL", keys.campaignStats(account, day)},
+                                 {"SCARD", keys.campaigns(account, day)}}));
   std::string prefix = a.campaign.empty() ? "" : a.campaign + ":";
-  std::vector<std::pair<std::string, std::string>> counts;
-  for (size_t i = 0; i + 1 < r->elements; i += 2) {
-    std::string field = replyString(r->element[i]);
-    bool campaign_field = field.find(':') != std::string::npos;
-    if (prefix.empty() ? campaign_field : !field.starts_with(prefix)) continue;
-    counts.emplace_back(field.substr(prefix.size()), replyString(r->element[i + 1]));
+  std::map<std::string, long long> sums;
+  for (size_t h = 0; h < 2; ++h) {
+    for (size_t i = 0; r[h]->type == REDIS_REPLY_ARRAY && i + 1 < r[h]->elements; i += 2) {
+      std::string field = replyString(r[h]->element[i]);
+      bool campaign_field = field.find(':') != std::string::npos;
+      if (prefix.empty() ? campaign_field : !field.starts_with(prefix)) continue;
+      sums[field.substr(prefix.size())] += std::atoll(replyString(r[h]->element[i + 1]).c_str());
+    }
   }
-  std::sort(counts.begin(), counts.end());
+  long long campaigns = r[2]->type == REDIS_REPLY_INTEGER ? r[2]->integer : 0;
   if (a.json) {
     nlohmann::json out = nlohmann::json::object();
-    for (const auto& [status, n] : counts) out[status] = std::stoll(n);
-    printJson({{"account", a.words[1]}, {"day", day}, {"campaign", a.campaign}, {"counts", out}});
+    for (const auto& [status, n] : sums) out[status] = n;
+    printJson({{"account", account}, {"day", day}, {"campaign", a.campaign}, {"counts", out},
+               {"campaigns", campaigns}, {"max_campaigns_per_day", c.max_campaigns_per_day}});
     return 0;
   }
-  std::cout << "account " << a.words[1] << ", " << day << (a.campaign.empty() ? "" : ", campaign " + a.campaign)
+  std::cout << "account " << account << ", " << day << (a.campaign.empty() ? "" : ", campaign " + a.campaign)
             << "\n";
   std::vector<std::vector<std::string>> rows{{"STATUS", "COUNT"}};
-  for (const auto& [status, n] : counts) rows.push_back({status, n});
+  for (const auto& [status, n] : sums) rows.push_back({status, std::to_string(n)});
   printTable(rows);
+  std::cout << "campaigns with their own counters: " << campaigns << " (max_campaigns_per_day "
+            << c.max_campaigns_per_day << ", later ones counted as " << kOtherCampaigns << ")\n";
   return 0;
 }
 

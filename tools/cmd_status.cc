@@ -95,8 +95,14 @@ int cmdStatus(const Args& a) {
     std::string stream = eventsStreamKey(c);
     auto r = orDie(redis.pipeline({{"XLEN", stream},
                                    {"XINFO", "GROUPS", stream},
-                                   {"SMEMBERS", keys.trackers()}}));
+                                   {"SMEMBERS", keys.trackers()},
+                                   {"HGETALL", keys.refusedWithoutAccount(utcDate(nowMillis()))}}));
     out["events"] = r[0]->integer;
+    nlohmann::json refused = nlohmann::json::object();
+    for (size_t i = 0; r[3]->type == REDIS_REPLY_ARRAY && i + 1 < r[3]->elements; i += 2) {
+      refused[replyString(r[3]->element[i])] = std::atoll(replyString(r[3]->element[i + 1]).c_str());
+    }
+    out["refused_without_account_today"] = refused;
     nlohmann::json backlog = nullptr;
     for (size_t i = 0; r[1]->type == REDIS_REPLY_ARRAY && i < r[1]->elements; ++i) {
       const redisReply* g = r[1]->element[i];
@@ -131,6 +137,11 @@ int cmdStatus(const Args& a) {
     snprintf(latency, sizeof latency, "ok, %.2f ms", out["redis"]["latency_ms"].get<double>());
     rows.push_back({"redis " + c.redis_server.toString() + ":", latency});
     rows.push_back({"events stream:", std::to_string(out["events"].get<long long>()) + " entries"});
+    std::string refusals;
+    for (const auto& [code, n] : out["refused_without_account_today"].items()) {
+      refusals += (refusals.empty() ? "" : ", ") + code + ": " + std::to_string(n.get<long long>());
+    }
+    rows.push_back({"refused without account today:", refusals.empty() ? "none" : refusals});
     rows.push_back({"webhook backlog:", out["webhook_backlog"].is_null()
                                             ? "no webhook consumer yet"
                                             : std::to_string(out["webhook_backlog"]["pending"].get<long long>()) +

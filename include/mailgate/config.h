@@ -59,6 +59,8 @@ struct Config {
 
   RedisFailure on_redis_failure = RedisFailure::TempFail;
   uint64_t events_maxlen = 1000000;
+  uint64_t max_campaigns_per_day = 1000;  // per account; the rest are counted as "_other"
+  int64_t campaign_stats_days = 35;
   uint64_t max_message_size = 50 * 1024 * 1024;
   uint64_t max_recipients = 1000;
   std::chrono::seconds queue_record_ttl{7 * 24 * 3600};

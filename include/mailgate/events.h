@@ -55,16 +55,22 @@ std::vector<Command> queueRecordCommands(const Config& config, const QueueRecord
 // Decodes one XRANGE/XREVRANGE entry ([id, [field, value, ...]]).
 Event eventFromEntry(const redisReply* entry);
 
-// The commands recordMessage() sends, for callers that add their own to the
-// same round trip (mailgate-tracker).
+// Campaigns past max_campaigns_per_day are counted under this name.
+constexpr const char* kOtherCampaigns = "_other";
+
+// The commands recordMessage() sends (without MULTI/EXEC), for callers that
+// add their own to the same transaction (mailgate-tracker).
 std::vector<Command> outcomeCommands(const Config& config, const std::vector<Event>& events,
                                      const QueueRecord* record);
 
-// Records the decisions about one message in one round trip: an event each
-// (typically one per recipient), the account's day counters by status and by
-// campaign ("<status>", "<campaign>:<status>"; sink and sandbox are not
-// counted), the first refusal in the account's errors list, and q:<queueid>
-// when `record` is given.
+// Records the decisions about one message in one MULTI/EXEC (all or
+// nothing, never sent twice): an event each (typically one per recipient),
+// the account's day counters by status (kept 400 days) and by campaign
+// ("<campaign>:<status>", kept campaign_stats_days, at most
+// max_campaigns_per_day campaigns a day, the rest under kOtherCampaigns;
+// sink and sandbox are not counted), the first refusal in the account's
+// errors list, and q:<queueid> when `record` is given. Refusals without an
+// account are only counted by reply code (noaccount:<day>), not streamed.
 Status recordMessage(RedisConn& redis, const Config& config, const std::vector<Event>& events,
                      const QueueRecord* record);
 

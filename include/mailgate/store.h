@@ -60,12 +60,20 @@ struct StoreKeys {
   std::string bouncedGlobal() const { return prefix_ + "bounced"; }
   std::string bouncedInfo() const { return prefix_ + "bounced:info"; }
   std::string webhookDead(std::string_view a) const { return prefix_ + "webhook:dead:{" + std::string(a) + "}"; }
+  std::string webhookDeadTrimmed() const { return prefix_ + "webhook:dead:trimmed"; }
   std::string queueRecord(std::string_view qid) const { return prefix_ + "q:" + std::string(qid); }
   std::string tracker(std::string_view node) const { return prefix_ + "tracker:" + std::string(node); }
   std::string trackers() const { return prefix_ + "trackers"; }
   std::string stats(std::string_view a, std::string_view day) const {
     return prefix_ + "stats:{" + std::string(a) + "}:" + std::string(day);
   }
+  std::string campaignStats(std::string_view a, std::string_view day) const {
+    return prefix_ + "cstats:{" + std::string(a) + "}:" + std::string(day);
+  }
+  std::string campaigns(std::string_view a, std::string_view day) const {
+    return prefix_ + "campaigns:{" + std::string(a) + "}:" + std::string(day);
+  }
+  std::string refusedWithoutAccount(std::string_view day) const { return prefix_ + "noaccount:" + std::string(day); }
   std::string quota(std::string_view a, std::string_view day) const {
     return prefix_ + "quota:{" + std::string(a) + "}:" + std::string(day);
   }
