@@ -1,6 +1,7 @@
 // dkim_signer.cc — libopendkim glue: the process-wide DKIM_LIB (relaxed/
 // relaxed, SHA-256, the signed and oversigned header lists of DESIGN.md) and
-// per-message signing handles, freed with RAII; plus the key choice.
+// per-message signing handles, freed with RAII; the key cache (keys read
+// with their dkim:version in one transaction); plus the key choice.
 #include "mailgate/dkim_signer.h"
 
 #include <algorithm>
@@ -106,33 +107,35 @@ Result<std::map<std::string, std::vector<DkimEntry>>> DkimKeyCache::keysFor(Redi
                                                                            const std::vector<std::string>& domains) {
   auto version = redis.command({"GET", keys_.dkimVersion()});
   if (!version) return version.error();
-  std::string v = replyString(version->get());
   std::map<std::string, std::vector<DkimEntry>> out;
-  std::vector<std::string> missing;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (v != version_) {
+    if (std::string v = replyString(version->get()); v != version_) {
       cache_.clear();
       version_ = v;
     }
     for (const auto& d : domains) {
       auto it = cache_.find(d);
-      if (it == cache_.end()) missing.push_back(d);
-      else out[d] = it->second;
+      if (it == cache_.end()) break;
+      out[d] = it->second;
     }
+    if (out.size() == domains.size()) return out;
   }
-  if (missing.empty()) return out;
-  std::vector<Command> cmds;
-  for (const auto& d : missing) cmds.push_back({"HGETALL", keys_.dkim(d)});
-  auto r = checkedPipeline(redis, cmds);
+  // The version and the keys in one transaction, so the keys are those of
+  // the version read with them; they are cached only if that is still the
+  // cache's version (a `dkim remove` meanwhile must not leave the old key
+  // cached under the new version).
+  std::vector<Command> cmds{{"GET", keys_.dkimVersion()}};
+  for (const auto& d : domains) cmds.push_back({"HGETALL", keys_.dkim(d)});
+  auto r = transaction(redis, cmds);
   if (!r) return r.error();
+  std::string fetched = replyString((*r)->element[0]);
+  for (size_t i = 0; i < domains.size(); ++i) out[domains[i]] = parseDkimHash(domains[i], (*r)->element[i + 1]);
+  if (after_fetch_) after_fetch_();
   std::lock_guard<std::mutex> lock(mutex_);
-  for (size_t i = 0; i < missing.size(); ++i) {
-    std::vector<DkimEntry> entries = parseDkimHash(missing[i], (*r)[i].get());
-    if (cache_.size() > 10000) cache_.clear();
-    cache_[missing[i]] = entries;
-    out[missing[i]] = std::move(entries);
-  }
+  if (fetched != version_) return out;  // right for this message, stale for the next
+  if (cache_.size() > 10000) cache_.clear();
+  for (const auto& [d, entries] : out) cache_[d] = entries;
   return out;
 }
 

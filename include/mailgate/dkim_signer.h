@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -65,13 +66,17 @@ class DkimSigner {
 // message when every domain asked for is cached). Thread-safe.
 class DkimKeyCache {
  public:
-  explicit DkimKeyCache(const StoreKeys& keys) : keys_(keys) {}
+  // `after_fetch` (a test seam) runs after keys were read from Redis and
+  // before they are cached, to interleave a key change deterministically.
+  explicit DkimKeyCache(const StoreKeys& keys, std::function<void()> after_fetch = {})
+      : keys_(keys), after_fetch_(std::move(after_fetch)) {}
   // The keys of each of `domains` (missing = no keys).
   Result<std::map<std::string, std::vector<DkimEntry>>> keysFor(RedisConn& redis,
                                                                 const std::vector<std::string>& domains);
 
  private:
   const StoreKeys& keys_;
+  std::function<void()> after_fetch_;
   std::mutex mutex_;
   std::string version_;
   std::map<std::string, std::vector<DkimEntry>> cache_;  // domain -> keys (possibly none)
