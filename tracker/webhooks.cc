@@ -1,6 +1,7 @@
 // webhooks.cc — the webhook dispatcher loop (see webhooks.h): consumer-group
 // reads, per-account queues with backoff, batches, acknowledgements,
-// dead letters, claim refresh and take-over of a dead consumer's entries.
+// dead letters (also of pending entries trimmed away), claim refresh and
+// take-over of a dead consumer's entries.
 #include "webhooks.h"
 
 #include <thread>
@@ -74,7 +75,7 @@ bool WebhookDispatcher::readEntries(const std::string& from, unsigned block_ms) 
       after = e.id;
       if (held_.count(e.id)) continue;
       if (e.status.empty()) {  // trimmed from the stream while pending
-        to_ack_.push_back(e.id);
+        trimmed_.insert(e.id);
         continue;
       }
       route(std::move(e));
@@ -127,6 +128,32 @@ bool WebhookDispatcher::ack(const std::vector<std::string>& ids) {
   return r.ok();
 }
 
+Command WebhookDispatcher::deadLetterEntry(const std::string& stream, const std::string& id, unsigned attempts,
+                                           const std::string& error, const std::string& event) const {
+  return {"XADD", stream, "MAXLEN", "~", std::to_string(kDeadLetterMaxLen), "*", "id", id, "time",
+          std::to_string(nowMillis()), "attempts", std::to_string(attempts), "error", error, "event", event};
+}
+
+void WebhookDispatcher::deadLetterTrimmed() {
+  if (trimmed_.empty()) return;
+  // The entries are gone, and with them their account: they go to one
+  // dead-letter stream of their own.
+  std::string dead = StoreKeys(config_->redis_prefix).webhookDeadTrimmed();
+  std::vector<std::string> ids(trimmed_.begin(), trimmed_.end());
+  trimmed_.clear();
+  std::vector<Command> cmds;
+  for (const auto& id : ids) cmds.push_back(deadLetterEntry(dead, id, 0, "trimmed", ""));
+  cmds.push_back(xack(ids));
+  if (auto r = checkedPipeline(redis_, cmds); !r) {
+    MG_LOG_WARN("webhooks: dead-lettering trimmed events: %s", r.error().message.c_str());
+    rescan_pending_ = true;  // still pending (or already acknowledged): read again later
+  } else {
+    MG_LOG_WARN("webhooks: %zu pending events (ids %s to %s) were trimmed from %s before their webhook took them; "
+                "they are lost (ids in %s); raise events_maxlen, see mailgate.conf(5)",
+                ids.size(), ids.front().c_str(), ids.back().c_str(), stream_.c_str(), dead.c_str());
+  }
+}
+
 void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
   int64_t cutoff = nowMillis() - config_->webhook_retry_for.count();
   std::vector<Command> cmds;
@@ -134,9 +161,8 @@ void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
   StoreKeys keys(config_->redis_prefix);
   while (!q.events.empty() && streamIdMillis(q.events.front().id) < cutoff) {
     const Event& e = q.events.front();
-    cmds.push_back({"XADD", keys.webhookDead(account), "MAXLEN", "~", std::to_string(kDeadLetterMaxLen), "*",
-                    "id", e.id, "time", std::to_string(nowMillis()), "attempts", std::to_string(q.attempt), "error",
-                    q.last_error, "event", jsonText(webhookEventJson(e))});
+    cmds.push_back(deadLetterEntry(keys.webhookDead(account), e.id, q.attempt, q.last_error,
+                                   jsonText(webhookEventJson(e))));
     ids.push_back(e.id);
     q.events.pop_front();
   }
@@ -232,6 +258,10 @@ void WebhookDispatcher::takeOver() {
       Event e = eventFromEntry(entries->element[i]);
       if (!held_.count(e.id)) route(std::move(e));
     }
+    // Redis 7 drops trimmed entries from the pending list and names them here.
+    for (size_t i = 0; (*r)->elements > 2 && i < (*r)->element[2]->elements; ++i) {
+      trimmed_.insert(replyString((*r)->element[2]->element[i]));
+    }
     if (cursor == "0-0") return;
   }
 }
@@ -278,6 +308,7 @@ void WebhookDispatcher::run(const std::atomic<bool>& stop) {
     for (const auto& [account, result] : http_.run(std::chrono::milliseconds(std::min(wait, 100u)))) {
       finish(account, result);
     }
+    deadLetterTrimmed();
     if (ack(to_ack_)) to_ack_.clear();
   }
   // Finish the POSTs in flight (each ends within webhook_timeout), then acknowledge.

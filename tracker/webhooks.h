@@ -4,7 +4,8 @@
 // at once over libcurl's multi interface, so a slow endpoint delays no other
 // account), acknowledged only after a 2xx, retried with exponential backoff
 // and jitter, and moved to the account's dead-letter
-// stream once older than webhook_retry_for. Entries held in memory are
+// stream once older than webhook_retry_for (pending entries trimmed from the
+// stream before delivery: to webhook:dead:trimmed, with a log line). Entries held in memory are
 // re-claimed every 30 s so other trackers do not take them; entries of a
 // consumer silent for 5 minutes are taken over (XAUTOCLAIM).
 #pragma once
@@ -57,6 +58,11 @@ class WebhookDispatcher {
   // Acknowledges a delivered batch, or schedules the retry.
   void finish(const std::string& account, const HttpResult& result);
   void deadLetter(const std::string& account, Queue& q);
+  // Logs and dead-letters (webhook:dead:trimmed) the pending entries that
+  // the stream's cap removed before they were delivered, and acknowledges them.
+  void deadLetterTrimmed();
+  Command deadLetterEntry(const std::string& stream, const std::string& id, unsigned attempts,
+                          const std::string& error, const std::string& event) const;
   Command xack(const std::vector<std::string>& ids) const;
   bool ack(const std::vector<std::string>& ids);
   unsigned waitMillis() const;
@@ -71,6 +77,9 @@ class WebhookDispatcher {
   std::map<std::string, Queue> queues_;
   std::set<std::string> held_;  // stream ids in queues_
   std::vector<std::string> to_ack_;
+  // Pending ids whose entries were trimmed away (a rescan and XAUTOCLAIM may
+  // both report one).
+  std::set<std::string> trimmed_;
   std::mt19937_64 rng_{std::random_device{}()};
   Clock::time_point last_takeover_{};
   bool rescan_pending_ = true;
