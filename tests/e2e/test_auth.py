@@ -57,6 +57,11 @@ class SmtpAuth(AuthTest):
     def test_no_auth_not_allowed_then_allowed_network(self):
         out = self.stack.swaks()
         self.assertIn("<** 530 5.7.0 <alice@example.org>: Sender address rejected: no username or password", out)
+        # Refusals without an account are counted, not added to the customers' events stream.
+        self.assertEqual([e for e in self.stack.events(50) if e.get("code") == "530"], [])
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        self.assertEqual(self.stack.redis("HGET", "mg:noaccount:" + day, "530").strip(), "1")
+        self.assertRegex(self.stack.ctl("status").stdout, r"refused without account today:\s+530: 1\n")
         self.stack.make_account("pinned")
         self.stack.ctl_ok("net", "allow", "pinned", "127.0.0.1/32")
         time.sleep(1.2)  # auth_cache_ttl: the networks index is reloaded

@@ -82,7 +82,7 @@ class Message(SharedStackTest):
         record = self.stack.redis("HGET", "mg:q:" + qid, "campaign").strip()
         self.assertEqual(record, "spring-2026")
         day = time.strftime("%Y-%m-%d", time.gmtime())
-        self.assertEqual(self.stack.redis("HGET", "mg:stats:{shop}:" + day, "spring-2026:accepted").strip(), "1")
+        self.assertEqual(self.stack.redis("HGET", "mg:cstats:{shop}:" + day, "spring-2026:accepted").strip(), "1")
 
     def test_mailgatectl_message_stats_and_follow(self):
         follow = subprocess.Popen([Stack.binary("mailgatectl"), "-c", self.stack.conf, "--json", "events",
@@ -110,6 +110,8 @@ class Message(SharedStackTest):
         self.assertIn("accepted", message)
         stats = self.stack.ctl_ok("stats", "shop", "--campaign", "stats-test")
         self.assertIn("accepted  1", stats)
+        self.assertRegex(stats, r"campaigns with their own counters: [1-9][0-9]* \(max_campaigns_per_day 1000, "
+                                r"later ones counted as _other\)\n")
         self.assertEqual(self.stack.ctl("message", "NOSUCHQID").stderr, "mailgatectl: no record of queue id NOSUCHQID\n")
 
     def test_huge_and_broken_headers(self):
