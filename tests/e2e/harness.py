@@ -164,10 +164,14 @@ class Stack:
         self.postfix_started = True
         wait_for(lambda: can_connect(("127.0.0.1", self.smtp_port)), what="postfix smtpd")
 
-    def start_exim(self):
-        """A private Exim (Debian's exim4-daemon-heavy, unpacked) with contrib/exim included."""
+    def install_exim(self):
+        """Unpacks Exim and creates its Debian-exim user and group: a step before
+        the daemons, whose socket_group may be Debian-exim."""
         subprocess.run(["bash", os.path.join(EXIM_DIR, "install-exim.sh"), EXIM_ROOT], check=True,
                        capture_output=True)
+
+    def start_exim(self):
+        """A private Exim (Debian's exim4-daemon-heavy, unpacked by install_exim) with contrib/exim included."""
         if not os.path.lexists(EXIM_REEXEC):
             os.symlink(os.path.join(EXIM_ROOT, "usr/sbin/exim4"), EXIM_REEXEC)
             self.exim_symlink = True
@@ -205,7 +209,6 @@ class Stack:
                 self.postfix("abort")
             self.postfix_started = False
         self.exim_port = None
-        self.exim_symlink = False
         for name in list(self.procs):
             self._kill(name)
         if self.exim_symlink:
