@@ -136,6 +136,13 @@ MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64
   return f;
 }
 
+Verdict checkLocalSubmission(const Config& config) {
+  if (config.local_submission == LocalSubmission::Reject) {
+    return reject("550 5.7.1 mail without an account is not accepted here", "local_submission=reject");
+  }
+  return Verdict{Action::Dunno, "", "local_submission=pass"};
+}
+
 MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
                           int64_t now_ms, const std::string& hostname) {
@@ -167,19 +174,17 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
       plan.rule = mode == EmptyFromMode::Rewrite ? "empty_from=mark (account has no default sender)" : "empty_from=mark";
     }
   }
-  if (!account.empty()) {
-    if (facts.from) {
-      auto at = facts.from->address.rfind('@');
-      Verdict v = checkSendingDomain(facts.from->address.substr(at + 1), data.policy);
-      if (v.action != Action::Dunno) {
-        plan.verdict = v;
-        return plan;
-      }
-    }
-    if (data.campaign_blocked) {
-      plan.verdict = reject("550 5.7.1 issue is blocked", "campaign_blocked");
+  if (facts.from) {
+    auto at = facts.from->address.rfind('@');
+    Verdict v = checkSendingDomain(facts.from->address.substr(at + 1), data.policy);
+    if (v.action != Action::Dunno) {
+      plan.verdict = v;
       return plan;
     }
+  }
+  if (data.campaign_blocked) {
+    plan.verdict = reject("550 5.7.1 issue is blocked", "campaign_blocked");
+    return plan;
   }
   for (const auto& name : facts.missing_to_add) {
     if (sameName(name, "Date")) {
@@ -197,9 +202,7 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
       }
     }
   }
-  if (!account.empty()) {
-    plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
-  }
+  plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
   for (const auto& r : rcpts) {
     bool sink = false;
     for (const auto& s : config.sink_recipients) sink = sink || sameName(s, r);

@@ -66,8 +66,14 @@ struct MessagePlan {
   std::string rule;           // for the log: empty_from=mark, ...
 };
 
-// `rcpts` are the envelope recipients left after suppression; `account`
-// may be empty (no AUTH and no allowed network): then only header rules apply.
+// Mail without an account (no AUTH and no allowed network, or non-SMTP mail
+// from sendmail(1)) is never held to an account's rules nor signed with its
+// keys: local_submission = pass lets it through untouched (Dunno), reject
+// refuses it.
+Verdict checkLocalSubmission(const Config& config);
+
+// `rcpts` are the envelope recipients left after suppression; `account` is
+// the sending account (never empty: see checkLocalSubmission).
 MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
                           int64_t now_ms, const std::string& hostname);

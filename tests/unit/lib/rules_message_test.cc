@@ -171,13 +171,17 @@ TEST(RulesMessage, SinkAndSandbox) {
   EXPECT_EQ(r.plan(standard("a@other.example"), a).verdict.reply, "550 5.7.1 error/sender/unknown");
 }
 
-TEST(RulesMessage, WithoutAnAccountOnlyHeaderRulesApply) {
-  Rules r;
-  HeaderList h = standard("a@anything.example");
-  MessageFacts f = extractFacts(h, r.config, kNow);
-  auto p = decideMessage(f, h, "", MessageAccount{}, {"b@example.net"}, r.config, kNow, "mx");
-  EXPECT_EQ(p.verdict.action, Action::Dunno);
-  EXPECT_EQ(findEdit(p, "Feedback-ID"), nullptr);
+TEST(RulesMessage, MailWithoutAnAccountPassesOrIsRefusedByLocalSubmission) {
+  Config config = parseConfig("", "t.conf");
+  EXPECT_EQ(config.local_submission, LocalSubmission::Pass);
+  Verdict v = checkLocalSubmission(config);
+  EXPECT_EQ(v.action, Action::Dunno);
+  EXPECT_EQ(v.rule, "local_submission=pass");
+  config = parseConfig("local_submission = reject\n", "t.conf");
+  v = checkLocalSubmission(config);
+  EXPECT_EQ(v.action, Action::Reject);
+  EXPECT_EQ(v.reply, "550 5.7.1 mail without an account is not accepted here");
+  EXPECT_THROW(parseConfig("local_submission = sign\n", "t.conf"), ConfigError);
 }
 
 TEST(RulesMessage, Rfc5322Date) { EXPECT_EQ(rfc5322Date(0), "Thu, 01 Jan 1970 00:00:00 +0000"); }
