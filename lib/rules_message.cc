@@ -143,6 +143,35 @@ Verdict checkLocalSubmission(const Config& config) {
   return Verdict{Action::Dunno, "", "local_submission=pass"};
 }
 
+EndOfMessage finishMessage(const MessagePlan& plan, bool every_rcpt_suppressed, const SigningState& dkim,
+                           const Config& config) {
+  EndOfMessage end;
+  auto refuse = [&](Verdict v) {
+    end.finish = Finish::Refuse;
+    end.refusal = std::move(v);
+    return end;
+  };
+  if (plan.verdict.action != Action::Dunno) return refuse(plan.verdict);
+  if (every_rcpt_suppressed) {
+    end.finish = Finish::DiscardSuppressed;
+    return end;
+  }
+  if (!plan.discard.empty()) return end;
+  Verdict internal = redisFailureVerdict(RedisFailure::TempFail);  // 451 4.3.0 internal service error
+  if (dkim.keys_unreadable) {
+    if (config.on_redis_failure == RedisFailure::TempFail) {
+      end.finish = Finish::RedisTempfail;
+      return end;
+    }
+    end.dkim_note = " dkim=unavailable";
+  }
+  if (dkim.failed && config.dkim_on_error_tempfail) return refuse({Action::TempFail, internal.reply, "dkim_error"});
+  if (dkim.no_key && config.dkim_required) return refuse({Action::TempFail, internal.reply, "dkim_no_key"});
+  if (dkim.no_key) end.dkim_note = " dkim=none";
+  else if (dkim.failed) end.dkim_note = " dkim=error";
+  return end;
+}
+
 MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
                           int64_t now_ms, const std::string& hostname) {

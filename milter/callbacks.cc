@@ -456,9 +456,11 @@ sfsistat onEom(SMFICTX* ctx) {
     };
 
     const MessagePlan& plan = p.plan;
-    // The message rules come first: a refused message is refused even when
-    // every recipient is suppressed.
-    if (plan.verdict.action != Action::Dunno) return refuse(ctx, c, p, qid, plan.verdict, redis);
+    if (!p.dkim_error.empty()) MG_LOG_WARN("%s: dkim: %s", qid.c_str(), p.dkim_error.c_str());
+    EndOfMessage end = finishMessage(plan, p.kept.empty(),
+                                     {p.dkim_keys_error.has_value(), p.dkim_missing, !p.dkim_error.empty()}, config);
+    if (end.finish == Finish::Refuse) return refuse(ctx, c, p, qid, end.refusal, redis);
+    if (end.finish == Finish::RedisTempfail) return onRedisFailure(ctx, c, qid, p.account, *p.dkim_keys_error);
     for (size_t i = 0; i < p.suppressed.size(); ++i) {
       std::string bracketed = "<" + p.suppressed[i] + ">";
       if (smfi_delrcpt(ctx, bracketed.data()) != MI_SUCCESS) {
@@ -468,33 +470,17 @@ sfsistat onEom(SMFICTX* ctx) {
                   printable(p.account).c_str());
       addEvent(p.suppressed[i], "suppressed", "", p.suppression_rule[i]);
     }
-    if (p.kept.empty()) {
+    if (end.finish == Finish::DiscardSuppressed) {
       if (Status st = record(nullptr); !st) return onRedisFailure(ctx, c, qid, p.account, st.error(), SMFIS_DISCARD);
       MG_LOG_INFO("%s: discard: no recipient left after suppression; account=%s", qid.c_str(),
                   printable(p.account).c_str());
       return SMFIS_DISCARD;
     }
-
-    std::string dkim_note = p.dkim_missing ? " dkim=none" : p.dkim_error.empty() ? "" : " dkim=error";
-    if (plan.discard.empty()) {
-      // DKIM problems: keys unreadable (on_redis_failure), no key
-      // (dkim_required) or a signing error (dkim_on_error).
-      if (p.dkim_keys_error) {
-        if (config.on_redis_failure == RedisFailure::TempFail) {
-          return onRedisFailure(ctx, c, qid, p.account, *p.dkim_keys_error);
-        }
-        MG_LOG_WARN("%s: dkim: keys unavailable, sending unsigned (on_redis_failure = accept): %s", qid.c_str(),
-                    p.dkim_keys_error->message.c_str());
-        dkim_note = " dkim=unavailable";
-      }
-      if (!p.dkim_error.empty()) MG_LOG_WARN("%s: dkim: %s", qid.c_str(), p.dkim_error.c_str());
-      if (!p.dkim_error.empty() && config.dkim_on_error_tempfail) {
-        return refuse(ctx, c, p, qid, {Action::TempFail, kInternalError, "dkim_error"}, redis);
-      }
-      if (p.dkim_missing && config.dkim_required) {
-        return refuse(ctx, c, p, qid, {Action::TempFail, kInternalError, "dkim_no_key"}, redis);
-      }
+    if (p.dkim_keys_error && plan.discard.empty()) {
+      MG_LOG_WARN("%s: dkim: keys unavailable, sending unsigned (on_redis_failure = accept): %s", qid.c_str(),
+                  p.dkim_keys_error->message.c_str());
     }
+    std::string dkim_note = end.dkim_note;
 
     for (const auto& rcpt : plan.sink_rcpts) {
       std::string bracketed = "<" + rcpt + ">";
