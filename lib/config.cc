@@ -234,6 +234,12 @@ const std::vector<Param>& params() {
          if (v != "yes" && v != "no") throw std::invalid_argument("expected yes or no");
          c.strip_tag_headers = v == "yes";
        }},
+      {"local_submission", "pass",
+       [](Config& c, std::string_view v) {
+         if (v == "pass") c.local_submission = LocalSubmission::Pass;
+         else if (v == "reject") c.local_submission = LocalSubmission::Reject;
+         else throw std::invalid_argument("expected pass or reject");
+       }},
       {"dkim_default_domain", "",
        [](Config& c, std::string_view v) {
          if (!v.empty() && v.find_first_of(" \t@") != std::string_view::npos) {

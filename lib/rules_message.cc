@@ -136,6 +136,42 @@ MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64
   return f;
 }
 
+Verdict checkLocalSubmission(const Config& config) {
+  if (config.local_submission == LocalSubmission::Reject) {
+    return reject("550 5.7.1 mail without an account is not accepted here", "local_submission=reject");
+  }
+  return Verdict{Action::Dunno, "", "local_submission=pass"};
+}
+
+EndOfMessage finishMessage(const MessagePlan& plan, bool every_rcpt_suppressed, const SigningState& dkim,
+                           const Config& config) {
+  EndOfMessage end;
+  auto refuse = [&](Verdict v) {
+    end.finish = Finish::Refuse;
+    end.refusal = std::move(v);
+    return end;
+  };
+  if (plan.verdict.action != Action::Dunno) return refuse(plan.verdict);
+  if (every_rcpt_suppressed) {
+    end.finish = Finish::DiscardSuppressed;
+    return end;
+  }
+  if (!plan.discard.empty()) return end;
+  Verdict internal = redisFailureVerdict(RedisFailure::TempFail);  // 451 4.3.0 internal service error
+  if (dkim.keys_unreadable) {
+    if (config.on_redis_failure == RedisFailure::TempFail) {
+      end.finish = Finish::RedisTempfail;
+      return end;
+    }
+    end.dkim_note = " dkim=unavailable";
+  }
+  if (dkim.failed && config.dkim_on_error_tempfail) return refuse({Action::TempFail, internal.reply, "dkim_error"});
+  if (dkim.no_key && config.dkim_required) return refuse({Action::TempFail, internal.reply, "dkim_no_key"});
+  if (dkim.no_key) end.dkim_note = " dkim=none";
+  else if (dkim.failed) end.dkim_note = " dkim=error";
+  return end;
+}
+
 MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
                           int64_t now_ms, const std::string& hostname) {
@@ -167,19 +203,17 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
       plan.rule = mode == EmptyFromMode::Rewrite ? "empty_from=mark (account has no default sender)" : "empty_from=mark";
     }
   }
-  if (!account.empty()) {
-    if (facts.from) {
-      auto at = facts.from->address.rfind('@');
-      Verdict v = checkSendingDomain(facts.from->address.substr(at + 1), data.policy);
-      if (v.action != Action::Dunno) {
-        plan.verdict = v;
-        return plan;
-      }
-    }
-    if (data.campaign_blocked) {
-      plan.verdict = reject("550 5.7.1 issue is blocked", "campaign_blocked");
+  if (facts.from) {
+    auto at = facts.from->address.rfind('@');
+    Verdict v = checkSendingDomain(facts.from->address.substr(at + 1), data.policy);
+    if (v.action != Action::Dunno) {
+      plan.verdict = v;
       return plan;
     }
+  }
+  if (data.campaign_blocked) {
+    plan.verdict = reject("550 5.7.1 issue is blocked", "campaign_blocked");
+    return plan;
   }
   for (const auto& name : facts.missing_to_add) {
     if (sameName(name, "Date")) {
@@ -197,9 +231,7 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
       }
     }
   }
-  if (!account.empty()) {
-    plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
-  }
+  plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
   for (const auto& r : rcpts) {
     bool sink = false;
     for (const auto& s : config.sink_recipients) sink = sink || sameName(s, r);

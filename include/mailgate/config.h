@@ -34,6 +34,7 @@ struct Endpoint {
 enum class RedisFailure { TempFail, Accept };
 enum class AuthInternalError { Fail, Disconnect };
 enum class EmptyFromMode { Mark, Reject, Rewrite };
+enum class LocalSubmission { Pass, Reject };  // mail without an account
 
 struct Config {
   std::string path;  // file it was read from ("" for defaults)
@@ -68,6 +69,7 @@ struct Config {
   EmptyFromMode empty_from = EmptyFromMode::Mark;
   std::vector<std::string> sink_recipients;      // lower case
   bool strip_tag_headers = true;
+  LocalSubmission local_submission = LocalSubmission::Pass;
 
   std::string dkim_default_domain;
   std::chrono::seconds dkim_expire{0};

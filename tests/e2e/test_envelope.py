@@ -85,6 +85,22 @@ class Envelope(SharedStackTest):
         self.assertEqual(len(self.stack.sink_messages()), before + 1)
         self.assertIn(qid + ": discard: no recipient left after suppression", self.stack.log("milter"))
 
+    def test_message_rules_apply_when_every_recipient_is_suppressed(self):
+        key, _ = self.stack.make_key("dropall")
+        self.stack.ctl_ok("account", "set", "dropall", "suppression=accept-and-drop")
+        self.stack.ctl_ok("stoplist", "add", "dropall", "quiet@example.net")
+        self.stack.ctl_ok("campaign", "block", "dropall", "bad-campaign")
+        blocked = self.send(key=key, sender="a@example.org", to="quiet@example.net",
+                            headers=("MIME-Version: 1.0", "Content-Type: text/plain", "X-Campaign-Id: bad-campaign"))
+        self.assertIn("<~* 550 5.7.1 issue is blocked", blocked)
+        unknown = self.stack.swaks("--h-From", "a@elsewhere.example", key=key, sender="a@example.org",
+                                   to="quiet@example.net")
+        self.assertIn("<~* 550 5.7.1 error/sender/unknown", unknown)
+        self.assertIsNone(self.stack.queue_id(blocked))
+        self.assertIsNone(self.stack.queue_id(unknown))
+        refused = [e for e in self.stack.events(50) if e["account"] == "dropall"]
+        self.assertEqual([(e["rcpt"], e["status"]) for e in refused], [("quiet@example.net", "rejected")] * 2)
+
     def test_size_and_recipient_limits(self):
         key, _ = self.stack.make_key("limited", create_account=True)
         self.stack.ctl_ok("limit", "set", "limited", "rcpts=2", "size=2000")
