@@ -188,6 +188,13 @@ const std::vector<Param>& params() {
          c.socket_mode = mode;
        }},
       {"socket_group", "postfix", [](Config& c, std::string_view v) { c.socket_group = v; }},
+      {"user", "mailgate",
+       [](Config& c, std::string_view v) {
+         if (v.empty() || v.find_first_of(" \t:/") != std::string_view::npos) {
+           throw std::invalid_argument("expected a user name (root: do not switch)");
+         }
+         c.user = v;
+       }},
       {"on_redis_failure", "tempfail",
        [](Config& c, std::string_view v) {
          if (v == "tempfail") c.on_redis_failure = RedisFailure::TempFail;

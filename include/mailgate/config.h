@@ -57,6 +57,7 @@ struct Config {
   std::string milter_listen;  // libmilter socket spec
   unsigned socket_mode = 0660;
   std::string socket_group;
+  std::string user = "mailgate";  // a daemon started as root switches to it; "root" = stay
 
   RedisFailure on_redis_failure = RedisFailure::TempFail;
   uint64_t events_maxlen = 1000000;

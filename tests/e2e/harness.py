@@ -58,7 +58,7 @@ class Stack:
     """One private stack. Call start(); always call stop() (tests use addCleanup)."""
 
     def __init__(self, on_redis_failure="tempfail", extra_config="", with_policy=True, socket_group="postfix",
-                 with_milter=True, with_tracker=False, tracker_log=None, local_milter=False):
+                 with_milter=True, with_tracker=False, tracker_log=None, local_milter=False, user="root"):
         self.dir = tempfile.mkdtemp(prefix="mg-e2e-", dir="/var/tmp")
         os.chmod(self.dir, 0o755)
         self.redis_port = free_port()
@@ -89,9 +89,10 @@ class Stack:
                 "milter_listen = unix:%s/milter.sock\n"
                 "socket_group = %s\n"
                 "tracker_log = %s\n"
-                "on_redis_failure = %s\n%s"
+                "on_redis_failure = %s\n"
+                "user = %s\n%s"
                 % (self.redis_port, self.dir, self.dir, self.dir, socket_group,
-                   tracker_log or os.path.join(self.dir, "maillog"), on_redis_failure,
+                   tracker_log or os.path.join(self.dir, "maillog"), on_redis_failure, user,
                    extra_config)
             )
 
