@@ -1,6 +1,6 @@
 // admin.h — the writes behind mailgatectl: accounts, API keys and allowed
 // networks. Every function checks its input and returns a one-line Error for
-// unknown accounts, duplicates and bad values.
+// unknown accounts, duplicates, bad values and every Redis error reply.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +61,23 @@ struct NewKey {
 
 // Account names: 1-64 of [A-Za-z0-9._-] (they appear in "ACCOUNT/KEYID").
 bool validAccountName(std::string_view name);
+
+// The only way Admin talks to Redis: no reply goes unchecked. command() and
+// pipeline() fail on the first error reply; transaction() runs its commands
+// as one MULTI/EXEC and fails when Redis refuses one of them (then nothing is
+// applied), discards the transaction, or answers one with an error inside
+// EXEC's result. The Error's message is Redis's own error text.
+class CheckedRedis {
+ public:
+  explicit CheckedRedis(RedisConn& conn) : conn_(conn) {}
+  Result<Reply> command(const Command& command) { return conn_.command(command); }
+  Result<std::vector<Reply>> pipeline(const std::vector<Command>& commands);
+  // The replies of `commands` (not of MULTI/EXEC), in order.
+  Result<std::vector<Reply>> transaction(const std::vector<Command>& commands);
+
+ private:
+  RedisConn& conn_;
+};
 
 class Admin {
  public:
@@ -124,7 +141,7 @@ class Admin {
  private:
   Status requireAccount(const std::string& name);
 
-  RedisConn& redis_;
+  CheckedRedis redis_;
   const StoreKeys& keys_;
 };
 
