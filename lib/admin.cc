@@ -94,11 +94,16 @@ Status Admin::addAccount(const std::string& name, const std::string& default_sen
   return okStatus();
 }
 
-Status Admin::setAccount(const std::string& name, const std::string& assignment) {
+namespace {
+
+// "name=value" split at the first '='.
+Result<std::pair<std::string, std::string>> assignmentParts(const std::string& assignment) {
   size_t eq = assignment.find('=');
-  std::string key = assignment.substr(0, eq);
-  std::string value = eq == std::string::npos ? "" : assignment.substr(eq + 1);
-  if (eq == std::string::npos) return invalid("expected key=value, got \"" + assignment + "\"");
+  if (eq == std::string::npos) return invalid("expected name=value, got \"" + assignment + "\"");
+  return std::pair{assignment.substr(0, eq), assignment.substr(eq + 1)};
+}
+
+Status checkAccountSetting(const std::string& key, const std::string& value) {
   if (key == "state") {
     if (!parseAccountState(value)) return invalid("bad state \"" + value + "\": expected active, blocked or deleted");
   } else if (key == "suppression") {
@@ -118,8 +123,23 @@ Status Admin::setAccount(const std::string& name, const std::string& assignment)
   } else {
     return invalid("unknown account setting \"" + key + "\" (state, default_sender, suppression, subaddress, empty_from, dkim_domain)");
   }
+  return okStatus();
+}
+
+}  // namespace
+
+Status Admin::setAccount(const std::string& name, const std::vector<std::string>& assignments) {
+  Command hset{"HSET", keys_.account(name)};  // one command: all settings or none
+  for (const auto& assignment : assignments) {
+    auto kv = assignmentParts(assignment);
+    if (!kv) return kv.error();
+    if (Status s = checkAccountSetting(kv->first, kv->second); !s) return s;
+    hset.push_back(kv->first);
+    hset.push_back(kv->second);
+  }
+  if (assignments.empty()) return invalid("expected name=value");
   if (Status s = requireAccount(name); !s) return s;
-  auto r = redis_.command({"HSET", keys_.account(name), key, value});
+  auto r = redis_.command(hset);
   if (!r) return r.error();
   return okStatus();
 }
@@ -344,14 +364,12 @@ Result<std::string> Admin::bouncedRemove(const std::string& address) {
   return a;
 }
 
-Status Admin::setLimit(const std::string& account, const std::string& key_id, const std::string& assignment) {
-  size_t eq = assignment.find('=');
-  if (eq == std::string::npos) return invalid("expected name=value, got \"" + assignment + "\"");
-  std::string name = assignment.substr(0, eq), value = assignment.substr(eq + 1);
-  bool remove = value == "0" || value == "none";
+namespace {
+
+Status checkLimit(const std::string& name, const std::string& value, bool remove, bool per_key) {
   if (name == "rate") {
     if (!remove && !parseRate(value)) return invalid("bad rate \"" + value + "\": expected N/s, N/m or N/h");
-  } else if (!key_id.empty()) {
+  } else if (per_key) {
     return invalid("only rate= can be set per key");
   } else if (name == "daily" || name == "rcpts" || name == "size") {
     if (!remove && (value.empty() || value.find_first_not_of("0123456789") != std::string::npos)) {
@@ -360,6 +378,25 @@ Status Admin::setLimit(const std::string& account, const std::string& key_id, co
   } else {
     return invalid("unknown limit \"" + name + "\" (rate, daily, rcpts, size)");
   }
+  return okStatus();
+}
+
+}  // namespace
+
+Status Admin::setLimit(const std::string& account, const std::string& key_id,
+                       const std::vector<std::string>& assignments) {
+  std::vector<Command> cmds;  // one transaction: all limits or none
+  for (const auto& assignment : assignments) {
+    auto kv = assignmentParts(assignment);
+    if (!kv) return kv.error();
+    const auto& [name, value] = *kv;
+    bool remove = value == "0" || value == "none";
+    if (Status s = checkLimit(name, value, remove, !key_id.empty()); !s) return s;
+    std::string field = key_id.empty() ? name : "rate:" + key_id;
+    cmds.push_back(remove ? Command{"HDEL", keys_.account(account), field}
+                          : Command{"HSET", keys_.account(account), field, value});
+  }
+  if (cmds.empty()) return invalid("expected name=value");
   if (Status s = requireAccount(account); !s) return s;
   if (!key_id.empty()) {
     auto owner = redis_.command({"HGET", keys_.keyId(key_id), "account"});
@@ -368,9 +405,7 @@ Status Admin::setLimit(const std::string& account, const std::string& key_id, co
       return invalid("unknown key id \"" + key_id + "\" for account \"" + account + "\"");
     }
   }
-  std::string field = key_id.empty() ? name : "rate:" + key_id;
-  auto r = remove ? redis_.command({"HDEL", keys_.account(account), field})
-                  : redis_.command({"HSET", keys_.account(account), field, value});
+  auto r = redis_.transaction(cmds);
   if (!r) return r.error();
   return okStatus();
 }

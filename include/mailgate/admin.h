@@ -84,8 +84,9 @@ class Admin {
   Admin(RedisConn& redis, const StoreKeys& keys) : redis_(redis), keys_(keys) {}
 
   Status addAccount(const std::string& name, const std::string& default_sender);
-  // `assignment` is "state=active|blocked|deleted" or "default_sender=ADDR".
-  Status setAccount(const std::string& name, const std::string& assignment);
+  // Each assignment is e.g. "state=active|blocked|deleted" or
+  // "default_sender=ADDR"; all are checked before any is stored.
+  Status setAccount(const std::string& name, const std::vector<std::string>& assignments);
   Result<AccountView> showAccount(const std::string& name);
 
   Result<NewKey> createKey(const std::string& account, bool smtp, bool sandbox);
@@ -110,9 +111,10 @@ class Admin {
   Result<std::vector<BounceEntry>> bouncedList(const std::string& address_or_empty);
   Result<std::string> bouncedRemove(const std::string& address);
 
-  // `assignment` is rate=N/s|N/m|N/h, daily=N, rcpts=N or size=N (0 or "none"
-  // removes the limit); with `key_id`, only rate= and it applies to that key.
-  Status setLimit(const std::string& account, const std::string& key_id, const std::string& assignment);
+  // Each assignment is rate=N/s|N/m|N/h, daily=N, rcpts=N or size=N (0 or
+  // "none" removes the limit); with `key_id`, only rate= and it applies to
+  // that key. All are checked before any is stored.
+  Status setLimit(const std::string& account, const std::string& key_id, const std::vector<std::string>& assignments);
 
   // Blocked campaigns: their messages get "550 5.7.1 issue is blocked".
   Status blockCampaign(const std::string& account, const std::string& campaign);

@@ -113,6 +113,20 @@ class CtlRedisErrors(unittest.TestCase):
         self.stack.redis("CONFIG", "SET", "min-replicas-to-write", "1")
         self.assertAllRefused(self.stack.conf, self.stack.redis_port, "NOREPLICAS Not enough good replicas")
 
+    def test_several_assignments_apply_all_or_nothing(self):
+        before = snapshot(self.stack.redis_port)
+        r = self.stack.ctl("account", "set", "acme", "state=blocked", "colour=red")
+        self.assertEqual((r.returncode, r.stdout), (1, ""))
+        self.assertIn('unknown account setting "colour"', r.stderr)
+        r = self.stack.ctl("limit", "set", "acme", "rate=10/s", "daily=lots")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (1, "", 'mailgatectl: bad daily "lots": expected a number\n'))
+        self.assertEqual(snapshot(self.stack.redis_port), before)
+        self.stack.ctl_ok("account", "set", "acme", "state=blocked", "subaddress=yes")
+        self.stack.ctl_ok("limit", "set", "acme", "rate=10/s", "daily=100")
+        fields = self.stack.redis("HGETALL", "mg:acct:{acme}").splitlines()
+        values = dict(zip(fields[0::2], fields[1::2]))
+        self.assertEqual([values[f] for f in ("state", "subaddress", "rate", "daily")], ["blocked", "yes", "10/s", "100"])
+
 
 if __name__ == "__main__":
     unittest.main()
