@@ -9,6 +9,7 @@ PACKAGES=(
   libmilter-dev libhiredis-dev libssl-dev libopendkim-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libcurl4-openssl-dev libsystemd-dev debhelper dpkg-dev lintian fakeroot
   postfix redis-server swaks libnet-ssleay-perl openssl python3 python3-dkim groff-base
+  man-db bsdextrautils
 )
 
 missing=()

@@ -108,6 +108,12 @@ class Message(SharedStackTest):
         self.assertIn("campaign:        stats-test", message)
         self.assertIn("letter:          L1", message)
         self.assertIn("accepted", message)
+        self.assertRegex(message, r"\ntime: +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n")  # not epoch milliseconds
+        self.assertRegex(self.stack.ctl_ok("--json", "message", qid), r'"time": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"')
+        lines = self.stack.ctl_ok("events", "--account", "shop").splitlines()
+        header = lines[0].split()
+        row = next(line.split(None, len(header) - 1) for line in lines if qid in line)
+        self.assertEqual(dict(zip(header, row))["LETTER-ID"], "L1")
         stats = self.stack.ctl_ok("stats", "shop", "--campaign", "stats-test")
         self.assertIn("accepted  1", stats)
         self.assertEqual(self.stack.ctl("message", "NOSUCHQID").stderr, "mailgatectl: no record of queue id NOSUCHQID\n")
