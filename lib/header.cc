@@ -104,7 +104,7 @@ std::optional<std::string> addrSpec(const std::vector<Token>& toks, size_t begin
     (at ? domain : local) += piece;
   }
   if (!at) return std::nullopt;
-  auto m = parseMailbox(local + "@" + domain, true);
+  auto m = parseMailbox(local + "@" + domain);
   if (!m) return std::nullopt;
   return m->str();
 }
@@ -243,12 +243,6 @@ std::vector<HeaderAddress> parseAddressList(std::string_view value) {
   }
   if (out.size() == 1 && out[0].display.empty() && !comment.empty()) out[0].display = decodeEncodedWords(comment);
   return out;
-}
-
-std::optional<HeaderAddress> parseFrom(std::string_view value) {
-  auto list = parseAddressList(value);
-  if (list.empty()) return std::nullopt;
-  return list.front();
 }
 
 }  // namespace mailgate

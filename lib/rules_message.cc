@@ -7,6 +7,7 @@
 #include <ctime>
 #include <strings.h>
 
+#include "mailgate/address.h"
 #include "mailgate/crypto.h"
 #include "mailgate/limits.h"
 #include "mailgate/rules_envelope.h"
@@ -130,7 +131,14 @@ MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64
   f.letter_id = letter && validTag(unfoldHeader(*letter)) ? unfoldHeader(*letter) : "";
   if (const std::string* from = firstHeader(headers, "From")) {
     f.has_from = true;
-    f.from = parseFrom(*from);
+    auto mailboxes = parseAddressList(*from);
+    if (!mailboxes.empty()) f.from = mailboxes.front();
+    for (const auto& m : mailboxes) {
+      std::string domain = m.address.substr(m.address.rfind('@') + 1);
+      if (std::find(f.from_domains.begin(), f.from_domains.end(), domain) == f.from_domains.end()) {
+        f.from_domains.push_back(std::move(domain));
+      }
+    }
   }
   if (const std::string* subject = firstHeader(headers, "Subject")) f.subject = unfoldHeader(*subject);
   return f;
@@ -168,9 +176,9 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
     }
   }
   if (!account.empty()) {
-    if (facts.from) {
-      auto at = facts.from->address.rfind('@');
-      Verdict v = checkSendingDomain(facts.from->address.substr(at + 1), data.policy);
+    // Every From mailbox, not only the first (RFC 5322 allows several, with a Sender:).
+    for (const auto& domain : facts.from_domains) {
+      Verdict v = checkSendingDomain(domain, data.policy);
       if (v.action != Action::Dunno) {
         plan.verdict = v;
         return plan;
@@ -201,8 +209,8 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
     plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
   }
   for (const auto& r : rcpts) {
-    bool sink = false;
-    for (const auto& s : config.sink_recipients) sink = sink || sameName(s, r);
+    auto mailbox = parseMailbox(r);
+    bool sink = mailbox && contains(config.sink_recipients, mailbox->key());
     (sink ? plan.sink_rcpts : plan.deliver_rcpts).push_back(r);
   }
   if (data.sandbox) plan.discard = "sandbox";

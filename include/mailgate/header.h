@@ -30,7 +30,4 @@ struct HeaderAddress {
 // names are dropped, their members kept. Unparseable parts are skipped.
 std::vector<HeaderAddress> parseAddressList(std::string_view value);
 
-// The first mailbox of a From value, or nullopt: an EMPTY-FROM message.
-std::optional<HeaderAddress> parseFrom(std::string_view value);
-
 }  // namespace mailgate

@@ -46,9 +46,9 @@ const FromCase kFromCases[] = {
     {"alice@example.com, bob@example.com", "alice@example.com", ""},
     {"Alice\r\n <alice@example.com>", "alice@example.com", "Alice"},
     {"Alice\n\t<alice@example.com>", "alice@example.com", "Alice"},
-    {"Иван <ivan@пример.рф>", "ivan@пример.рф", "Иван"},
+    {"Иван <ivan@пример.рф>", "ivan@xn--e1afmkfd.xn--p1ai", "Иван"},
     {"ivan@xn--e1afmkfd.xn--p1ai", "ivan@xn--e1afmkfd.xn--p1ai", ""},
-    {"用户@例子.广告", "用户@例子.广告", ""},
+    {"用户@例子.广告", "用户@xn--fsqu00a.xn--4rr70v", ""},
     {"alice@[192.0.2.1]", "alice@[192.0.2.1]", ""},
     {"<@relay.example:alice@example.com>", "alice@example.com", ""},
     {"alice", "", ""},
@@ -69,7 +69,8 @@ const FromCase kFromCases[] = {
 TEST(Header, FromTable) {
   static_assert(sizeof kFromCases / sizeof kFromCases[0] >= 40);
   for (const auto& c : kFromCases) {
-    auto from = parseFrom(c.value);
+    auto list = parseAddressList(c.value);
+    auto from = list.empty() ? std::nullopt : std::optional<HeaderAddress>(list.front());
     if (std::string(c.address).empty()) {
       EXPECT_FALSE(from.has_value()) << "\"" << c.value << "\" gave " << (from ? from->address : "");
       continue;
@@ -85,6 +86,14 @@ TEST(Header, AddressLists) {
   ASSERT_EQ(list.size(), 5u);
   EXPECT_EQ(list[1].display, "B, b");
   EXPECT_EQ(list[4].address, "e@w.example");
+}
+
+TEST(Header, IdnDomainsBecomeALabels) {
+  auto list = parseAddressList("=?UTF-8?B?SsO2cmc=?= <Jörg@Bücher.example>, x@BÜCHER.example");
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].display, "Jörg");
+  EXPECT_EQ(list[0].address, "Jörg@xn--bcher-kva.example");
+  EXPECT_EQ(list[1].address, "x@xn--bcher-kva.example");
 }
 
 TEST(Header, TrimBlanks) {

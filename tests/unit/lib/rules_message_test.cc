@@ -122,6 +122,22 @@ TEST(RulesMessage, FromDomainMustBeASendingDomain) {
             "550 5.7.1 error/sender/unknown");
 }
 
+TEST(RulesMessage, EveryFromMailboxMustBeASendingDomain) {
+  Rules r;
+  for (const char* from : {"Shop <news@shop.example>, Other <a@other.example>", "news@shop.example, a@other.example",
+                           "Team: news@shop.example, a@other.example;"}) {
+    auto h = standard(from);
+    h.push_back({"Sender", "news@shop.example"});
+    auto p = r.plan(h);
+    EXPECT_EQ(p.verdict.reply, "550 5.7.1 error/sender/unknown") << from;
+    EXPECT_EQ(p.recorded_from, "news@shop.example") << from;
+  }
+  EXPECT_EQ(r.plan(standard("news@shop.example, a@mod.example")).verdict.reply, "550 5.7.1 error/sender/onmoderation");
+  auto f = extractFacts(standard("a@shop.example, B <b@Shop.Example>, c@mod.example"), r.config, kNow);
+  EXPECT_EQ(f.from_domains, (std::vector<std::string>{"shop.example", "mod.example"}));
+  EXPECT_EQ(r.plan(standard("news@shop.example, Sales <sales@shop.example>")).verdict.action, Action::Dunno);
+}
+
 TEST(RulesMessage, Tags) {
   Rules r;
   auto h = standard();
