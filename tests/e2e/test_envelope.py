@@ -10,7 +10,7 @@ import subprocess
 import time
 import unittest
 
-from harness import SharedStackTest, Stack
+from harness import SharedStackTest, Stack, wait_for
 
 
 class Envelope(SharedStackTest):
@@ -73,7 +73,12 @@ class Envelope(SharedStackTest):
         """Postfix as shipped (smtputf8_enable = yes); the private main.cf turns it off for the other tests."""
         subprocess.run(["postconf", "-c", self.stack.path("postfix"), "-e", "smtputf8_enable = yes"], check=True)
         self.stack.postfix("reload")
-        time.sleep(1)
+
+        def announced():
+            with smtplib.SMTP("127.0.0.1", self.stack.smtp_port, timeout=30) as smtp:
+                smtp.ehlo()
+                return smtp.has_extn("smtputf8")
+        wait_for(announced, 30, "SMTPUTF8 after postfix reload")
 
     def smtp(self, key):
         """An authenticated smtplib session (swaks cannot send SMTPUTF8)."""
