@@ -41,19 +41,6 @@ bool contains(const std::vector<std::string>& list, std::string_view name) {
 
 Verdict reject(std::string reply, std::string rule) { return Verdict{Action::Reject, std::move(reply), std::move(rule)}; }
 
-// The display name as a header phrase: quoted when plain ASCII, else RFC 2047.
-std::string displayPhrase(const std::string& display) {
-  bool ascii = true;
-  for (unsigned char c : display) ascii = ascii && c >= 0x20 && c < 0x7f;
-  if (!ascii) return "=?UTF-8?B?" + base64Encode(display) + "?=";
-  std::string q = "\"";
-  for (char c : display) {
-    if (c == '"' || c == '\\') q += '\\';
-    q += c;
-  }
-  return q + "\"";
-}
-
 }  // namespace
 
 HeaderList applyHeaderEdits(const HeaderList& received, const std::vector<HeaderEdit>& edits) {
@@ -163,12 +150,9 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
     if (mode == EmptyFromMode::Rewrite && !data.default_sender.empty()) {
       // Keep the display name the sender gave ("Sales Team" <default@sender>).
       std::string display = decodeEncodedWords(unfoldHeader(*firstHeader(headers, "From")));
-      std::string value = "<" + data.default_sender + ">";
       std::string_view phrase = trimBlanks(display);
-      if (!phrase.empty() && display.find_first_of("<>@") == std::string::npos) {
-        value = displayPhrase(std::string(phrase)) + " " + value;
-      }
-      plan.edits.push_back({HeaderEdit::Kind::Change, "From", 1, value});
+      if (display.find_first_of("<>@") != std::string::npos) phrase = {};
+      plan.edits.push_back({HeaderEdit::Kind::Change, "From", 1, formatMailbox(phrase, data.default_sender)});
       plan.rule = "empty_from=rewrite";
     } else {
       plan.edits.push_back({HeaderEdit::Kind::Add, "X-Mailgate-From", 1, kEmptyFrom});

@@ -138,6 +138,20 @@ TEST(RulesMessage, EveryFromMailboxMustBeASendingDomain) {
   EXPECT_EQ(r.plan(standard("news@shop.example, Sales <sales@shop.example>")).verdict.action, Action::Dunno);
 }
 
+TEST(RulesMessage, RewrittenFromIsFolded) {
+  Rules r;
+  MessageAccount a = shopAccount();
+  a.empty_from = EmptyFromMode::Rewrite;
+  std::string name;
+  for (int i = 0; i < 250; ++i) name += i ? " Sales" : "Sales";
+  auto p = r.plan(standard(name), a);
+  ASSERT_NE(findEdit(p, "From"), nullptr);
+  std::string value = findEdit(p, "From")->value;
+  EXPECT_NE(value.find('\n'), std::string::npos);
+  EXPECT_LT(value.find('\n'), 78u);
+  EXPECT_EQ(unfoldHeader(value), "\"" + name + "\" <default@shop.example>");
+}
+
 TEST(RulesMessage, Tags) {
   Rules r;
   auto h = standard();
