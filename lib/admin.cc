@@ -271,10 +271,11 @@ Result<std::vector<std::pair<std::string, std::string>>> Admin::listDomains(cons
 
 namespace {
 
+// The key an address is stored under in the stoplist and bounce sets.
 Result<std::string> normalAddress(const std::string& address) {
   auto m = parseMailbox(address);
   if (!m) return Error{Error::Kind::Invalid, "bad address \"" + address + "\""};
-  return m->str();
+  return m->key();
 }
 
 std::vector<std::string> sortedMembers(const redisReply* r) {

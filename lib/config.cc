@@ -232,8 +232,9 @@ const std::vector<Param>& params() {
        [](Config& c, std::string_view v) {
          c.sink_recipients.clear();
          for (const auto& a : parseList(v)) {
-           if (a.find('@') == std::string::npos) throw std::invalid_argument("\"" + a + "\" is not an address");
-           c.sink_recipients.push_back(toLower(a));
+           auto m = parseMailbox(a);
+           if (!m) throw std::invalid_argument("\"" + a + "\" is not an address");
+           c.sink_recipients.push_back(m->key());
          }
        }},
       {"strip_tag_headers", "yes",

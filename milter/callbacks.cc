@@ -330,7 +330,7 @@ void prepare(SMFICTX* ctx, Connection& c) {
   p->facts = extractFacts(c.msg.headers, config, now);
   MessageAccount data;
   if (!p->redis_error && !p->account.empty()) {
-    auto loaded = g_context->store->loadMessageAccount(redis, p->account, p->key_id, fromDomain(p->facts),
+    auto loaded = g_context->store->loadMessageAccount(redis, p->account, p->key_id, p->facts.from_domains,
                                                        p->facts.campaign, c.msg.rcpts);
     if (!loaded) p->redis_error = loaded.error();
     else data = std::move(*loaded);

@@ -68,7 +68,7 @@ struct Config {
   std::vector<std::string> required_headers;     // canonical spelling, e.g. "Message-Id"
   std::vector<std::string> add_missing_headers;  // subset the milter may add: Date, Message-Id
   EmptyFromMode empty_from = EmptyFromMode::Mark;
-  std::vector<std::string> sink_recipients;      // lower case
+  std::vector<std::string> sink_recipients;      // Mailbox::key() form
   bool strip_tag_headers = true;
   LocalSubmission local_submission = LocalSubmission::Pass;
 

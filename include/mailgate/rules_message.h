@@ -24,8 +24,9 @@ constexpr const char* kEmptyFrom = "EMPTY-FROM";
 
 // What the headers say, before any account data is needed.
 struct MessageFacts {
-  std::optional<HeaderAddress> from;  // nullopt: EMPTY-FROM (or no From at all)
+  std::optional<HeaderAddress> from;  // the first From mailbox; nullopt: EMPTY-FROM (or no From at all)
   bool has_from = false;
+  std::vector<std::string> from_domains;  // of every From mailbox (RFC 5322 allows several), each once
   std::string campaign;   // X-Campaign-Id, else the daily campaign YYYY-MM-DD (UTC)
   std::string letter_id;  // X-Letter-Id, may be empty
   std::string subject;

@@ -1,11 +1,15 @@
 """test_dkim.py — DKIM signing by mailgate-milter through a real private
 Postfix: what smtp-sink receives verifies with python3-dkim (DNS answered
 from `mailgatectl dkim dns`) for RSA and Ed25519 (both sign), for folded
-headers, 8-bit bodies, a body without final newline, a 10 MB body, and
-headers mailgate changed; keys change without a restart. Mail submitted
-with sendmail(1) (non_smtpd_milters, no account) is never signed."""
+headers, 8-bit bodies, a body without final newline, a 10 MB body, headers
+mailgate changed and a rewritten From with a display name longer than a
+line; keys change without a restart. Mail submitted with sendmail(1)
+(non_smtpd_milters, no account) is never signed."""
 
+import email.header
+import email.utils
 import json
+import re
 import signal
 import time
 import unittest
@@ -111,6 +115,25 @@ class Dkim(SharedStackTest):
             self.stack.ctl_ok("account", "set", "shop", "empty_from=mark")
         self.assertIn(b'From: "Sales Team" <default@shop.example>', msg)
         self.assert_verifies(msg)
+
+    def test_long_rewritten_display_name_is_folded(self):
+        # EMPTY-FROM rewritten with a display name longer than a line (998 octets): folded by the
+        # milter into RFC 2047 words (or at blanks), so the signed header is the one delivered.
+        names = (" ".join(["Sales"] * 250), "x" * 1200, "Отдел продаж " * 50, "Продажи" * 100)
+        self.stack.ctl_ok("account", "set", "shop", "empty_from=rewrite")
+        try:
+            for name in names:
+                msg = self.send_and_receive(frm=name)
+                self.assert_verifies(msg)
+                header = msg.split(b"\r\n\r\n", 1)[0]
+                from_field = re.search(rb"(?ms)^From: .*?(?=^\S)", header + b"\r\nX").group(0)
+                for line in from_field.split(b"\r\n"):
+                    self.assertLessEqual(len(line), 78, from_field[:500])
+                decoded = str(email.header.make_header(email.header.decode_header(
+                    re.sub(r"\r\n[ \t]", " ", from_field[len(b"From: "):].decode().rstrip()))))
+                self.assertEqual(email.utils.parseaddr(decoded), (name.strip(), "default@shop.example"), name)
+        finally:
+            self.stack.ctl_ok("account", "set", "shop", "empty_from=mark")
 
     def test_ten_megabyte_body(self):
         # 10 MiB in lines of 64 bytes: Postfix's smtp client folds lines over 998 bytes

@@ -123,6 +123,36 @@ TEST(RulesMessage, FromDomainMustBeASendingDomain) {
             "550 5.7.1 error/sender/unknown");
 }
 
+TEST(RulesMessage, EveryFromMailboxMustBeASendingDomain) {
+  Rules r;
+  for (const char* from : {"Shop <news@shop.example>, Other <a@other.example>", "news@shop.example, a@other.example",
+                           "Team: news@shop.example, a@other.example;"}) {
+    auto h = standard(from);
+    h.push_back({"Sender", "news@shop.example"});
+    auto p = r.plan(h);
+    EXPECT_EQ(p.verdict.reply, "550 5.7.1 error/sender/unknown") << from;
+    EXPECT_EQ(p.recorded_from, "news@shop.example") << from;
+  }
+  EXPECT_EQ(r.plan(standard("news@shop.example, a@mod.example")).verdict.reply, "550 5.7.1 error/sender/onmoderation");
+  auto f = extractFacts(standard("a@shop.example, B <b@Shop.Example>, c@mod.example"), r.config, kNow);
+  EXPECT_EQ(f.from_domains, (std::vector<std::string>{"shop.example", "mod.example"}));
+  EXPECT_EQ(r.plan(standard("news@shop.example, Sales <sales@shop.example>")).verdict.action, Action::Dunno);
+}
+
+TEST(RulesMessage, RewrittenFromIsFolded) {
+  Rules r;
+  MessageAccount a = shopAccount();
+  a.empty_from = EmptyFromMode::Rewrite;
+  std::string name;
+  for (int i = 0; i < 250; ++i) name += i ? " Sales" : "Sales";
+  auto p = r.plan(standard(name), a);
+  ASSERT_NE(findEdit(p, "From"), nullptr);
+  std::string value = findEdit(p, "From")->value;
+  EXPECT_NE(value.find('\n'), std::string::npos);
+  EXPECT_LT(value.find('\n'), 78u);
+  EXPECT_EQ(unfoldHeader(value), "\"" + name + "\" <default@shop.example>");
+}
+
 TEST(RulesMessage, Tags) {
   Rules r;
   auto h = standard();

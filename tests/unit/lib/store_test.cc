@@ -7,6 +7,7 @@
 #include "mailgate/account_policy.h"
 #include "mailgate/admin.h"
 #include "mailgate/crypto.h"
+#include "mailgate/rules_message.h"
 #include "redis_server.h"
 
 using namespace mailgate;
@@ -144,10 +145,21 @@ TEST_F(StoreTest, LoadsOnlyWhatTheRulesNeedInOneRoundTrip) {
   EXPECT_EQ(p->limits.rate.count, 5u);
   EXPECT_EQ(p->domains.size(), 1u);
   EXPECT_TRUE(p->domains.at("corp.example").subdomains);
-  EXPECT_EQ(p->stoplist, std::set<std::string>{"Bob@example.net"});
+  EXPECT_EQ(p->stoplist, std::set<std::string>{"bob@example.net"});
   auto q = store.loadAccountPolicy(redis_, "acme", "", "gone@example.net");
   ASSERT_TRUE(q);
   EXPECT_EQ(q->bounced, std::set<std::string>{"gone@example.net"});
+  // UTF-8 addresses and IDN domains (SMTPUTF8): stored and found under their key.
+  EXPECT_EQ(*admin_.stoplistAdd("acme", "Jörg@Bücher.example"), "jörg@xn--bcher-kva.example");
+  auto u = store.loadAccountPolicy(redis_, "acme", "", "JöRG@BÜCHER.example");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->stoplist, std::set<std::string>{"jörg@xn--bcher-kva.example"});
+  auto m = store.loadMessageAccount(redis_, "acme", "", {"corp.example", "mail.corp.example", "other.example"}, "c",
+                                    {"jörg@xn--bcher-kva.example", "BOB@example.net"});
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->policy.stoplist, (std::set<std::string>{"bob@example.net", "jörg@xn--bcher-kva.example"}));
+  EXPECT_EQ(m->policy.domains.size(), 2u);  // corp.example (for itself and its subdomain) and other.example
+  ASSERT_TRUE(admin_.stoplistRemove("acme", "JöRG@xn--BCHER-kva.example"));
   auto missing = store.loadAccountPolicy(redis_, "ghost", "x.example", "");
   ASSERT_TRUE(missing);
   EXPECT_FALSE(missing->exists);
