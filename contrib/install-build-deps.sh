@@ -7,8 +7,9 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libmilter-dev libhiredis-dev libssl-dev libopendkim-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-  libcurl4-openssl-dev libsystemd-dev debhelper dpkg-dev lintian fakeroot
+  libcurl4-openssl-dev libsystemd-dev libidn2-dev debhelper dpkg-dev lintian fakeroot
   postfix redis-server swaks libnet-ssleay-perl openssl python3 python3-dkim groff-base
+  man-db bsdextrautils
 )
 
 missing=()
@@ -25,4 +26,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}"

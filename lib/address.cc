@@ -1,26 +1,54 @@
-// address.cc — RFC 5321 Mailbox validation and the address forms used by the
-// stoplist, bounce and sending-domain lookups.
+// address.cc — RFC 5321/6531 Mailbox validation, IDN domains to A-labels,
+// and the address keys used by the stoplist, bounce and sending-domain lookups.
 #include "mailgate/address.h"
 
 #include <arpa/inet.h>
+#include <idn2.h>
+
+#include <cstdint>
 
 namespace mailgate {
 namespace {
 
-bool isAtext(char c, bool utf8) {
+// RFC 6531 atext: the ASCII atext and UTF-8 (checked by validUtf8).
+bool isAtext(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  if (utf8 && static_cast<unsigned char>(c) >= 0x80) return true;
+  if (static_cast<unsigned char>(c) >= 0x80) return true;
   return std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
 }
 
-bool validDotAtom(std::string_view s, bool utf8 = false) {
+bool validDotAtom(std::string_view s) {
   if (s.empty() || s.front() == '.' || s.back() == '.') return false;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '.') {
       if (s[i - 1] == '.') return false;
-    } else if (!isAtext(s[i], utf8)) {
+    } else if (!isAtext(s[i])) {
       return false;
     }
+  }
+  return true;
+}
+
+// Well-formed UTF-8: shortest forms, no surrogates, at most U+10FFFF.
+bool validUtf8(std::string_view s) {
+  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t cp = c;
+    if (c >= 0x80) {
+      n = (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 0;
+      if (n == 0) return false;
+      cp = c & (0x7f >> (n + 1));
+      if (i + n >= s.size()) return false;
+      for (size_t k = 1; k <= n; ++k) {
+        unsigned char d = static_cast<unsigned char>(s[i + k]);
+        if ((d & 0xc0) != 0x80) return false;
+        cp = (cp << 6) | (d & 0x3f);
+      }
+      if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    }
+    i += n + 1;
   }
   return true;
 }
@@ -40,7 +68,8 @@ bool validQuoted(std::string_view s) {
   return true;
 }
 
-bool validHostname(std::string_view d, bool utf8) {
+// An ASCII hostname: LDH labels of at most 63 octets, at most 255 in all.
+bool validHostname(std::string_view d) {
   if (d.empty() || d.size() > 255) return false;
   size_t start = 0;
   while (start <= d.size()) {
@@ -48,8 +77,7 @@ bool validHostname(std::string_view d, bool utf8) {
     std::string_view label = d.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
     if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
     for (char c : label) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                (utf8 && static_cast<unsigned char>(c) >= 0x80);
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
       if (!ok) return false;
     }
     if (dot == std::string_view::npos) break;
@@ -66,6 +94,17 @@ bool validAddressLiteral(std::string_view d) {
   return inet_pton(AF_INET, inner.c_str(), buf) == 1;
 }
 
+// The lower-case A-label form of a domain with U-labels (IDNA2008, UTS #46
+// non-transitional mapping, which also folds case), or nullopt.
+std::optional<std::string> toALabels(std::string_view domain) {
+  std::string in(domain);
+  char* out = nullptr;
+  if (idn2_to_ascii_8z(in.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK) return std::nullopt;
+  std::string ascii = toLower(out);
+  idn2_free(out);
+  return ascii;
+}
+
 }  // namespace
 
 std::string toLower(std::string_view s) {
@@ -76,23 +115,29 @@ std::string toLower(std::string_view s) {
   return out;
 }
 
-std::optional<Mailbox> parseMailbox(std::string_view text, bool utf8) {
+std::string Mailbox::key() const { return toLower(local) + "@" + domain; }
+
+std::optional<Mailbox> parseMailbox(std::string_view text) {
   if (text.size() >= 2 && text.front() == '<' && text.back() == '>') text = text.substr(1, text.size() - 2);
   size_t at = text.rfind('@');
   if (at == std::string_view::npos) return std::nullopt;
-  std::string_view local = text.substr(0, at), domain = text.substr(at + 1);
+  std::string_view local = text.substr(0, at), domain_text = text.substr(at + 1);
   if (local.empty() || local.size() > 64) return std::nullopt;
-  if (!validDotAtom(local, utf8) && !validQuoted(local)) return std::nullopt;
-  if (!validHostname(domain, utf8) && !validAddressLiteral(domain)) return std::nullopt;
-  return Mailbox{std::string(local), toLower(domain)};
+  if (!(validDotAtom(local) && validUtf8(local)) && !validQuoted(local)) return std::nullopt;
+  if (validAddressLiteral(domain_text)) return Mailbox{std::string(local), toLower(domain_text)};
+  bool ascii = true;
+  for (char c : domain_text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+  std::optional<std::string> domain = ascii ? toLower(domain_text) : toALabels(domain_text);
+  if (!domain || !validHostname(*domain)) return std::nullopt;
+  return Mailbox{std::string(local), std::move(*domain)};
 }
 
 std::vector<std::string> recipientForms(const Mailbox& rcpt, bool subaddress) {
-  std::vector<std::string> forms{rcpt.str()};
+  std::vector<std::string> forms{rcpt.key()};
   if (subaddress && rcpt.local.front() != '"') {
     size_t plus = rcpt.local.find('+');
     if (plus != std::string::npos && validDotAtom(std::string_view(rcpt.local).substr(0, plus))) {
-      forms.push_back(rcpt.local.substr(0, plus) + "@" + rcpt.domain);
+      forms.push_back(Mailbox{rcpt.local.substr(0, plus), rcpt.domain}.key());
     }
   }
   return forms;

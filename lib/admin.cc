@@ -1,9 +1,11 @@
 // admin.cc — account, key and network administration in Redis (see
-// man/mailgate-redis.7 for the keys). API keys are generated from OpenSSL's
-// RNG, shown once and stored only as their SHA-256.
+// man/mailgate-redis.7 for the keys), every reply checked (CheckedRedis).
+// API keys are generated from OpenSSL's RNG, shown once and stored only as
+// their SHA-256.
 #include "mailgate/admin.h"
 
 #include <algorithm>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "mailgate/account_policy.h"
@@ -45,6 +47,20 @@ bool validAccountName(std::string_view name) {
   return true;
 }
 
+Result<std::vector<Reply>> CheckedRedis::pipeline(const std::vector<Command>& commands) {
+  return checkedPipeline(conn_, commands);
+}
+
+Result<std::vector<Reply>> CheckedRedis::transaction(const std::vector<Command>& commands) {
+  auto exec = mailgate::transaction(conn_, commands);
+  if (!exec) return exec.error();
+  std::vector<Reply> out;
+  for (size_t i = 0; i < (*exec)->elements; ++i) {
+    out.emplace_back(std::exchange((*exec)->element[i], nullptr));  // freeReplyObject skips null elements
+  }
+  return out;
+}
+
 Status Admin::requireAccount(const std::string& name) {
   auto r = redis_.command({"SISMEMBER", keys_.accounts(), name});
   if (!r) return r.error();
@@ -68,11 +84,16 @@ Status Admin::addAccount(const std::string& name, const std::string& default_sen
   return okStatus();
 }
 
-Status Admin::setAccount(const std::string& name, const std::string& assignment) {
+namespace {
+
+// "name=value" split at the first '='.
+Result<std::pair<std::string, std::string>> assignmentParts(const std::string& assignment) {
   size_t eq = assignment.find('=');
-  std::string key = assignment.substr(0, eq);
-  std::string value = eq == std::string::npos ? "" : assignment.substr(eq + 1);
-  if (eq == std::string::npos) return invalid("expected key=value, got \"" + assignment + "\"");
+  if (eq == std::string::npos) return invalid("expected name=value, got \"" + assignment + "\"");
+  return std::pair{assignment.substr(0, eq), assignment.substr(eq + 1)};
+}
+
+Status checkAccountSetting(const std::string& key, const std::string& value) {
   if (key == "state") {
     if (!parseAccountState(value)) return invalid("bad state \"" + value + "\": expected active, blocked or deleted");
   } else if (key == "suppression") {
@@ -92,8 +113,23 @@ Status Admin::setAccount(const std::string& name, const std::string& assignment)
   } else {
     return invalid("unknown account setting \"" + key + "\" (state, default_sender, suppression, subaddress, empty_from, dkim_domain)");
   }
+  return okStatus();
+}
+
+}  // namespace
+
+Status Admin::setAccount(const std::string& name, const std::vector<std::string>& assignments) {
+  Command hset{"HSET", keys_.account(name)};  // one command: all settings or none
+  for (const auto& assignment : assignments) {
+    auto kv = assignmentParts(assignment);
+    if (!kv) return kv.error();
+    if (Status s = checkAccountSetting(kv->first, kv->second); !s) return s;
+    hset.push_back(kv->first);
+    hset.push_back(kv->second);
+  }
+  if (assignments.empty()) return invalid("expected name=value");
   if (Status s = requireAccount(name); !s) return s;
-  auto r = redis_.command({"HSET", keys_.account(name), key, value});
+  auto r = redis_.command(hset);
   if (!r) return r.error();
   return okStatus();
 }
@@ -123,7 +159,7 @@ Result<NewKey> Admin::createKey(const std::string& account, bool smtp, bool sand
   auto claimed = redis_.command({"HSETNX", keys_.keyId(k.view.id), "sha256", sha});
   if (!claimed) return claimed.error();
   if ((*claimed)->integer == 0) return invalid("key id collision, try again");
-  auto r = redis_.pipeline({
+  auto r = redis_.transaction({
       {"HSET", keys_.keyId(k.view.id), "account", account, "sandbox", sandbox ? "1" : "0"},
       {"HSET", keys_.apiKey(sha), "account", account, "id", k.view.id, "smtp", smtp ? "1" : "0", "sandbox",
        sandbox ? "1" : "0", "created", k.view.created},
@@ -147,10 +183,11 @@ Result<std::vector<KeyView>> Admin::listKeys(const std::string& account) {
   for (const auto& sha : *shas) details.push_back({"HGETALL", keys_.apiKey(replyString(sha.get()))});
   auto infos = redis_.pipeline(details);
   if (!infos) return infos.error();
-  std::vector<KeyView> keys;
-  for (const auto& info : *infos) {
-    keys.push_back(KeyView{hashField(info.get(), "id"), account, hashField(info.get(), "created"),
-                           hashField(info.get(), "smtp") == "1", hashField(info.get(), "sandbox") == "1"});
+  std::vector<KeyView> keys;  // ids from the set: a dangling one is still listed
+  for (size_t i = 0; i < infos->size(); ++i) {
+    const redisReply* info = (*infos)[i].get();
+    keys.push_back(KeyView{replyString((*ids)->element[i]), account, hashField(info, "created"),
+                           hashField(info, "smtp") == "1", hashField(info, "sandbox") == "1"});
   }
   return keys;
 }
@@ -160,9 +197,9 @@ Result<KeyView> Admin::revokeKey(const std::string& key_id) {
   if (!r) return r.error();
   std::string sha = hashField(r->get(), "sha256"), account = hashField(r->get(), "account");
   if (sha.empty()) return invalid("unknown key id \"" + key_id + "\"");
-  auto done = redis_.pipeline({{"DEL", keys_.apiKey(sha)},
-                               {"DEL", keys_.keyId(key_id)},
-                               {"SREM", keys_.accountKeys(account), key_id}});
+  auto done = redis_.transaction({{"DEL", keys_.apiKey(sha)},
+                                  {"DEL", keys_.keyId(key_id)},
+                                  {"SREM", keys_.accountKeys(account), key_id}});
   if (!done) return done.error();
   return KeyView{key_id, account, "", false, false};
 }
@@ -224,10 +261,11 @@ Result<std::vector<std::pair<std::string, std::string>>> Admin::listDomains(cons
 
 namespace {
 
+// The key an address is stored under in the stoplist and bounce sets.
 Result<std::string> normalAddress(const std::string& address) {
   auto m = parseMailbox(address);
   if (!m) return Error{Error::Kind::Invalid, "bad address \"" + address + "\""};
-  return m->str();
+  return m->key();
 }
 
 std::vector<std::string> sortedMembers(const redisReply* r) {
@@ -309,7 +347,7 @@ Result<std::string> Admin::bouncedRemove(const std::string& address) {
   for (size_t i = 0; i < (*accounts)->elements; ++i) {
     cmds.push_back({"SREM", keys_.bounced(replyString((*accounts)->element[i])), *a});
   }
-  auto r = redis_.pipeline(cmds);
+  auto r = redis_.transaction(cmds);
   if (!r) return r.error();
   long long removed = 0;
   for (const auto& reply : *r) removed += reply->integer;
@@ -317,14 +355,12 @@ Result<std::string> Admin::bouncedRemove(const std::string& address) {
   return a;
 }
 
-Status Admin::setLimit(const std::string& account, const std::string& key_id, const std::string& assignment) {
-  size_t eq = assignment.find('=');
-  if (eq == std::string::npos) return invalid("expected name=value, got \"" + assignment + "\"");
-  std::string name = assignment.substr(0, eq), value = assignment.substr(eq + 1);
-  bool remove = value == "0" || value == "none";
+namespace {
+
+Status checkLimit(const std::string& name, const std::string& value, bool remove, bool per_key) {
   if (name == "rate") {
     if (!remove && !parseRate(value)) return invalid("bad rate \"" + value + "\": expected N/s, N/m or N/h");
-  } else if (!key_id.empty()) {
+  } else if (per_key) {
     return invalid("only rate= can be set per key");
   } else if (name == "daily" || name == "rcpts" || name == "size") {
     if (!remove && (value.empty() || value.find_first_not_of("0123456789") != std::string::npos)) {
@@ -333,6 +369,25 @@ Status Admin::setLimit(const std::string& account, const std::string& key_id, co
   } else {
     return invalid("unknown limit \"" + name + "\" (rate, daily, rcpts, size)");
   }
+  return okStatus();
+}
+
+}  // namespace
+
+Status Admin::setLimit(const std::string& account, const std::string& key_id,
+                       const std::vector<std::string>& assignments) {
+  std::vector<Command> cmds;  // one transaction: all limits or none
+  for (const auto& assignment : assignments) {
+    auto kv = assignmentParts(assignment);
+    if (!kv) return kv.error();
+    const auto& [name, value] = *kv;
+    bool remove = value == "0" || value == "none";
+    if (Status s = checkLimit(name, value, remove, !key_id.empty()); !s) return s;
+    std::string field = key_id.empty() ? name : "rate:" + key_id;
+    cmds.push_back(remove ? Command{"HDEL", keys_.account(account), field}
+                          : Command{"HSET", keys_.account(account), field, value});
+  }
+  if (cmds.empty()) return invalid("expected name=value");
   if (Status s = requireAccount(account); !s) return s;
   if (!key_id.empty()) {
     auto owner = redis_.command({"HGET", keys_.keyId(key_id), "account"});
@@ -341,9 +396,7 @@ Status Admin::setLimit(const std::string& account, const std::string& key_id, co
       return invalid("unknown key id \"" + key_id + "\" for account \"" + account + "\"");
     }
   }
-  std::string field = key_id.empty() ? name : "rate:" + key_id;
-  auto r = remove ? redis_.command({"HDEL", keys_.account(account), field})
-                  : redis_.command({"HSET", keys_.account(account), field, value});
+  auto r = redis_.transaction(cmds);
   if (!r) return r.error();
   return okStatus();
 }
@@ -398,9 +451,9 @@ Status Admin::putDkimKey(const std::string& domain, const std::string& selector,
   }
   nlohmann::json entry{{"algo", dkimAlgoName(key.algo)}, {"bits", key.bits},     {"key", key.pem},
                        {"account", account},             {"created", nowIso()}};
-  auto r = checkedPipeline(redis_, {{"HSET", keys_.dkim(*d), selector, entry.dump()},
-                                    {"SADD", keys_.dkimDomains(), *d},
-                                    {"INCR", keys_.dkimVersion()}});
+  auto r = redis_.transaction({{"HSET", keys_.dkim(*d), selector, entry.dump()},
+                                {"SADD", keys_.dkimDomains(), *d},
+                                {"INCR", keys_.dkimVersion()}});
   if (!r) return r.error();
   return okStatus();
 }
@@ -415,14 +468,17 @@ Status Admin::removeDkimKey(const std::string& domain, const std::string& select
     cmds = {{"HDEL", keys_.dkim(*d), selector}};
   }
   cmds.push_back({"INCR", keys_.dkimVersion()});
-  auto r = checkedPipeline(redis_, cmds);
+  auto r = redis_.transaction(cmds);
   if (!r) return r.error();
   if ((*r)[0]->integer == 0) {
     return invalid("no DKIM key for " + *d + (selector.empty() ? "" : " with selector " + selector));
   }
   if (!selector.empty()) {
     auto left = redis_.command({"HLEN", keys_.dkim(*d)});
-    if (left && (*left)->integer == 0) (void)redis_.command({"SREM", keys_.dkimDomains(), *d});
+    if (!left) return left.error();
+    if ((*left)->integer == 0) {
+      if (auto r = redis_.command({"SREM", keys_.dkimDomains(), *d}); !r) return r.error();
+    }
   }
   return okStatus();
 }
@@ -441,7 +497,7 @@ Result<std::vector<DkimEntry>> Admin::listDkimKeys(const std::string& domain) {
   }
   std::vector<Command> cmds;
   for (const auto& d : domains) cmds.push_back({"HGETALL", keys_.dkim(d)});
-  auto r = checkedPipeline(redis_, cmds);
+  auto r = redis_.pipeline(cmds);
   if (!r) return r.error();
   std::vector<DkimEntry> out;
   for (size_t i = 0; i < domains.size(); ++i) {
@@ -456,7 +512,7 @@ Result<std::string> Admin::allowNet(const std::string& account, const std::strin
   if (!cidr) return invalid("bad CIDR \"" + text + "\": expected e.g. 192.0.2.0/24 or 2001:db8::/32");
   if (Status s = requireAccount(account); !s) return s.error();
   std::string net = cidr->toString();
-  auto set = redis_.pipeline({{"HSETNX", keys_.nets(), net, account}, {"HGET", keys_.nets(), net}});
+  auto set = redis_.transaction({{"HSETNX", keys_.nets(), net, account}, {"HGET", keys_.nets(), net}});
   if (!set) return set.error();
   std::string owner = replyString((*set)[1].get());
   if (owner != account) return invalid("network " + net + " already belongs to account \"" + owner + "\"");
@@ -475,7 +531,7 @@ Result<std::string> Admin::denyNet(const std::string& account, const std::string
   if (replyString(owner->get()) != account) {
     return invalid("network " + net + " is not allowed for account \"" + account + "\"");
   }
-  auto r = redis_.pipeline({{"HDEL", keys_.nets(), net}, {"SREM", keys_.accountNets(account), net}});
+  auto r = redis_.transaction({{"HDEL", keys_.nets(), net}, {"SREM", keys_.accountNets(account), net}});
   if (!r) return r.error();
   return net;
 }

@@ -188,6 +188,13 @@ const std::vector<Param>& params() {
          c.socket_mode = mode;
        }},
       {"socket_group", "postfix", [](Config& c, std::string_view v) { c.socket_group = v; }},
+      {"user", "mailgate",
+       [](Config& c, std::string_view v) {
+         if (v.empty() || v.find_first_of(" \t:/") != std::string_view::npos) {
+           throw std::invalid_argument("expected a user name (root: do not switch)");
+         }
+         c.user = v;
+       }},
       {"on_redis_failure", "tempfail",
        [](Config& c, std::string_view v) {
          if (v == "tempfail") c.on_redis_failure = RedisFailure::TempFail;
@@ -234,14 +241,21 @@ const std::vector<Param>& params() {
        [](Config& c, std::string_view v) {
          c.sink_recipients.clear();
          for (const auto& a : parseList(v)) {
-           if (a.find('@') == std::string::npos) throw std::invalid_argument("\"" + a + "\" is not an address");
-           c.sink_recipients.push_back(toLower(a));
+           auto m = parseMailbox(a);
+           if (!m) throw std::invalid_argument("\"" + a + "\" is not an address");
+           c.sink_recipients.push_back(m->key());
          }
        }},
       {"strip_tag_headers", "yes",
        [](Config& c, std::string_view v) {
          if (v != "yes" && v != "no") throw std::invalid_argument("expected yes or no");
          c.strip_tag_headers = v == "yes";
+       }},
+      {"local_submission", "pass",
+       [](Config& c, std::string_view v) {
+         if (v == "pass") c.local_submission = LocalSubmission::Pass;
+         else if (v == "reject") c.local_submission = LocalSubmission::Reject;
+         else throw std::invalid_argument("expected pass or reject");
        }},
       {"dkim_default_domain", "",
        [](Config& c, std::string_view v) {

@@ -1,15 +1,20 @@
 // daemon.cc — shared start-up of the daemons: command line, config loading
-// with fatal one-line errors, logging set-up and detaching.
+// with fatal one-line errors, logging set-up, detaching, switching user, and
+// the exit status.
 #include "mailgate/daemon.h"
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+
+#include <vector>
 
 #include "mailgate/log.h"
 #include "mailgate/redis.h"
@@ -17,6 +22,7 @@
 namespace mailgate {
 namespace {
 
+constexpr const char* kPidDir = "/run/mailgate/";
 std::string g_pid_file;
 
 [[noreturn]] void usage(const char* ident) {
@@ -66,8 +72,8 @@ void detachUnlessForeground(const DaemonOptions& options, const char* ident) {
   }
   std::string pid_file = options.pid_file;
   if (pid_file.empty() && detach) {
-    mkdir("/run/mailgate", 0755);
-    pid_file = std::string("/run/mailgate/") + ident + ".pid";
+    mkdir(kPidDir, 0755);
+    pid_file = std::string(kPidDir) + ident + ".pid";
   }
   if (pid_file.empty()) return;
   std::ofstream out(pid_file, std::ios::trunc);
@@ -81,6 +87,41 @@ void detachUnlessForeground(const DaemonOptions& options, const char* ident) {
 
 void removePidFile() {
   if (!g_pid_file.empty()) unlink(g_pid_file.c_str());
+}
+
+void dropPrivileges(const Config& config) {
+  if (geteuid() != 0 || config.user == "root") return;
+  const char* name = config.user.c_str();
+  std::vector<char> buf(16384);
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  if (getpwnam_r(name, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    MG_LOG_ERR("fatal: user \"%s\" does not exist: create it or set user = root in %s", name,
+               config.path.c_str());
+    exit(1);
+  }
+  if (pw.pw_uid == 0) return;
+  // The default pid directory is ours: hand it over so that the pid file can be removed at exit.
+  if (g_pid_file.starts_with(kPidDir) && chown(kPidDir, pw.pw_uid, pw.pw_gid) != 0) {
+    MG_LOG_WARN("cannot hand %s to user %s: %m", kPidDir, name);
+  }
+  if (initgroups(name, pw.pw_gid) != 0 || setgid(pw.pw_gid) != 0 || setuid(pw.pw_uid) != 0) {
+    MG_LOG_ERR("fatal: cannot switch to user %s: %m", name);
+    exit(1);
+  }
+  if (setuid(0) == 0 || seteuid(0) == 0 || getuid() != pw.pw_uid || geteuid() != pw.pw_uid ||
+      getgid() != pw.pw_gid || getegid() != pw.pw_gid) {
+    MG_LOG_ERR("fatal: still able to regain root after switching to user %s", name);
+    exit(1);
+  }
+  MG_LOG_INFO("running as user %s (uid %u, gid %u)", name, static_cast<unsigned>(pw.pw_uid),
+              static_cast<unsigned>(pw.pw_gid));
+}
+
+bool ServiceExit::serviceReturned(bool clean) {
+  clean_ = clean;
+  stopped_on_its_own_ = !stop_requested_.load();
+  return stopped_on_its_own_;
 }
 
 void notifyReady(const std::string& status) { sd_notifyf(0, "READY=1\nSTATUS=%s", status.c_str()); }

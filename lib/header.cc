@@ -1,6 +1,7 @@
 // header.cc — RFC 5322 / RFC 2047 header parsing: a tokenizer (atoms,
 // quoted strings, comments, domain literals, specials) and an address-list
-// parser on top of it. Tolerant: what cannot be an address is skipped.
+// parser on top of it. Tolerant: what cannot be an address is skipped. And
+// the reverse for one mailbox: a folded header value with its display name.
 #include "mailgate/header.h"
 
 #include "mailgate/address.h"
@@ -15,6 +16,9 @@ struct Token {
   std::string text;  // Quoted: without quotes, unescaped; Literal: with brackets
   bool space_before = false;
 };
+
+constexpr size_t kMaxLine = 78;  // RFC 5322 2.1.1, without CRLF
+constexpr size_t kFromName = 6;  // "From: " before the value on the first line
 
 bool isSpecial(char c) { return std::string_view("()<>[]:;@\\,.\"").find(c) != std::string_view::npos; }
 bool isBlank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
@@ -104,7 +108,7 @@ std::optional<std::string> addrSpec(const std::vector<Token>& toks, size_t begin
     (at ? domain : local) += piece;
   }
   if (!at) return std::nullopt;
-  auto m = parseMailbox(local + "@" + domain, true);
+  auto m = parseMailbox(local + "@" + domain);
   if (!m) return std::nullopt;
   return m->str();
 }
@@ -245,10 +249,52 @@ std::vector<HeaderAddress> parseAddressList(std::string_view value) {
   return out;
 }
 
-std::optional<HeaderAddress> parseFrom(std::string_view value) {
-  auto list = parseAddressList(value);
-  if (list.empty()) return std::nullopt;
-  return list.front();
+std::string formatMailbox(std::string_view display, std::string_view address) {
+  std::vector<std::string> words;
+  bool printable = true;
+  for (unsigned char c : display) printable = printable && c >= 0x20 && c < 0x7f;
+  if (printable && !display.empty()) {
+    // A quoted string, split before its blanks (a fold keeps the blank); a
+    // run of blanks stays with the next word, so no line is only blanks.
+    words.emplace_back("\"");
+    for (char c : display) {
+      if (c == ' ' && words.back().find_first_not_of(' ') != std::string::npos) {
+        words.emplace_back();
+        continue;
+      }
+      if (c == '"' || c == '\\') words.back() += '\\';
+      words.back() += c;
+    }
+    words.back() += '"';
+    for (const auto& w : words) printable = printable && kFromName + w.size() <= kMaxLine;
+  }
+  if (!printable) {
+    words.clear();
+    // RFC 2047 5.: whole characters per word; 45 octets make 60 of base64.
+    for (size_t i = 0; i < display.size();) {
+      size_t n = std::min<size_t>(45, display.size() - i);
+      while (n > 1 && i + n < display.size() && (static_cast<unsigned char>(display[i + n]) & 0xc0) == 0x80) --n;
+      words.push_back("=?UTF-8?B?" + base64Encode(display.substr(i, n)) + "?=");
+      i += n;
+    }
+  }
+  words.push_back("<" + std::string(address) + ">");
+  // Fold before a word that would pass the line; the first line has "From: ".
+  std::string out;
+  size_t line = kFromName;
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) {
+      if (line + 1 + words[i].size() > kMaxLine) {
+        out += '\n';
+        line = 0;
+      }
+      out += ' ';
+      ++line;
+    }
+    out += words[i];
+    line += words[i].size();
+  }
+  return out;
 }
 
 }  // namespace mailgate

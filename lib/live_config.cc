@@ -51,6 +51,7 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b) {
   check(a.milter_listen == b.milter_listen, "milter_listen");
   check(a.socket_mode == b.socket_mode, "socket_mode");
   check(a.socket_group == b.socket_group, "socket_group");
+  check(a.user == b.user, "user");
   check(a.dkim_expire == b.dkim_expire, "dkim_expire");
   check(a.tracker_log == b.tracker_log, "tracker_log");
   check(a.tracker_name == b.tracker_name, "tracker_name");

@@ -263,10 +263,10 @@ Result<Reply> transaction(RedisConn& redis, const std::vector<Command>& commands
     if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
   }
   Reply exec = std::move(replies->back());
-  if (exec->type != REDIS_REPLY_ARRAY) return Error{Error::Kind::Server, "transaction was aborted"};
+  if (exec->type != REDIS_REPLY_ARRAY) return Error{Error::Kind::Server, "redis discarded the transaction"};
   for (size_t i = 0; i < exec->elements; ++i) {
     if (exec->element[i]->type == REDIS_REPLY_ERROR) {
-      return Error{Error::Kind::Server, "in transaction: " + replyString(exec->element[i])};
+      return Error{Error::Kind::Server, replyString(exec->element[i])};
     }
   }
   return exec;

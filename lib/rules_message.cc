@@ -7,6 +7,7 @@
 #include <ctime>
 #include <strings.h>
 
+#include "mailgate/address.h"
 #include "mailgate/crypto.h"
 #include "mailgate/limits.h"
 #include "mailgate/rules_envelope.h"
@@ -39,19 +40,6 @@ bool contains(const std::vector<std::string>& list, std::string_view name) {
 }
 
 Verdict reject(std::string reply, std::string rule) { return Verdict{Action::Reject, std::move(reply), std::move(rule)}; }
-
-// The display name as a header phrase: quoted when plain ASCII, else RFC 2047.
-std::string displayPhrase(const std::string& display) {
-  bool ascii = true;
-  for (unsigned char c : display) ascii = ascii && c >= 0x20 && c < 0x7f;
-  if (!ascii) return "=?UTF-8?B?" + base64Encode(display) + "?=";
-  std::string q = "\"";
-  for (char c : display) {
-    if (c == '"' || c == '\\') q += '\\';
-    q += c;
-  }
-  return q + "\"";
-}
 
 }  // namespace
 
@@ -130,10 +118,53 @@ MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64
   f.letter_id = letter && validTag(unfoldHeader(*letter)) ? unfoldHeader(*letter) : "";
   if (const std::string* from = firstHeader(headers, "From")) {
     f.has_from = true;
-    f.from = parseFrom(*from);
+    auto mailboxes = parseAddressList(*from);
+    if (!mailboxes.empty()) f.from = mailboxes.front();
+    for (const auto& m : mailboxes) {
+      std::string domain = m.address.substr(m.address.rfind('@') + 1);
+      if (std::find(f.from_domains.begin(), f.from_domains.end(), domain) == f.from_domains.end()) {
+        f.from_domains.push_back(std::move(domain));
+      }
+    }
   }
   if (const std::string* subject = firstHeader(headers, "Subject")) f.subject = unfoldHeader(*subject);
   return f;
+}
+
+Verdict checkLocalSubmission(const Config& config) {
+  if (config.local_submission == LocalSubmission::Reject) {
+    return reject("550 5.7.1 mail without an account is not accepted here", "local_submission=reject");
+  }
+  return Verdict{Action::Dunno, "", "local_submission=pass"};
+}
+
+EndOfMessage finishMessage(const MessagePlan& plan, bool every_rcpt_suppressed, const SigningState& dkim,
+                           const Config& config) {
+  EndOfMessage end;
+  auto refuse = [&](Verdict v) {
+    end.finish = Finish::Refuse;
+    end.refusal = std::move(v);
+    return end;
+  };
+  if (plan.verdict.action != Action::Dunno) return refuse(plan.verdict);
+  if (every_rcpt_suppressed) {
+    end.finish = Finish::DiscardSuppressed;
+    return end;
+  }
+  if (!plan.discard.empty()) return end;
+  Verdict internal = redisFailureVerdict(RedisFailure::TempFail);  // 451 4.3.0 internal service error
+  if (dkim.keys_unreadable) {
+    if (config.on_redis_failure == RedisFailure::TempFail) {
+      end.finish = Finish::RedisTempfail;
+      return end;
+    }
+    end.dkim_note = " dkim=unavailable";
+  }
+  if (dkim.failed && config.dkim_on_error_tempfail) return refuse({Action::TempFail, internal.reply, "dkim_error"});
+  if (dkim.no_key && config.dkim_required) return refuse({Action::TempFail, internal.reply, "dkim_no_key"});
+  if (dkim.no_key) end.dkim_note = " dkim=none";
+  else if (dkim.failed) end.dkim_note = " dkim=error";
+  return end;
 }
 
 MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
@@ -155,31 +186,26 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
     if (mode == EmptyFromMode::Rewrite && !data.default_sender.empty()) {
       // Keep the display name the sender gave ("Sales Team" <default@sender>).
       std::string display = decodeEncodedWords(unfoldHeader(*firstHeader(headers, "From")));
-      std::string value = "<" + data.default_sender + ">";
       std::string_view phrase = trimBlanks(display);
-      if (!phrase.empty() && display.find_first_of("<>@") == std::string::npos) {
-        value = displayPhrase(std::string(phrase)) + " " + value;
-      }
-      plan.edits.push_back({HeaderEdit::Kind::Change, "From", 1, value});
+      if (display.find_first_of("<>@") != std::string::npos) phrase = {};
+      plan.edits.push_back({HeaderEdit::Kind::Change, "From", 1, formatMailbox(phrase, data.default_sender)});
       plan.rule = "empty_from=rewrite";
     } else {
       plan.edits.push_back({HeaderEdit::Kind::Add, "X-Mailgate-From", 1, kEmptyFrom});
       plan.rule = mode == EmptyFromMode::Rewrite ? "empty_from=mark (account has no default sender)" : "empty_from=mark";
     }
   }
-  if (!account.empty()) {
-    if (facts.from) {
-      auto at = facts.from->address.rfind('@');
-      Verdict v = checkSendingDomain(facts.from->address.substr(at + 1), data.policy);
-      if (v.action != Action::Dunno) {
-        plan.verdict = v;
-        return plan;
-      }
-    }
-    if (data.campaign_blocked) {
-      plan.verdict = reject("550 5.7.1 issue is blocked", "campaign_blocked");
+  // Every From mailbox, not only the first (RFC 5322 allows several, with a Sender:).
+  for (const auto& domain : facts.from_domains) {
+    Verdict v = checkSendingDomain(domain, data.policy);
+    if (v.action != Action::Dunno) {
+      plan.verdict = v;
       return plan;
     }
+  }
+  if (data.campaign_blocked) {
+    plan.verdict = reject("550 5.7.1 issue is blocked", "campaign_blocked");
+    return plan;
   }
   for (const auto& name : facts.missing_to_add) {
     if (sameName(name, "Date")) {
@@ -197,12 +223,10 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
       }
     }
   }
-  if (!account.empty()) {
-    plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
-  }
+  plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
   for (const auto& r : rcpts) {
-    bool sink = false;
-    for (const auto& s : config.sink_recipients) sink = sink || sameName(s, r);
+    auto mailbox = parseMailbox(r);
+    bool sink = mailbox && contains(config.sink_recipients, mailbox->key());
     (sink ? plan.sink_rcpts : plan.deliver_rcpts).push_back(r);
   }
   if (data.sandbox) plan.discard = "sandbox";

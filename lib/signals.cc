@@ -23,10 +23,12 @@ void blockDaemonSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
+// sigwaitinfo(), not sigwait(): mailgate-milter replaces sigwait() to park
+// libmilter's signal thread (milter/libmilter_signals.cc).
 int waitForSignal() {
   sigset_t set = daemonSignals();
-  int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
+  int sig;
+  while ((sig = sigwaitinfo(&set, nullptr)) < 0) {
   }
   return sig;
 }

@@ -3,6 +3,8 @@
 // the allowed-networks index used for IP pinning.
 #include "mailgate/store.h"
 
+#include <algorithm>
+
 #include "mailgate/account_policy.h"
 #include "mailgate/address.h"
 #include "mailgate/crypto.h"
@@ -54,14 +56,20 @@ void applyMemberships(AccountPolicy& policy, const std::vector<Reply>& replies, 
   }
 }
 
-// The sending-domain entries of `domain` and its parents: the query, and the
-// domains it asks for (in HMGET order).
+// The sending-domain entries of `wanted` (empty ones skipped) and their
+// parents: the query, and the domains it asks for (in HMGET order, each once).
 std::vector<std::string> addDomainQuery(std::vector<Command>& cmds, const StoreKeys& keys,
-                                        const std::string& account, const std::string& domain) {
+                                        const std::string& account, const std::vector<std::string>& wanted) {
   std::vector<std::string> domains;
-  if (domain.empty()) return domains;
-  domains.push_back(toLower(domain));
-  for (auto& p : parentDomains(domains[0])) domains.push_back(std::move(p));
+  for (const auto& domain : wanted) {
+    if (domain.empty()) continue;
+    std::vector<std::string> forms = parentDomains(domain);
+    forms.insert(forms.begin(), toLower(domain));
+    for (auto& d : forms) {
+      if (std::find(domains.begin(), domains.end(), d) == domains.end()) domains.push_back(std::move(d));
+    }
+  }
+  if (domains.empty()) return domains;
   Command hmget{"HMGET", keys.domains(account)};
   hmget.insert(hmget.end(), domains.begin(), domains.end());
   cmds.push_back(std::move(hmget));
@@ -158,7 +166,7 @@ Result<KeyLookup> Store::lookupKey(RedisConn& redis, std::string_view api_key, s
 Result<AccountPolicy> Store::loadAccountPolicy(RedisConn& redis, const std::string& account,
                                               const std::string& sender_domain, const std::string& recipient) {
   std::vector<Command> cmds{{"HGETALL", keys_.account(account)}};
-  std::vector<std::string> domains = addDomainQuery(cmds, keys_, account, sender_domain);
+  std::vector<std::string> domains = addDomainQuery(cmds, keys_, account, {sender_domain});
   std::vector<std::string> forms = lookupForms({recipient});
   addMembershipQueries(cmds, keys_, account, forms);
   auto replies = checkedPipeline(redis, cmds);
@@ -178,7 +186,8 @@ Result<AccountPolicy> Store::loadAccountPolicy(RedisConn& redis, const std::stri
 }
 
 Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::string& account,
-                                                 const std::string& key_id, const std::string& from_domain,
+                                                 const std::string& key_id,
+                                                 const std::vector<std::string>& from_domains,
                                                  const std::string& campaign, const std::vector<std::string>& rcpts) {
   static const char* kFields[] = {"state", "suppression", "subaddress", "empty_from", "default_sender",
                                   "dkim_domain"};
@@ -186,7 +195,7 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
   cmds[0].insert(cmds[0].end(), std::begin(kFields), std::end(kFields));
   cmds.push_back({"SISMEMBER", keys_.blockedCampaigns(account), campaign});
   cmds.push_back({"HGET", keys_.keyId(key_id.empty() ? "-" : key_id), "sandbox"});
-  std::vector<std::string> domains = addDomainQuery(cmds, keys_, account, from_domain);
+  std::vector<std::string> domains = addDomainQuery(cmds, keys_, account, from_domains);
   std::vector<std::string> forms = lookupForms(rcpts);
   addMembershipQueries(cmds, keys_, account, forms);
   auto replies = checkedPipeline(redis, cmds);

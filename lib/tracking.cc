@@ -69,9 +69,9 @@ TrackingUpdate trackLine(const LogRecord& line, TrackedMessage& msg, int64_t now
       msg.rcpt_status[rcpt] = e.status;
       u.rcpt_status.emplace_back(rcpt, e.status);
       if (e.status == "bounced" && isSuppressingDsn(line.dsn)) {
-        auto mailbox = parseMailbox(line.rcpt, true);
+        auto mailbox = parseMailbox(line.rcpt);
         if (mailbox) {
-          u.suppress.push_back({mailbox->str(), msg.account, line.queue_id, line.dsn, line.text, now_ms});
+          u.suppress.push_back({mailbox->key(), msg.account, line.queue_id, line.dsn, line.text, now_ms});
         }
       }
       u.events.push_back(std::move(e));

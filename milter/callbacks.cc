@@ -2,7 +2,9 @@
 // smfi_setpriv, envelope and header capture, and at end of message: load the
 // account's data (one round trip), run lib/rules_message.cc, apply the plan
 // (header edits, recipient removal, reject/discard) and record every outcome
-// (one round trip), or on_redis_failure. No exception crosses into C.
+// (one round trip); a Redis failure after the plan only loses the record
+// (on_redis_failure). Mail without an account: local_submission. No exception
+// crosses into C.
 #include "callbacks.h"
 
 #include <libmilter/mfdef.h>
@@ -24,6 +26,7 @@
 #include "mailgate/dkim_signer.h"
 #include "mailgate/events.h"
 #include "mailgate/log.h"
+#include "mailgate/message_edits.h"
 #include "mailgate/rules_envelope.h"
 #include "mailgate/rules_message.h"
 
@@ -33,6 +36,7 @@ namespace {
 MilterContext* g_context = nullptr;
 
 constexpr size_t kMaxHeaders = 10000;
+constexpr const char* kInternalError = "451 4.3.0 internal service error";
 
 struct Message {
   std::string sender, auth_user;
@@ -45,6 +49,9 @@ struct Prepared;
 struct Connection {
   std::shared_ptr<const Config> config;  // snapshot at connect: a SIGHUP reload applies to new connections
   std::string client, client_ip, hostname;
+  // Postfix presents non-SMTP mail (sendmail(1), pickup) as localhost,
+  // 127.0.0.1, port 0; a real client never has port 0.
+  bool non_smtp = false;
   Message msg;
   std::unique_ptr<Prepared> prepared;  // decided at end of headers
   // The MTA agreed not to wait for replies to connect, MAIL, RCPT and each
@@ -115,15 +122,20 @@ Connection& ensureConn(SMFICTX* ctx) {
   return *c;
 }
 
-std::string addressText(const sockaddr* sa) {
+// The address and port of an AF_INET/AF_INET6 client; port -1 for others.
+std::pair<std::string, int> addressText(const sockaddr* sa) {
   char buf[INET6_ADDRSTRLEN] = "";
-  if (sa == nullptr) return "";
-  if (sa->sa_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
-  } else if (sa->sa_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+  int port = -1;
+  if (sa != nullptr && sa->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
+    port = ntohs(in->sin_port);
+  } else if (sa != nullptr && sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
+    port = ntohs(in6->sin6_port);
   }
-  return buf;
+  return {buf, port};
 }
 
 sfsistat onNegotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
@@ -143,7 +155,9 @@ sfsistat onConnect(SMFICTX* ctx, char* host, _SOCK_ADDR* addr) {
   return collecting(ctx, "connect", [&] {
     Connection& c = ensureConn(ctx);
     c.client = host == nullptr ? "unknown" : host;
-    c.client_ip = addressText(addr);
+    int port = 0;
+    std::tie(c.client_ip, port) = addressText(addr);
+    c.non_smtp = port == 0;
     c.hostname = symval(ctx, "j");
   });
 }
@@ -173,46 +187,65 @@ sfsistat onHeader(SMFICTX* ctx, char* name, char* value) {
 }
 
 
-// Redis failure at end of message: on_redis_failure decides.
+// "550 5.7.1 text" as the reply libmilter sends.
+void setReply(SMFICTX* ctx, const std::string& reply) {
+  std::string code = reply.substr(0, 3), dsn = reply.substr(4, 5), text = reply.substr(10);
+  smfi_setreply(ctx, code.data(), dsn.data(), text.data());
+}
+
+// Redis failure at end of message: on_redis_failure decides. `planned` is
+// what accept does: CONTINUE before a plan exists; once there is one, what it
+// decided (DISCARD for sandbox, sink-only, all suppressed), so that a lost
+// record never delivers mail the plan dropped.
 sfsistat onRedisFailure(SMFICTX* ctx, const Connection& c, const std::string& qid, const std::string& account,
-                        const Error& error) {
+                        const Error& error, sfsistat planned = SMFIS_CONTINUE) {
   if (c.config->on_redis_failure == RedisFailure::TempFail) {
     MG_LOG_WARN("%s: tempfail: END-OF-MESSAGE from %s: 451 4.3.0 internal service error; from=<%s> "
                 "account=%s reason=%s",
                 qid.c_str(), printable(c.client).c_str(), printable(c.msg.sender).c_str(), printable(account).c_str(),
                 error.message.c_str());
-    smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.0"),
-                  const_cast<char*>("internal service error"));
+    setReply(ctx, kInternalError);
     return SMFIS_TEMPFAIL;
   }
-  MG_LOG_WARN("%s: accept without outcome record (on_redis_failure = accept): from=<%s> account=%s reason=%s",
-              qid.c_str(), printable(c.msg.sender).c_str(), printable(account).c_str(), error.message.c_str());
-  return SMFIS_CONTINUE;
+  MG_LOG_WARN("%s: %s without outcome record (on_redis_failure = accept): from=<%s> account=%s reason=%s",
+              qid.c_str(), planned == SMFIS_DISCARD ? "discard" : "accept", printable(c.msg.sender).c_str(),
+              printable(account).c_str(), error.message.c_str());
+  return planned;
 }
 
-// Applies the header edits of a plan; false when libmilter refused one.
-bool applyEdits(SMFICTX* ctx, const std::vector<HeaderEdit>& edits) {
-  for (const auto& e : edits) {
-    char* name = const_cast<char*>(e.name.c_str());
-    char* value = e.value.empty() ? nullptr : const_cast<char*>(e.value.c_str());
-    int rc = e.kind == HeaderEdit::Kind::Add ? smfi_addheader(ctx, name, value) : smfi_chgheader(ctx, name, e.index, value);
-    if (rc != MI_SUCCESS) return false;
+// The header changes of one message, through libmilter.
+class MilterEditor : public MessageEditor {
+ public:
+  explicit MilterEditor(SMFICTX* ctx) : ctx_(ctx) {}
+  bool addHeader(const std::string& name, const std::string& value) override {
+    return smfi_addheader(ctx_, text(name), text(value)) == MI_SUCCESS;
   }
-  return true;
-}
+  bool changeHeader(const std::string& name, int index, const std::string& value) override {
+    return smfi_chgheader(ctx_, text(name), index, value.empty() ? nullptr : text(value)) == MI_SUCCESS;
+  }
+  bool prependHeader(const std::string& name, const std::string& value) override {
+    return smfi_insheader(ctx_, 0, text(name), text(value)) == MI_SUCCESS;
+  }
+
+ private:
+  static char* text(const std::string& s) { return const_cast<char*>(s.c_str()); }
+  SMFICTX* ctx_;
+};
 
 // Everything decided at end of headers, so that DKIM sees the final headers
 // before the body chunks; acted upon at end of message.
 struct Prepared {
-  std::optional<Error> redis_error;
+  bool no_account = false;         // local_submission decides, nothing else runs
+  std::optional<Error> redis_error;  // before the plan: on_redis_failure alone decides
   std::string account, key_id;
   Event base;
-  std::vector<Event> events;
   std::vector<std::string> suppressed, kept;
+  std::vector<std::string> suppression_rule;  // per suppressed recipient
   MessageFacts facts;
   MessagePlan plan;
   std::vector<std::unique_ptr<DkimSigner>> signers;
   std::string dkim_error;  // set when signing failed; dkim_on_error decides
+  std::optional<Error> dkim_keys_error;  // the keys could not be read: on_redis_failure decides
   bool dkim_missing = false;  // no key for the domain
   std::string rewritten_from_domain;  // EMPTY-FROM rewritten: the default sender's domain
   std::string dkim_domain;            // the account's default signing domain
@@ -243,7 +276,7 @@ void startSigning(Prepared& p, const Config& config, RedisConn& redis, const Hea
   }
   auto loaded = g_context->dkim_keys->keysFor(redis, domains);
   if (!loaded) {
-    p.redis_error = loaded.error();
+    p.dkim_keys_error = loaded.error();
     return;
   }
   auto keys = selectSigningKeys(domain, *loaded, default_domain);
@@ -273,6 +306,13 @@ void prepare(SMFICTX* ctx, Connection& c) {
   const Config& config = *c.config;
   std::string qid = queueId(ctx);
   std::tie(p->account, p->key_id) = splitAuthUser(c.msg.auth_user);
+  // Non-SMTP mail never belongs to an account, even when an account's
+  // allowed network holds 127.0.0.1: any local user could send it.
+  if (p->account.empty() && c.non_smtp) {
+    p->no_account = true;
+    c.prepared = std::move(p);
+    return;
+  }
   auto lease = g_context->redis->acquire();
   if (!lease) {
     p->redis_error = lease.error();
@@ -290,12 +330,13 @@ void prepare(SMFICTX* ctx, Connection& c) {
   p->facts = extractFacts(c.msg.headers, config, now);
   MessageAccount data;
   if (!p->redis_error && !p->account.empty()) {
-    auto loaded = g_context->store->loadMessageAccount(redis, p->account, p->key_id, fromDomain(p->facts),
+    auto loaded = g_context->store->loadMessageAccount(redis, p->account, p->key_id, p->facts.from_domains,
                                                        p->facts.campaign, c.msg.rcpts);
     if (!loaded) p->redis_error = loaded.error();
     else data = std::move(*loaded);
   }
-  if (p->redis_error) {
+  p->no_account = !p->redis_error && p->account.empty();
+  if (p->redis_error || p->no_account) {
     c.prepared = std::move(p);
     return;
   }
@@ -308,24 +349,16 @@ void prepare(SMFICTX* ctx, Connection& c) {
   base.letter_id = p->facts.letter_id;
   base.from = recordedFrom(p->facts);
   // accept-and-drop: recipients the policy let through because they are
-  // stopped or bounced are removed and recorded as suppressed.
+  // stopped or bounced are removed and recorded as suppressed, unless the
+  // message rules refuse the whole message.
   for (const auto& rcpt : c.msg.rcpts) {
     Verdict v = data.policy.suppression == Suppression::AcceptAndDrop ? checkRecipient(rcpt, data.policy) : dunno();
-    if (v.rule.empty()) {
-      p->kept.push_back(rcpt);
-      continue;
-    }
-    p->suppressed.push_back(rcpt);
-    Event e = base;
-    e.rcpt = rcpt;
-    e.status = "suppressed";
-    e.text = v.rule;
-    p->events.push_back(std::move(e));
+    (v.rule.empty() ? p->kept : p->suppressed).push_back(rcpt);
+    if (!v.rule.empty()) p->suppression_rule.push_back(v.rule);
   }
   std::string hostname = c.hostname.empty() ? localHostname() : c.hostname;
   p->plan = decideMessage(p->facts, c.msg.headers, p->account, data, p->kept, config, now, hostname);
   p->base.message_id = p->plan.message_id;
-  for (Event& e : p->events) e.message_id = p->plan.message_id;
   p->rewritten_from_domain = data.default_sender.substr(data.default_sender.rfind('@') + 1);
   p->dkim_domain = data.dkim_domain;
   if (p->plan.verdict.action == Action::Dunno && p->plan.discard.empty() && !p->kept.empty()) {
@@ -352,6 +385,46 @@ sfsistat onBody(SMFICTX* ctx, unsigned char* chunk, size_t len) {
   });
 }
 
+// Mail without an account: local_submission passes it untouched (no rules,
+// no signature, no record: no account owns it; this line is its record) or
+// refuses it.
+sfsistat onNoAccount(SMFICTX* ctx, const Connection& c, const std::string& qid) {
+  Verdict v = checkLocalSubmission(*c.config);
+  if (v.action == Action::Reject) {
+    MG_LOG_INFO("%s: reject: END-OF-MESSAGE from %s: %s; from=<%s> nrcpt=%zu rule=%s", qid.c_str(),
+                printable(c.client).c_str(), v.reply.c_str(), printable(c.msg.sender).c_str(), c.msg.rcpts.size(),
+                v.rule.c_str());
+    setReply(ctx, v.reply);
+    return SMFIS_REJECT;
+  }
+  MG_LOG_INFO("%s: local: from=<%s> client=%s nrcpt=%zu; no account: passed untouched and unsigned (%s)",
+              qid.c_str(), printable(c.msg.sender).c_str(), printable(c.client).c_str(), c.msg.rcpts.size(),
+              v.rule.c_str());
+  return SMFIS_CONTINUE;
+}
+
+// Refuses the whole message: every envelope recipient is recorded with the
+// refusal (best effort: a lost record does not change the answer).
+sfsistat refuse(SMFICTX* ctx, const Connection& c, const Prepared& p, const std::string& qid, const Verdict& verdict,
+                RedisConn* redis) {
+  std::vector<Event> events;
+  for (const auto& rcpt : c.msg.rcpts) {
+    Event e = p.base;
+    e.rcpt = rcpt;
+    setRefusal(e, verdict.reply);
+    events.push_back(std::move(e));
+  }
+  Status st = redis ? recordMessage(*redis, *c.config, events, nullptr) : Status(Error{Error::Kind::Unavailable, "no connection"});
+  if (!st) MG_LOG_WARN("%s: refusal not recorded: %s", qid.c_str(), st.error().message.c_str());
+  MG_LOG_INFO("%s: %s: END-OF-MESSAGE from %s: %s; from=<%s> header_from=<%s> account=%s key=%s campaign=%s rule=%s",
+              qid.c_str(), verdict.action == Action::Reject ? "reject" : "tempfail", printable(c.client).c_str(),
+              verdict.reply.c_str(), printable(c.msg.sender).c_str(), printable(p.base.from).c_str(),
+              printable(p.account).c_str(), printable(p.key_id).c_str(), printable(p.base.campaign).c_str(),
+              verdict.rule.c_str());
+  setReply(ctx, verdict.reply);
+  return verdict.action == Action::Reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+}
+
 sfsistat onEom(SMFICTX* ctx) {
   return guarded(ctx, "eom", [&] {
     Connection& c = ensureConn(ctx);
@@ -362,11 +435,13 @@ sfsistat onEom(SMFICTX* ctx) {
       return SMFIS_TEMPFAIL;
     }
     Prepared& p = *c.prepared;
+    if (p.no_account) return onNoAccount(ctx, c, qid);
     if (p.redis_error) return onRedisFailure(ctx, c, qid, p.account, *p.redis_error);
+    // From here on a plan exists: without Redis it is still carried out and
+    // only its record is lost (on_redis_failure = accept).
     auto lease = g_context->redis->acquire();
-    if (!lease) return onRedisFailure(ctx, c, qid, p.account, lease.error());
-    RedisConn& redis = **lease;
-    std::vector<Event>& events = p.events;
+    RedisConn* redis = lease ? &**lease : nullptr;
+    std::vector<Event> events;
     auto addEvent = [&](const std::string& rcpt, const std::string& status, const std::string& code,
                         const std::string& text) {
       Event e = p.base;
@@ -376,52 +451,36 @@ sfsistat onEom(SMFICTX* ctx) {
       e.text = text;
       events.push_back(std::move(e));
     };
-    for (const auto& rcpt : p.suppressed) {
-      std::string bracketed = "<" + rcpt + ">";
+    auto record = [&](const QueueRecord* queue) {
+      return redis ? recordMessage(*redis, config, events, queue) : Status(lease.error());
+    };
+
+    const MessagePlan& plan = p.plan;
+    if (!p.dkim_error.empty()) MG_LOG_WARN("%s: dkim: %s", qid.c_str(), p.dkim_error.c_str());
+    EndOfMessage end = finishMessage(plan, p.kept.empty(),
+                                     {p.dkim_keys_error.has_value(), p.dkim_missing, !p.dkim_error.empty()}, config);
+    if (end.finish == Finish::Refuse) return refuse(ctx, c, p, qid, end.refusal, redis);
+    if (end.finish == Finish::RedisTempfail) return onRedisFailure(ctx, c, qid, p.account, *p.dkim_keys_error);
+    for (size_t i = 0; i < p.suppressed.size(); ++i) {
+      std::string bracketed = "<" + p.suppressed[i] + ">";
       if (smfi_delrcpt(ctx, bracketed.data()) != MI_SUCCESS) {
-        MG_LOG_WARN("%s: cannot remove recipient <%s>", qid.c_str(), printable(rcpt).c_str());
+        MG_LOG_WARN("%s: cannot remove recipient <%s>", qid.c_str(), printable(p.suppressed[i]).c_str());
       }
-      MG_LOG_INFO("%s: suppressed: to=<%s> account=%s", qid.c_str(), printable(rcpt).c_str(),
+      MG_LOG_INFO("%s: suppressed: to=<%s> account=%s", qid.c_str(), printable(p.suppressed[i]).c_str(),
                   printable(p.account).c_str());
+      addEvent(p.suppressed[i], "suppressed", "", p.suppression_rule[i]);
     }
-    if (p.kept.empty() && !p.suppressed.empty()) {
-      if (Status st = recordMessage(redis, config, events, nullptr); !st) {
-        return onRedisFailure(ctx, c, qid, p.account, st.error());
-      }
+    if (end.finish == Finish::DiscardSuppressed) {
+      if (Status st = record(nullptr); !st) return onRedisFailure(ctx, c, qid, p.account, st.error(), SMFIS_DISCARD);
       MG_LOG_INFO("%s: discard: no recipient left after suppression; account=%s", qid.c_str(),
                   printable(p.account).c_str());
       return SMFIS_DISCARD;
     }
-
-    const MessagePlan& plan = p.plan;
-    Verdict verdict = plan.verdict;
-    if (verdict.action == Action::Dunno && plan.discard.empty()) {
-      // DKIM problems: no key (dkim_required) or a signing error (dkim_on_error).
-      if (!p.dkim_error.empty() && config.dkim_on_error_tempfail) {
-        verdict = Verdict{Action::TempFail, "451 4.3.0 internal service error", "dkim_error"};
-      } else if (p.dkim_missing && config.dkim_required) {
-        verdict = Verdict{Action::TempFail, "451 4.3.0 internal service error", "dkim_no_key"};
-      }
-      if (!p.dkim_error.empty()) MG_LOG_WARN("%s: dkim: %s", qid.c_str(), p.dkim_error.c_str());
+    if (p.dkim_keys_error && plan.discard.empty()) {
+      MG_LOG_WARN("%s: dkim: keys unavailable, sending unsigned (on_redis_failure = accept): %s", qid.c_str(),
+                  p.dkim_keys_error->message.c_str());
     }
-    if (verdict.action != Action::Dunno) {
-      Event refusal = p.base;
-      setRefusal(refusal, verdict.reply);
-      for (const auto& rcpt : p.kept) addEvent(rcpt, refusal.status, refusal.code, refusal.text);
-      if (Status st = recordMessage(redis, config, events, nullptr); !st) {
-        MG_LOG_WARN("%s: refusal not recorded: %s", qid.c_str(), st.error().message.c_str());
-      }
-      MG_LOG_INFO("%s: %s: END-OF-MESSAGE from %s: %s; from=<%s> header_from=<%s> account=%s key=%s "
-                  "campaign=%s rule=%s",
-                  qid.c_str(), verdict.action == Action::Reject ? "reject" : "tempfail", printable(c.client).c_str(),
-                  verdict.reply.c_str(), printable(c.msg.sender).c_str(), printable(p.base.from).c_str(),
-                  printable(p.account).c_str(), printable(p.key_id).c_str(), printable(p.base.campaign).c_str(),
-                  verdict.rule.c_str());
-      std::string code = verdict.reply.substr(0, 3), dsn = verdict.reply.substr(4, 5);
-      std::string text = verdict.reply.substr(10);
-      smfi_setreply(ctx, code.data(), dsn.data(), text.data());
-      return verdict.action == Action::Reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
-    }
+    std::string dkim_note = end.dkim_note;
 
     for (const auto& rcpt : plan.sink_rcpts) {
       std::string bracketed = "<" + rcpt + ">";
@@ -432,45 +491,57 @@ sfsistat onEom(SMFICTX* ctx) {
     }
     const std::string& status = plan.discard == "sandbox" ? plan.discard : "accepted";
     for (const auto& rcpt : plan.deliver_rcpts) addEvent(rcpt, status, "250", "");
-    std::string dkim_note = p.dkim_missing ? " dkim=none" : p.dkim_error.empty() ? "" : " dkim=error";
     if (plan.discard.empty()) {
-      if (!applyEdits(ctx, plan.edits)) MG_LOG_WARN("%s: a header change was refused by the MTA", qid.c_str());
+      std::vector<std::string> signatures;
+      std::vector<std::string> signed_with;
       for (auto& signer : p.signers) {
         auto sig = signer->finish();
         if (!sig) {
           MG_LOG_WARN("%s: dkim: %s", qid.c_str(), sig.error().message.c_str());
           if (config.dkim_on_error_tempfail) {
-            smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.0"),
-                          const_cast<char*>("internal service error"));
+            setReply(ctx, kInternalError);
             return SMFIS_TEMPFAIL;
           }
           dkim_note = " dkim=error";
           continue;
         }
-        if (smfi_insheader(ctx, 0, const_cast<char*>("DKIM-Signature"), sig->data()) != MI_SUCCESS) {
-          MG_LOG_WARN("%s: dkim: the MTA refused the signature header", qid.c_str());
-        }
-        dkim_note += " dkim=" + signer->key().domain + "/" + signer->key().selector;
+        signatures.push_back(std::move(*sig));
+        signed_with.push_back(" dkim=" + signer->key().domain + "/" + signer->key().selector);
       }
+      MilterEditor mta(ctx);
+      EditOutcome edited = applyEdits(mta, plan.edits, signatures, config.dkim_on_error_tempfail);
+      if (!edited.refused.empty()) {
+        MG_LOG_WARN("%s: the MTA refused a header change (%s)%s", qid.c_str(), edited.refused.c_str(),
+                    edited.tempfail ? ": tempfail, a signature would not verify (dkim_on_error = tempfail)"
+                    : edited.signatures_dropped ? ": sent unsigned (dkim_on_error = accept-unsigned)" : "");
+      }
+      if (edited.tempfail) {
+        setReply(ctx, kInternalError);
+        return SMFIS_TEMPFAIL;
+      }
+      if (edited.signatures_dropped) dkim_note = " dkim=error";
+      else if (edited.signatures < signatures.size()) MG_LOG_WARN("%s: dkim: the MTA refused a signature header", qid.c_str());
+      else for (const auto& note : signed_with) dkim_note += note;
     }
-    QueueRecord record{qid, p.account, p.key_id, p.facts.campaign, p.facts.letter_id, p.base.from,
-                       sha256Hex(p.facts.subject).substr(0, 16), p.base.time_ms,
-                       static_cast<unsigned>(plan.deliver_rcpts.size()), plan.message_id};
-    if (Status st = recordMessage(redis, config, events, plan.discard.empty() ? &record : nullptr); !st) {
-      return onRedisFailure(ctx, c, qid, p.account, st.error());
+    QueueRecord queue{qid, p.account, p.key_id, p.facts.campaign, p.facts.letter_id, p.base.from,
+                      sha256Hex(p.facts.subject).substr(0, 16), p.base.time_ms,
+                      static_cast<unsigned>(plan.deliver_rcpts.size()), plan.message_id};
+    sfsistat planned = plan.discard.empty() ? SMFIS_CONTINUE : SMFIS_DISCARD;
+    if (Status st = record(plan.discard.empty() ? &queue : nullptr); !st) {
+      return onRedisFailure(ctx, c, qid, p.account, st.error(), planned);
     }
     if (!plan.discard.empty()) {
       MG_LOG_INFO("%s: discard (%s): from=<%s> nrcpt=%zu account=%s key=%s campaign=%s", qid.c_str(),
                   plan.discard.c_str(), printable(c.msg.sender).c_str(), p.kept.size(), printable(p.account).c_str(),
                   printable(p.key_id).c_str(), printable(p.base.campaign).c_str());
-      return SMFIS_DISCARD;
+      return planned;
     }
     MG_LOG_INFO("%s: accepted: from=<%s> nrcpt=%zu account=%s key=%s header_from=<%s> campaign=%s letter=%s%s%s%s",
                 qid.c_str(), printable(c.msg.sender).c_str(), plan.deliver_rcpts.size(), printable(p.account).c_str(),
                 printable(p.key_id).c_str(), printable(p.base.from).c_str(), printable(p.base.campaign).c_str(),
                 printable(p.base.letter_id).c_str(), plan.rule.empty() ? "" : " ", plan.rule.c_str(),
                 dkim_note.c_str());
-    return SMFIS_CONTINUE;
+    return planned;
   });
 }
 

@@ -1,13 +1,16 @@
 // main.cc — mailgate-milter(8): loads mailgate.conf, opens milter_listen,
-// sets the socket's access for Postfix and runs libmilter in a thread while
-// the main thread takes the signals: SIGHUP reloads the configuration (new
-// connections use it), SIGTERM stops libmilter after the messages in hand.
+// sets the socket's access for Postfix, switches to `user` and runs libmilter
+// in a thread while the main thread alone takes the signals
+// (libmilter_signals.cc): SIGHUP reloads the configuration (new connections
+// use it), SIGTERM stops libmilter after the messages in hand. A libmilter
+// that stops without being asked exits 1 (so systemd restarts it).
 #include <libmilter/mfapi.h>
 
 #include <csignal>
 #include <thread>
 
 #include "callbacks.h"
+#include "libmilter_signals.h"
 #include "mailgate/daemon.h"
 #include "mailgate/listen.h"
 #include "mailgate/log.h"
@@ -29,8 +32,13 @@ std::string socketPath(const std::string& spec) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  blockDaemonSignals();
   DaemonOptions options = parseDaemonArgs(argc, argv, "mailgate-milter");
   static LiveConfig live(startDaemon(options, "mailgate-milter"));
+  if (!milter::libmilterSignalsParked()) {
+    MG_LOG_ERR("fatal: sigwait() does not resolve to mailgate-milter's own; libmilter would stop on SIGHUP");
+    return 1;
+  }
   static milter::MilterContext context;
   context.live = &live;
   const std::shared_ptr<const Config> initial = live.get();
@@ -61,22 +69,23 @@ int main(int argc, char** argv) {
     }
   }
   detachUnlessForeground(options, "mailgate-milter");
-  // Signals are blocked everywhere and taken here with sigwait(): Linux hands
-  // a process signal to the main thread first, so libmilter's own signal
-  // thread (which would stop on SIGHUP) does not see them.
-  blockDaemonSignals();
+  dropPrivileges(config);
   probeRedis(config);
-  int rc = MI_SUCCESS;
+  ServiceExit service_exit;
   std::thread milter_thread([&] {
-    rc = smfi_main();
-    kill(getpid(), SIGTERM);  // stopped on its own: wake the main thread
+    int rc = smfi_main();
+    if (service_exit.serviceReturned(rc == MI_SUCCESS)) {
+      MG_LOG_ERR("libmilter stopped without a stop request (smfi_main returned %d); exiting with status 1", rc);
+      kill(getpid(), SIGTERM);  // wake the main thread
+    }
   });
   MG_LOG_INFO("listening on %s", config.milter_listen.c_str());
   serveUntilStopped(live, "listening on " + config.milter_listen,
                     [&](const Config& reloaded) { store.reconfigure(reloaded); });
+  service_exit.requestStop();
   smfi_stop();
   milter_thread.join();
   removePidFile();
   MG_LOG_INFO("stopped");
-  return rc == MI_SUCCESS ? 0 : 1;
+  return service_exit.status();
 }

@@ -1,7 +1,8 @@
 // main.cc — mailgate-policy(8): the Postfix policy service (also Exim's
 // readsocket endpoint) on policy_listen and the Dovecot-auth protocol server
-// for API-key SMTP AUTH on auth_listen. SIGHUP reloads the configuration
-// (new connections use it); SIGTERM finishes the requests in hand and exits.
+// for API-key SMTP AUTH on auth_listen, as `user` once both are open. SIGHUP
+// reloads the configuration (new connections use it); SIGTERM finishes the
+// requests in hand and exits.
 #include "auth_session.h"
 #include "listener.h"
 #include "mailgate/daemon.h"
@@ -31,6 +32,7 @@ void removeSocket(const Endpoint& endpoint) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  blockDaemonSignals();
   DaemonOptions options = parseDaemonArgs(argc, argv, "mailgate-policy");
   LiveConfig live(startDaemon(options, "mailgate-policy"));
   const std::shared_ptr<const Config> initial = live.get();
@@ -38,7 +40,7 @@ int main(int argc, char** argv) {
   UniqueFd policy_fd = listenOrExit("policy_listen", config.policy_listen, config);
   UniqueFd auth_fd = listenOrExit("auth_listen", config.auth_listen, config);
   detachUnlessForeground(options, "mailgate-policy");
-  blockDaemonSignals();
+  dropPrivileges(config);
 
   Store store(config);
   RedisSettings redis = RedisSettings::fromConfig(config);

@@ -29,7 +29,7 @@ int cmdAccount(const Args& a) {
   }
   if (sub == "set") {
     if (a.words.size() < 4) usage("account set NAME key=value...");
-    for (size_t i = 3; i < a.words.size(); ++i) orDie(ctx.admin.setAccount(name, a.words[i]));
+    orDie(ctx.admin.setAccount(name, {a.words.begin() + 3, a.words.end()}));
     if (!a.json) std::cout << "account " << name << " updated\n";
     else printJson({{"account", name}, {"updated", true}});
     return 0;

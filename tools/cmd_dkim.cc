@@ -84,6 +84,7 @@ int cmdDkim(const Args& a) {
     orDie(ctx.admin.putDkimKey(domain, selector, key, a.account));
     auto stored = orDie(ctx.admin.listDkimKeys(domain));
     std::erase_if(stored, [&](const DkimEntry& e) { return e.selector != selector; });
+    if (stored.empty()) die("DKIM key " + selector + " of " + domain + " was removed while it was being stored");
     if (!a.json) {
       std::cout << "DKIM key " << dkimAlgoName(key.algo) << " (" << key.bits << " bits) stored for " << stored[0].domain
                 << ", selector " << selector << "; publish:\n";

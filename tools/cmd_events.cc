@@ -39,11 +39,18 @@ nlohmann::json eventJson(const Event& e) {
 }
 
 std::vector<std::string> eventRow(const Event& e) {
-  return {utcTimestamp(e.time_ms), e.queue_id, e.status, e.account, e.key_id, e.campaign, e.from, e.rcpt, e.code, e.text};
+  return {utcTimestamp(e.time_ms), e.queue_id, e.status, e.account,   e.key_id, e.campaign,
+          e.letter_id,             e.from,     e.rcpt,   e.code,      e.text};
 }
 
-const std::vector<std::string> kEventHeader{"TIME",     "QUEUE-ID", "STATUS", "ACCOUNT", "KEY",
-                                            "CAMPAIGN", "FROM",     "RCPT",   "CODE",    "TEXT"};
+const std::vector<std::string> kEventHeader{"TIME",     "QUEUE-ID",  "STATUS", "ACCOUNT", "KEY", "CAMPAIGN",
+                                            "LETTER-ID", "FROM",     "RCPT",   "CODE",    "TEXT"};
+
+// A q:<queueid> field as shown: "time" (epoch milliseconds) in UTC ISO form.
+std::string recordValue(const std::string& name, const std::string& value) {
+  bool millis = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos && value.size() < 19;
+  return name == "time" && millis ? utcTimestamp(std::stoll(value)) : value;
+}
 
 void printEvents(const Args& a, const std::vector<Event>& events, bool header) {
   if (a.json) {
@@ -113,7 +120,8 @@ int cmdMessage(const Args& a) {
   if (a.json) {
     nlohmann::json rec = nlohmann::json::object();
     for (size_t i = 0; i + 1 < record->elements; i += 2) {
-      rec[replyString(record->element[i])] = replyString(record->element[i + 1]);
+      std::string name = replyString(record->element[i]);
+      rec[name] = recordValue(name, replyString(record->element[i + 1]));
     }
     nlohmann::json evs = nlohmann::json::array();
     for (const Event& e : events) evs.push_back(eventJson(e));
@@ -122,7 +130,8 @@ int cmdMessage(const Args& a) {
   }
   std::vector<std::vector<std::string>> rows{{"queue id:", qid}};
   for (size_t i = 0; i + 1 < record->elements; i += 2) {
-    rows.push_back({replyString(record->element[i]) + ":", replyString(record->element[i + 1])});
+    std::string name = replyString(record->element[i]);
+    rows.push_back({name + ":", recordValue(name, replyString(record->element[i + 1]))});
   }
   printTable(rows);
   std::cout << "\n";

@@ -118,7 +118,7 @@ int cmdLimit(const Args& a) {
   const char* text = "limit set NAME [--key KEYID] rate=N/s daily=N rcpts=N size=N";
   if (a.words.size() < 4 || a.words[1] != "set") usage(text);
   Context ctx(a);
-  for (size_t i = 3; i < a.words.size(); ++i) orDie(ctx.admin.setLimit(a.words[2], a.key_id, a.words[i]));
+  orDie(ctx.admin.setLimit(a.words[2], a.key_id, {a.words.begin() + 3, a.words.end()}));
   done(a, "limits of " + a.words[2] + (a.key_id.empty() ? "" : " (key " + a.key_id + ")") + " updated",
        {{"account", a.words[2]}, {"updated", true}});
   return 0;

@@ -93,19 +93,20 @@ int cmdStatus(const Args& a) {
     out["redis"] = {{"server", c.redis_server.toString()}, {"latency_ms", rtts[rtts.size() / 2]}};
     StoreKeys keys(c.redis_prefix);
     std::string stream = eventsStreamKey(c);
-    auto r = orDie(redis.pipeline({{"XLEN", stream},
-                                   {"XINFO", "GROUPS", stream},
-                                   {"SMEMBERS", keys.trackers()},
-                                   {"HGETALL", keys.refusedWithoutAccount(utcDate(nowMillis()))}}));
+    auto r = orDie(checkedPipeline(redis, {{"XLEN", stream},
+                                           {"SMEMBERS", keys.trackers()},
+                                           {"HGETALL", keys.refusedWithoutAccount(utcDate(nowMillis()))}}));
+    auto groups = redis.command({"XINFO", "GROUPS", stream});
+    if (!groups && !groups.error().message.starts_with("ERR no such key")) die(groups.error().message);
     out["events"] = r[0]->integer;
     nlohmann::json refused = nlohmann::json::object();
-    for (size_t i = 0; r[3]->type == REDIS_REPLY_ARRAY && i + 1 < r[3]->elements; i += 2) {
-      refused[replyString(r[3]->element[i])] = std::atoll(replyString(r[3]->element[i + 1]).c_str());
+    for (size_t i = 0; r[2]->type == REDIS_REPLY_ARRAY && i + 1 < r[2]->elements; i += 2) {
+      refused[replyString(r[2]->element[i])] = std::atoll(replyString(r[2]->element[i + 1]).c_str());
     }
     out["refused_without_account_today"] = refused;
     nlohmann::json backlog = nullptr;
-    for (size_t i = 0; r[1]->type == REDIS_REPLY_ARRAY && i < r[1]->elements; ++i) {
-      const redisReply* g = r[1]->element[i];
+    for (size_t i = 0; groups && i < (*groups)->elements; ++i) {
+      const redisReply* g = (*groups)->element[i];
       if (hashField(g, "name") != kWebhookGroup) continue;
       backlog = {{"pending", std::atoll(hashField(g, "pending").c_str())},
                  {"unread", std::atoll(hashField(g, "lag").c_str())}};
@@ -113,8 +114,8 @@ int cmdStatus(const Args& a) {
     out["webhook_backlog"] = backlog;
     nlohmann::json trackers = nlohmann::json::array();
     int64_t now = nowMillis();
-    for (size_t i = 0; i < r[2]->elements; ++i) {
-      std::string name = replyString(r[2]->element[i]);
+    for (size_t i = 0; i < r[1]->elements; ++i) {
+      std::string name = replyString(r[1]->element[i]);
       auto h = orDie(redis.command({"HGETALL", keys.tracker(name)}));
       int64_t beat = std::atoll(hashField(h.get(), "heartbeat").c_str());
       bool alive = beat > 0 && now - beat < 30000;

@@ -1,7 +1,8 @@
 // main.cc — mailgate-tracker(8): follows the Postfix log (tracker_log) and
 // records delivery results (recorder.h) in one thread, delivers webhooks
 // (webhooks.h) in another, until SIGTERM or the end of standard input.
-// SIGHUP reloads the configuration (webhook and retry settings).
+// SIGHUP reloads the configuration (webhook and retry settings). Started as
+// root it runs as `user`, which must be able to read tracker_log.
 #include <csignal>
 #include <thread>
 
@@ -79,13 +80,14 @@ void followLog(const LiveConfig& live, const std::string& node, const std::atomi
 }  // namespace
 
 int main(int argc, char** argv) {
+  blockDaemonSignals();
   DaemonOptions options = parseDaemonArgs(argc, argv, "mailgate-tracker");
   LiveConfig live(startDaemon(options, "mailgate-tracker"));
   const std::shared_ptr<const Config> initial = live.get();
   const Config& config = *initial;
   if (config.tracker_log == "-") options.no_detach = true;  // stdin is the log: stay attached
   detachUnlessForeground(options, "mailgate-tracker");
-  blockDaemonSignals();
+  dropPrivileges(config);  // before the threads: tracker_log is opened as `user`
 
   const std::string node = config.tracker_name.empty() ? localHostname() : config.tracker_name;
   std::atomic<bool> stop{false};

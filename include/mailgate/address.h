@@ -1,7 +1,8 @@
-// address.h — RFC 5321 envelope addresses: validating a Mailbox
-// (local-part "@" domain), normalising it (domain in lower case), the forms
-// a recipient is looked up under (with and without +tag), and the parent
-// domains a sending-domain entry may cover.
+// address.h — RFC 5321/6531 envelope addresses: validating a Mailbox
+// (local-part "@" domain, UTF-8 allowed), normalising it (domain in lower-case
+// A-label form), the key it is matched under, the forms a recipient is looked
+// up under (with and without +tag), and the parent domains a sending-domain
+// entry may cover.
 #pragma once
 
 #include <optional>
@@ -13,20 +14,25 @@ namespace mailgate {
 
 struct Mailbox {
   std::string local;   // as given (quoted local parts keep their quotes)
-  std::string domain;  // lower case; address literals keep their brackets
+  std::string domain;  // lower case, IDN labels as A-labels (xn--...); address literals keep their brackets
   std::string str() const { return local + "@" + domain; }
+  // The form stoplists and bounce sets store and match (mailgate-redis(7)):
+  // str() with the ASCII letters of the local part in lower case. Other
+  // letters of a UTF-8 local part are compared as given.
+  std::string key() const;
 };
 
 // Validates an RFC 5321 Mailbox: dot-atom or quoted-string local part (at
 // most 64 octets), "@", a hostname (LDH labels, at most 255 octets) or an
 // address literal. Surrounding <> are accepted. The empty address is invalid.
-// `utf8` also accepts non-ASCII bytes in the local part and domain labels
-// (RFC 6531/6532 internationalised addresses, as headers may carry them).
-std::optional<Mailbox> parseMailbox(std::string_view text, bool utf8 = false);
+// RFC 6531 internationalised addresses are accepted: UTF-8 in the dot-atom
+// local part, and IDN domains, which are converted to their A-label form
+// (IDNA2008 with UTS #46 mapping, libidn2); invalid UTF-8 or IDN is refused.
+std::optional<Mailbox> parseMailbox(std::string_view text);
 
-// The addresses a recipient is looked up under in stoplists and bounce sets:
-// itself and, when `subaddress` is on and the local part has a "+tag", the
-// base address without the tag. Each normalised.
+// The keys a recipient is looked up under in stoplists and bounce sets:
+// its key() and, when `subaddress` is on and the local part has a "+tag",
+// the key of the base address without the tag.
 std::vector<std::string> recipientForms(const Mailbox& rcpt, bool subaddress);
 
 // "a.b.example.com" -> {"b.example.com", "example.com", "com"}

@@ -1,6 +1,6 @@
 // admin.h — the writes behind mailgatectl: accounts, API keys and allowed
 // networks. Every function checks its input and returns a one-line Error for
-// unknown accounts, duplicates and bad values.
+// unknown accounts, duplicates, bad values and every Redis error reply.
 #pragma once
 
 #include <cstdint>
@@ -62,13 +62,31 @@ struct NewKey {
 // Account names: 1-64 of [A-Za-z0-9._-] (they appear in "ACCOUNT/KEYID").
 bool validAccountName(std::string_view name);
 
+// The only way Admin talks to Redis: no reply goes unchecked. command() and
+// pipeline() fail on the first error reply; transaction() runs its commands
+// as one MULTI/EXEC and fails when Redis refuses one of them (then nothing is
+// applied), discards the transaction, or answers one with an error inside
+// EXEC's result. The Error's message is Redis's own error text.
+class CheckedRedis {
+ public:
+  explicit CheckedRedis(RedisConn& conn) : conn_(conn) {}
+  Result<Reply> command(const Command& command) { return conn_.command(command); }
+  Result<std::vector<Reply>> pipeline(const std::vector<Command>& commands);
+  // The replies of `commands` (not of MULTI/EXEC), in order.
+  Result<std::vector<Reply>> transaction(const std::vector<Command>& commands);
+
+ private:
+  RedisConn& conn_;
+};
+
 class Admin {
  public:
   Admin(RedisConn& redis, const StoreKeys& keys) : redis_(redis), keys_(keys) {}
 
   Status addAccount(const std::string& name, const std::string& default_sender);
-  // `assignment` is "state=active|blocked|deleted" or "default_sender=ADDR".
-  Status setAccount(const std::string& name, const std::string& assignment);
+  // Each assignment is e.g. "state=active|blocked|deleted" or
+  // "default_sender=ADDR"; all are checked before any is stored.
+  Status setAccount(const std::string& name, const std::vector<std::string>& assignments);
   Result<AccountView> showAccount(const std::string& name);
 
   Result<NewKey> createKey(const std::string& account, bool smtp, bool sandbox);
@@ -93,9 +111,10 @@ class Admin {
   Result<std::vector<BounceEntry>> bouncedList(const std::string& address_or_empty);
   Result<std::string> bouncedRemove(const std::string& address);
 
-  // `assignment` is rate=N/s|N/m|N/h, daily=N, rcpts=N or size=N (0 or "none"
-  // removes the limit); with `key_id`, only rate= and it applies to that key.
-  Status setLimit(const std::string& account, const std::string& key_id, const std::string& assignment);
+  // Each assignment is rate=N/s|N/m|N/h, daily=N, rcpts=N or size=N (0 or
+  // "none" removes the limit); with `key_id`, only rate= and it applies to
+  // that key. All are checked before any is stored.
+  Status setLimit(const std::string& account, const std::string& key_id, const std::vector<std::string>& assignments);
 
   // Blocked campaigns: their messages get "550 5.7.1 issue is blocked".
   Status blockCampaign(const std::string& account, const std::string& campaign);
@@ -124,7 +143,7 @@ class Admin {
  private:
   Status requireAccount(const std::string& name);
 
-  RedisConn& redis_;
+  CheckedRedis redis_;
   const StoreKeys& keys_;
 };
 

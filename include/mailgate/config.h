@@ -34,6 +34,7 @@ struct Endpoint {
 enum class RedisFailure { TempFail, Accept };
 enum class AuthInternalError { Fail, Disconnect };
 enum class EmptyFromMode { Mark, Reject, Rewrite };
+enum class LocalSubmission { Pass, Reject };  // mail without an account
 
 struct Config {
   std::string path;  // file it was read from ("" for defaults)
@@ -56,6 +57,7 @@ struct Config {
   std::string milter_listen;  // libmilter socket spec
   unsigned socket_mode = 0660;
   std::string socket_group;
+  std::string user = "mailgate";  // a daemon started as root switches to it; "root" = stay
 
   RedisFailure on_redis_failure = RedisFailure::TempFail;
   uint64_t events_maxlen = 1000000;
@@ -68,8 +70,9 @@ struct Config {
   std::vector<std::string> required_headers;     // canonical spelling, e.g. "Message-Id"
   std::vector<std::string> add_missing_headers;  // subset the milter may add: Date, Message-Id
   EmptyFromMode empty_from = EmptyFromMode::Mark;
-  std::vector<std::string> sink_recipients;      // lower case
+  std::vector<std::string> sink_recipients;      // Mailbox::key() form
   bool strip_tag_headers = true;
+  LocalSubmission local_submission = LocalSubmission::Pass;
 
   std::string dkim_default_domain;
   std::chrono::seconds dkim_expire{0};

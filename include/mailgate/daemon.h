@@ -1,9 +1,11 @@
 // daemon.h — what every mailgate daemon does at start: parse -c/-f/-n/-p/-v,
 // load the config (one-line error naming file:line and exit 1 when it is
-// bad), open the log, detach unless -f or -n (writing a pid file), and tell
-// systemd (Type=notify) when it is ready, reloading or stopping.
+// bad), open the log, detach unless -f or -n (writing a pid file), switch to
+// the configured user, tell systemd (Type=notify) when it is ready, reloading
+// or stopping, and choose the exit status.
 #pragma once
 
+#include <atomic>
 #include <string>
 
 #include "mailgate/config.h"
@@ -41,6 +43,33 @@ void detachUnlessForeground(const DaemonOptions& options, const char* ident);
 
 // Removes the pid file written by detachUnlessForeground().
 void removePidFile();
+
+// When started as root and `user` is not root: switches to that user, its
+// group and its supplementary groups, and checks that root cannot be
+// regained; logs "running as user NAME (uid U, gid G)". Call after the
+// sockets and the pid file are open and before any thread starts. Exits 1
+// with one line when the user does not exist or a step fails. A daemon not
+// started as root keeps its identity (systemd's User= already chose it).
+void dropPrivileges(const Config& config);
+
+// The exit status of a daemon whose service loop runs in another thread:
+// 0 only when the loop returned cleanly after the main thread asked it to
+// stop; a loop that returns on its own (or fails) makes it 1, so that
+// systemd's Restart=on-failure restarts the daemon.
+class ServiceExit {
+ public:
+  // Main thread, before asking the loop to stop.
+  void requestStop() { stop_requested_ = true; }
+  // Service thread, when its loop returned; true when nobody asked it to
+  // stop (the caller then wakes the main thread).
+  bool serviceReturned(bool clean);
+  int status() const { return stopped_on_its_own_ || !clean_ ? 1 : 0; }
+
+ private:
+  std::atomic<bool> stop_requested_{false};
+  bool stopped_on_its_own_ = false;  // written by the service thread before the main thread joins it
+  bool clean_ = true;
+};
 
 // sd_notify(3) messages; no-ops when not started by systemd.
 void notifyReady(const std::string& status);

@@ -1,7 +1,8 @@
 // header.h — RFC 5322 header parsing for the message rules: unfolding,
 // RFC 2047 encoded words, and address lists with display names, comments,
 // quoted local parts, groups and the obsolete forms senders still produce
-// (no angle brackets, "Name <addr> (comment)"). Pure code, fuzzed.
+// (no angle brackets, "Name <addr> (comment)"); and a mailbox written back
+// as a folded header value. Pure code, fuzzed.
 #pragma once
 
 #include <optional>
@@ -30,7 +31,10 @@ struct HeaderAddress {
 // names are dropped, their members kept. Unparseable parts are skipped.
 std::vector<HeaderAddress> parseAddressList(std::string_view value);
 
-// The first mailbox of a From value, or nullopt: an EMPTY-FROM message.
-std::optional<HeaderAddress> parseFrom(std::string_view value);
+// `display` <`address`> as the value of a From (or To) header: the display
+// name quoted when printable ASCII, else as RFC 2047 encoded words (UTF-8,
+// each at most 75 octets), folded (LF + blank, RFC 5322 2.2.3) so that no line
+// of "From: value" passes 78 octets unless the address alone is longer.
+std::string formatMailbox(std::string_view display, std::string_view address);
 
 }  // namespace mailgate

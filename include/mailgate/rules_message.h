@@ -24,8 +24,9 @@ constexpr const char* kEmptyFrom = "EMPTY-FROM";
 
 // What the headers say, before any account data is needed.
 struct MessageFacts {
-  std::optional<HeaderAddress> from;  // nullopt: EMPTY-FROM (or no From at all)
+  std::optional<HeaderAddress> from;  // the first From mailbox; nullopt: EMPTY-FROM (or no From at all)
   bool has_from = false;
+  std::vector<std::string> from_domains;  // of every From mailbox (RFC 5322 allows several), each once
   std::string campaign;   // X-Campaign-Id, else the daily campaign YYYY-MM-DD (UTC)
   std::string letter_id;  // X-Letter-Id, may be empty
   std::string subject;
@@ -66,11 +67,46 @@ struct MessagePlan {
   std::string rule;           // for the log: empty_from=mark, ...
 };
 
-// `rcpts` are the envelope recipients left after suppression; `account`
-// may be empty (no AUTH and no allowed network): then only header rules apply.
+// Mail without an account (no AUTH and no allowed network, or non-SMTP mail
+// from sendmail(1)) is never held to an account's rules nor signed with its
+// keys: local_submission = pass lets it through untouched (Dunno), reject
+// refuses it.
+Verdict checkLocalSubmission(const Config& config);
+
+// `rcpts` are the envelope recipients left after suppression; `account` is
+// the sending account (never empty: see checkLocalSubmission).
 MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
                           int64_t now_ms, const std::string& hostname);
+
+// What DKIM signing set up at end of headers (and met in the body).
+struct SigningState {
+  bool keys_unreadable = false;  // Redis failed while the keys were read
+  bool no_key = false;           // no key for the domain (dkim_required)
+  bool failed = false;           // libopendkim failed (dkim_on_error)
+};
+
+// What the milter does at end of message before it makes its changes.
+enum class Finish {
+  Refuse,             // answer `refusal` (reject or tempfail) for every recipient
+  RedisTempfail,      // the keys could not be read, on_redis_failure = tempfail
+  DiscardSuppressed,  // every recipient was suppressed: drop the message
+  Carry,              // carry out the plan: deliver (edits, signatures) or its discard
+};
+
+struct EndOfMessage {
+  Finish finish = Finish::Carry;
+  Verdict refusal;        // Refuse
+  std::string dkim_note;  // for the log: " dkim=none", " dkim=error", " dkim=unavailable"
+};
+
+// The message rules first (a refused message is refused even when every
+// recipient is suppressed), then suppression, then, for a message that is
+// delivered, DKIM trouble: unreadable keys (on_redis_failure; with accept the
+// plan is carried out unsigned), a signing error (dkim_on_error), no key
+// (dkim_required).
+EndOfMessage finishMessage(const MessagePlan& plan, bool every_rcpt_suppressed, const SigningState& dkim,
+                           const Config& config);
 
 // The header as it will leave: `edits` applied to `received` (changes and
 // deletions in place, additions appended), which is what DKIM signs.

@@ -4,7 +4,9 @@
 
 namespace mailgate {
 
-// Call before starting any thread.
+// Call first in main(), before any thread starts (threads inherit the mask)
+// and before detaching: a signal sent during start-up then waits for the
+// main loop instead of killing the daemon.
 void blockDaemonSignals();
 
 // Blocks until SIGTERM, SIGINT or SIGHUP arrives and returns its number.

@@ -106,11 +106,12 @@ class Store {
                                           const std::string& sender_domain, const std::string& recipient);
 
   // What the message rules need at end of message, in one round trip: the
-  // account's state, EMPTY-FROM mode and default sender, the From domain's
-  // entries, whether `campaign` is blocked, whether the key is a sandbox key,
+  // account's state, EMPTY-FROM mode and default sender, the entries of the
+  // From domains (every From mailbox's), whether `campaign` is blocked, whether the key is a sandbox key,
   // and which recipients are in the stoplist or a bounce set.
   Result<MessageAccount> loadMessageAccount(RedisConn& redis, const std::string& account, const std::string& key_id,
-                                            const std::string& from_domain, const std::string& campaign,
+                                            const std::vector<std::string>& from_domains,
+                                            const std::string& campaign,
                                             const std::vector<std::string>& rcpts);
 
   const StoreKeys& keys() const { return keys_; }

@@ -58,7 +58,7 @@ class Stack:
     """One private stack. Call start(); always call stop() (tests use addCleanup)."""
 
     def __init__(self, on_redis_failure="tempfail", extra_config="", with_policy=True, socket_group="postfix",
-                 with_milter=True, with_tracker=False, tracker_log=None):
+                 with_milter=True, with_tracker=False, tracker_log=None, local_milter=False, user="root"):
         self.dir = tempfile.mkdtemp(prefix="mg-e2e-", dir="/var/tmp")
         os.chmod(self.dir, 0o755)
         self.redis_port = free_port()
@@ -72,6 +72,8 @@ class Stack:
                                        else "permit_sasl_authenticated, permit_mynetworks, reject")
         self.end_of_data_restrictions = policy % "" if with_policy else ""
         self.milters = "unix:%s/milter.sock" % self.dir if with_milter else ""
+        # local_milter: non_smtpd_milters = $smtpd_milters, as the recipe sets it.
+        self.non_smtpd_milters = "$smtpd_milters" if local_milter else ""
         self.daemons = ("policy", "milter", "tracker") if with_tracker else ("policy", "milter")
         self.postfix_started = False
         self.transport = []  # transport_maps lines, written at start_postfix()
@@ -87,9 +89,10 @@ class Stack:
                 "milter_listen = unix:%s/milter.sock\n"
                 "socket_group = %s\n"
                 "tracker_log = %s\n"
-                "on_redis_failure = %s\n%s"
+                "on_redis_failure = %s\n"
+                "user = %s\n%s"
                 % (self.redis_port, self.dir, self.dir, self.dir, socket_group,
-                   tracker_log or os.path.join(self.dir, "maillog"), on_redis_failure,
+                   tracker_log or os.path.join(self.dir, "maillog"), on_redis_failure, user,
                    extra_config)
             )
 
@@ -154,7 +157,7 @@ class Stack:
                   "sender_restrictions": self.sender_restrictions,
                   "recipient_restrictions": self.recipient_restrictions,
                   "end_of_data_restrictions": self.end_of_data_restrictions,
-                  "milters": self.milters}
+                  "milters": self.milters, "non_smtpd_milters": self.non_smtpd_milters}
         with open(self.path("transport"), "w") as f:
             f.write("".join(line + "\n" for line in self.transport))
         for name in ("main.cf", "master.cf"):
@@ -164,10 +167,14 @@ class Stack:
         self.postfix_started = True
         wait_for(lambda: can_connect(("127.0.0.1", self.smtp_port)), what="postfix smtpd")
 
-    def start_exim(self):
-        """A private Exim (Debian's exim4-daemon-heavy, unpacked) with contrib/exim included."""
+    def install_exim(self):
+        """Unpacks Exim and creates its Debian-exim user and group: a step before
+        the daemons, whose socket_group may be Debian-exim."""
         subprocess.run(["bash", os.path.join(EXIM_DIR, "install-exim.sh"), EXIM_ROOT], check=True,
                        capture_output=True)
+
+    def start_exim(self):
+        """A private Exim (Debian's exim4-daemon-heavy, unpacked by install_exim) with contrib/exim included."""
         if not os.path.lexists(EXIM_REEXEC):
             os.symlink(os.path.join(EXIM_ROOT, "usr/sbin/exim4"), EXIM_REEXEC)
             self.exim_symlink = True
@@ -205,7 +212,6 @@ class Stack:
                 self.postfix("abort")
             self.postfix_started = False
         self.exim_port = None
-        self.exim_symlink = False
         for name in list(self.procs):
             self._kill(name)
         if self.exim_symlink:
@@ -259,6 +265,19 @@ class Stack:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120,
                            **({"input": data} if data is not None else {"stdin": subprocess.DEVNULL}))
         return r.stdout + r.stderr
+
+    def sendmail(self, data, sender="root@localhost", to="bob@example.net"):
+        """Submits `data` with Postfix's sendmail(1) to the private instance (non-SMTP mail,
+        through pickup and cleanup); returns the queue id cleanup logged for it."""
+        def picked():
+            return set(re.findall(r"postfix/pickup\[\d+\]: (\w+): uid=", self.maillog()))
+
+        before = picked()
+        r = subprocess.run(["sendmail", "-C", self.path("postfix"), "-f", sender, to], input=data,
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("sendmail failed: " + r.stdout + r.stderr)
+        return wait_for(lambda: min(picked() - before, default=None), 30, "pickup of the submitted message")
 
     @staticmethod
     def queue_id(swaks_output):

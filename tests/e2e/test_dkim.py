@@ -1,10 +1,16 @@
 """test_dkim.py — DKIM signing by mailgate-milter through a real private
 Postfix: what smtp-sink receives verifies with python3-dkim (DNS answered
 from `mailgatectl dkim dns`) for RSA and Ed25519 (both sign), for folded
-headers, 8-bit bodies, a body without final newline, a 10 MB body, and
-headers mailgate changed; keys change without a restart."""
+headers, 8-bit bodies, a body without final newline, a 10 MB body, headers
+mailgate changed and a rewritten From with a display name longer than a
+line; keys change without a restart. Mail submitted with sendmail(1)
+(non_smtpd_milters, no account) is never signed."""
 
+import email.header
+import email.utils
 import json
+import re
+import signal
 import time
 import unittest
 
@@ -20,7 +26,7 @@ MESSAGE = ("From: {frm}\nTo: bob@example.net\nSubject: {subject}\nDate: Wed, 25 
 class Dkim(SharedStackTest):
     @classmethod
     def makeStack(cls):
-        return Stack(extra_config="dkim_default_domain = shop.example\ndkim_expire = 7d\n").start()
+        return Stack(extra_config="dkim_default_domain = shop.example\ndkim_expire = 7d\n", local_milter=True).start()
 
     @classmethod
     def prepare(cls):
@@ -46,6 +52,9 @@ class Dkim(SharedStackTest):
         out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data)
         qid = self.stack.queue_id(out)
         self.assertIsNotNone(qid, out[-1500:])
+        return self.received(qid)
+
+    def received(self, qid):
         # The sink writes the file as it receives it: read it once Postfix logged the delivery.
         wait_for(lambda: qid + ": to=<bob@example.net>" in self.stack.maillog() and "status=sent" in
                  self.stack.maillog().split(qid + ": to=<bob@example.net>", 1)[1][:400], 60, "delivery of " + qid)
@@ -107,6 +116,25 @@ class Dkim(SharedStackTest):
         self.assertIn(b'From: "Sales Team" <default@shop.example>', msg)
         self.assert_verifies(msg)
 
+    def test_long_rewritten_display_name_is_folded(self):
+        # EMPTY-FROM rewritten with a display name longer than a line (998 octets): folded by the
+        # milter into RFC 2047 words (or at blanks), so the signed header is the one delivered.
+        names = (" ".join(["Sales"] * 250), "x" * 1200, "Отдел продаж " * 50, "Продажи" * 100)
+        self.stack.ctl_ok("account", "set", "shop", "empty_from=rewrite")
+        try:
+            for name in names:
+                msg = self.send_and_receive(frm=name)
+                self.assert_verifies(msg)
+                header = msg.split(b"\r\n\r\n", 1)[0]
+                from_field = re.search(rb"(?ms)^From: .*?(?=^\S)", header + b"\r\nX").group(0)
+                for line in from_field.split(b"\r\n"):
+                    self.assertLessEqual(len(line), 78, from_field[:500])
+                decoded = str(email.header.make_header(email.header.decode_header(
+                    re.sub(r"\r\n[ \t]", " ", from_field[len(b"From: "):].decode().rstrip()))))
+                self.assertEqual(email.utils.parseaddr(decoded), (name.strip(), "default@shop.example"), name)
+        finally:
+            self.stack.ctl_ok("account", "set", "shop", "empty_from=mark")
+
     def test_ten_megabyte_body(self):
         # 10 MiB in lines of 64 bytes: Postfix's smtp client folds lines over 998 bytes
         # (smtp_line_length_limit), which would change a signed body on the way.
@@ -132,6 +160,48 @@ class Dkim(SharedStackTest):
         out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data)
         self.assertIn("<~* 451 4.3.0 internal service error", out)
         self.assertIn("dkim: ", self.stack.log("milter"))
+
+    def reload_milter(self, line):
+        """Appends `line` to mailgate.conf ("" restores it) and reloads mailgate-milter."""
+        with open(self.stack.conf) as f:
+            conf = f.read().split("# test:\n")[0]
+        with open(self.stack.conf, "w") as f:
+            f.write(conf + ("# test:\n" + line + "\n" if line else ""))
+        reloads = self.stack.log("milter").count("reload: configuration")
+        self.stack.procs["milter"].send_signal(signal.SIGHUP)
+        wait_for(lambda: self.stack.log("milter").count("reload: configuration") > reloads, 10, "milter reload")
+
+    def test_local_submission_is_never_signed(self):
+        """sendmail(1) with From: a customer's domain: no account, so delivered untouched and
+        unsigned (neither the From domain's key nor dkim_default_domain), even when an
+        account's allowed network holds 127.0.0.1; the account's own mail is still signed."""
+        self.stack.ctl_ok("net", "allow", "shop", "127.0.0.0/8")
+        try:
+            for frm in ("News <news@shop.example>", "cron@elsewhere.example"):
+                data = MESSAGE.format(frm=frm, subject="local%d" % time.time_ns(), extra="X-Campaign-Id: local-c",
+                                      body="from cron\n")
+                qid = self.stack.sendmail(data)
+                msg = self.received(qid)
+                self.assertNotIn(b"DKIM-Signature", msg)
+                self.assertIn(b"X-Campaign-Id: local-c", msg)  # no customer rules: untouched
+                self.assertNotIn(b"Feedback-ID", msg)
+                wait_for(lambda: qid + ": local: from=<root@localhost>" in self.stack.log("milter"), 10, "milter log")
+        finally:
+            self.stack.ctl_ok("net", "deny", "shop", "127.0.0.0/8")
+        self.assertEqual([e for e in self.stack.events(200) if e["queue_id"] == qid], [])
+        self.assert_verifies(self.send_and_receive())
+
+    def test_local_submission_reject(self):
+        self.reload_milter("local_submission = reject")
+        try:
+            data = MESSAGE.format(frm="news@shop.example", subject="refused", extra="", body="x\n")
+            qid = self.stack.sendmail(data)
+            line = wait_for(lambda: [l for l in self.stack.maillog().splitlines() if qid + ": milter-reject:" in l],
+                            30, "the milter's refusal")[0]
+            self.assertIn(": milter-reject: END-OF-MESSAGE from localhost[127.0.0.1]: "
+                          "5.7.1 mail without an account is not accepted here;", line)
+        finally:
+            self.reload_milter("")
 
     def test_keys_change_without_restart(self):
         self.stack.ctl_ok("dkim", "remove", "shop.example", "--selector", "e1")

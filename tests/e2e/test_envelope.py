@@ -1,13 +1,16 @@
 """test_envelope.py — the envelope rules of mailgate-policy through a real
 private Postfix with swaks: every reply text exactly as the sender sees it
 (Postfix adds its "<rcpt>: Recipient address rejected:" prefix), limits,
-and the refusal records (events, errors list)."""
+the refusal records (events, errors list), and SMTPUTF8 recipients."""
 
 import os
+import smtplib
+import ssl
+import subprocess
 import time
 import unittest
 
-from harness import SharedStackTest, Stack
+from harness import SharedStackTest, Stack, wait_for
 
 
 class Envelope(SharedStackTest):
@@ -50,6 +53,11 @@ class Envelope(SharedStackTest):
         self.stack.redis("SADD", "mg:bounced", "gone@example.net")
         self.assertIn(self.rcpt_rejected("550 5.0.0", "Stopped@example.NET", "Email is in the account stoplist"),
                       self.send(to="Stopped@example.NET"))
+        # Local parts match whatever the case of their ASCII letters (mailgate-redis(7)).
+        self.assertIn(self.rcpt_rejected("550 5.0.0", "STOPPED@example.net", "Email is in the account stoplist"),
+                      self.send(to="STOPPED@example.net"))
+        self.assertIn(self.rcpt_rejected("550 5.0.0", "Gone@Example.net", "Email has permanent delivery errors"),
+                      self.send(to="Gone@Example.net"))
         self.assertIn(self.rcpt_rejected("550 5.0.0", "gone@example.net", "Email has permanent delivery errors"),
                       self.send(to="gone@example.net"))
         self.assertIsNotNone(self.stack.queue_id(self.send(to="Stopped+tag@example.net")))
@@ -60,6 +68,66 @@ class Envelope(SharedStackTest):
         # One refused recipient does not stop the others.
         out = self.send(to="gone@example.net,ok@example.net")
         self.assertIsNotNone(self.stack.queue_id(out), out)
+
+    def enable_smtputf8(self):
+        """Postfix as shipped (smtputf8_enable = yes); the private main.cf turns it off for the other tests."""
+        subprocess.run(["postconf", "-c", self.stack.path("postfix"), "-e", "smtputf8_enable = yes"], check=True)
+        self.stack.postfix("reload")
+
+        def announced():
+            with smtplib.SMTP("127.0.0.1", self.stack.smtp_port, timeout=30) as smtp:
+                smtp.ehlo()
+                return smtp.has_extn("smtputf8")
+        wait_for(announced, 30, "SMTPUTF8 after postfix reload")
+
+    def smtp(self, key):
+        """An authenticated smtplib session (swaks cannot send SMTPUTF8)."""
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        smtp = smtplib.SMTP("127.0.0.1", self.stack.smtp_port, timeout=30)
+        smtp.starttls(context=context)
+        smtp.login("", key)
+        return smtp
+
+    def utf8_rcpt(self, rcpt):
+        """RCPT TO with SMTPUTF8: the reply as (code, text)."""
+        with self.smtp(self.key) as smtp:
+            self.assertEqual(smtp.mail("alice@shop.example", ["SMTPUTF8"])[0], 250)
+            code, text = smtp.rcpt(rcpt)
+            return code, text.decode()
+
+    def test_utf8_recipients_are_checked(self):
+        self.enable_smtputf8()
+        self.stack.ctl_ok("stoplist", "add", "shop", "Jörg@Bücher.example")
+        self.assertIn("jörg@xn--bcher-kva.example", self.stack.ctl("stoplist", "list", "shop").stdout)
+        self.stack.redis("SADD", "mg:bounced", "ölaf@xn--bcher-kva.example")  # as mailgate-tracker records it
+
+        def refused(rcpt, text):
+            return 550, "5.0.0 <%s>: Recipient address rejected: %s" % (rcpt, text)
+
+        for rcpt in ("jörg@bücher.example", "JöRG@BÜCHER.Example", "jörg@xn--bcher-kva.example"):
+            self.assertEqual(self.utf8_rcpt(rcpt), refused(rcpt, "Email is in the account stoplist"))
+        for rcpt in ("ölaf@bücher.example", "ölaf@Bücher.EXAMPLE"):
+            self.assertEqual(self.utf8_rcpt(rcpt), refused(rcpt, "Email has permanent delivery errors"))
+        self.assertEqual(self.utf8_rcpt("fine@bücher.example")[0], 250)
+        self.stack.ctl_ok("stoplist", "remove", "shop", "JöRG@XN--BCHER-KVA.example")
+        self.assertEqual(self.utf8_rcpt("jörg@bücher.example")[0], 250)
+        self.stack.ctl_ok("bounced", "remove", "ölaf@BÜCHER.example")
+        self.assertEqual(self.utf8_rcpt("ölaf@bücher.example")[0], 250)
+
+    def test_utf8_recipients_are_suppressed_in_the_milter(self):
+        self.enable_smtputf8()
+        key, _ = self.stack.make_key("utf8drop")
+        self.stack.ctl_ok("account", "set", "utf8drop", "suppression=accept-and-drop")
+        self.stack.ctl_ok("stoplist", "add", "utf8drop", "jörg@bücher.example")
+        with self.smtp(key) as smtp:
+            message = ("From: a@example.org\r\nTo: JöRG@Bücher.example\r\nSubject: utf8\r\n"
+                       "Date: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-Id: <utf8drop@example.org>\r\n\r\nhi\r\n")
+            smtp.sendmail("a@example.org", ["JöRG@Bücher.example"], message.encode(), mail_options=["SMTPUTF8"])
+        events = [e for e in self.stack.events(50) if e["account"] == "utf8drop"]
+        self.assertEqual([(e["status"], e["rcpt"], e["text"]) for e in events],
+                         [("suppressed", "JöRG@Bücher.example", "stoplist_suppressed")])
 
     def test_accept_and_drop_suppresses_in_the_milter(self):
         key, _ = self.stack.make_key("dropper")
@@ -84,6 +152,22 @@ class Envelope(SharedStackTest):
         time.sleep(1)
         self.assertEqual(len(self.stack.sink_messages()), before + 1)
         self.assertIn(qid + ": discard: no recipient left after suppression", self.stack.log("milter"))
+
+    def test_message_rules_apply_when_every_recipient_is_suppressed(self):
+        key, _ = self.stack.make_key("dropall")
+        self.stack.ctl_ok("account", "set", "dropall", "suppression=accept-and-drop")
+        self.stack.ctl_ok("stoplist", "add", "dropall", "quiet@example.net")
+        self.stack.ctl_ok("campaign", "block", "dropall", "bad-campaign")
+        blocked = self.send(key=key, sender="a@example.org", to="quiet@example.net",
+                            headers=("MIME-Version: 1.0", "Content-Type: text/plain", "X-Campaign-Id: bad-campaign"))
+        self.assertIn("<~* 550 5.7.1 issue is blocked", blocked)
+        unknown = self.stack.swaks("--h-From", "a@elsewhere.example", key=key, sender="a@example.org",
+                                   to="quiet@example.net")
+        self.assertIn("<~* 550 5.7.1 error/sender/unknown", unknown)
+        self.assertIsNone(self.stack.queue_id(blocked))
+        self.assertIsNone(self.stack.queue_id(unknown))
+        refused = [e for e in self.stack.events(50) if e["account"] == "dropall"]
+        self.assertEqual([(e["rcpt"], e["status"]) for e in refused], [("quiet@example.net", "rejected")] * 2)
 
     def test_size_and_recipient_limits(self):
         key, _ = self.stack.make_key("limited", create_account=True)

@@ -21,7 +21,7 @@ class Exim(SharedStackTest):
     def makeStack(cls):
         # Exim's processes run as Debian-exim: the daemons' sockets belong to that group.
         stack = Stack(socket_group="Debian-exim")
-        return stack.start(stack.start_redis, stack.start_sink, lambda: stack.start_daemons(names=("policy",)),
+        return stack.start(stack.install_exim, stack.start_redis, stack.start_sink, lambda: stack.start_daemons(names=("policy",)),
                            stack.start_exim)
 
     @classmethod

@@ -1,7 +1,8 @@
 """test_gateway.py — a message crosses a real private Postfix with
 mailgate-policy and mailgate-milter attached; its outcome is read back from
-real Redis. Also: Redis down with on_redis_failure = tempfail / accept, and
-recovery without restarting anything."""
+real Redis. Also: Redis down with on_redis_failure = tempfail / accept (which
+keeps what the plan decided: discards and header edits), and recovery
+without restarting anything."""
 
 import signal
 import time
@@ -116,6 +117,52 @@ class GatewayAccept(StackTest):
         wait_for(lambda: "accept without outcome record" in self.stack.log("milter"), 5, "milter log")
         self.assertIn(qid + ": accept without outcome record (on_redis_failure = accept)",
                       self.stack.log("milter"))
+
+
+class GatewayAcceptKeepsThePlan(StackTest):
+    """on_redis_failure = accept after the plan exists: a lost record or unreadable DKIM
+    keys must not undo the plan's discards and header edits."""
+    ON_REDIS_FAILURE = "accept"
+    TAGS = ("MIME-Version: 1.0", "Content-Type: text/plain", "X-Campaign-Id: c1", "X-Letter-Id: L1")
+
+    def delivered_to(self, count):
+        """Waits for `count` messages at the sink, then gives no more a second to arrive."""
+        self.stack.wait_delivered(count)
+        time.sleep(1)
+        messages = self.stack.sink_messages()
+        self.assertEqual(len(messages), count, [self.stack.sink_recipients(m) for m in messages])
+        return messages[-1]
+
+    def test_lost_record_keeps_discards_and_edits(self):
+        sandbox, _ = self.stack.make_key("acme", "--sandbox", create_account=False)
+        # Writes fail with NOREPLICAS, reads still work: every outcome record fails.
+        self.stack.redis("CONFIG", "SET", "min-replicas-to-write", "1")
+        q_sandbox = self.send_ok(key=sandbox)
+        q_sink = self.send_ok(to="test@test.ru")
+        q_mixed = self.send_ok(to="test@test.ru,carol@example.net", headers=self.TAGS)
+        path = self.delivered_to(1)
+        self.assertEqual(self.stack.sink_recipients(path), ["carol@example.net"])
+        header = self.stack.delivered_headers(path)
+        self.assertNotIn("X-Campaign-Id", header)
+        self.assertNotIn("X-Letter-Id", header)
+        self.assertIn("Feedback-ID: c1:acme:mailgate", header)
+        log = self.stack.log("milter")
+        for qid, what in ((q_sandbox, "discard"), (q_sink, "discard"), (q_mixed, "accept")):
+            self.assertIn(qid + ": %s without outcome record (on_redis_failure = accept)" % what, log)
+        self.stack.redis("CONFIG", "SET", "min-replicas-to-write", "0")
+        self.assertEqual(self.stack.events(), [])
+
+    def test_unreadable_dkim_keys_keep_the_edits(self):
+        # The DKIM keys of the From domain cannot be read (WRONGTYPE), the rest of Redis works.
+        self.stack.redis("SET", "mg:dkim:example.org", "not a hash")
+        qid = self.send_ok(to="carol@example.net", headers=self.TAGS)
+        header = self.stack.delivered_headers(self.delivered_to(1))
+        self.assertNotIn("X-Campaign-Id", header)
+        self.assertIn("Feedback-ID: c1:acme:mailgate", header)
+        self.assertNotIn("DKIM-Signature", header)
+        self.assertIn(qid + ": dkim: keys unavailable, sending unsigned (on_redis_failure = accept)",
+                      self.stack.log("milter"))
+        self.assertEqual([e["status"] for e in self.stack.events() if e["queue_id"] == qid], ["accepted"])
 
 
 if __name__ == "__main__":

@@ -52,6 +52,16 @@ class Message(SharedStackTest):
         errors = self.stack.ctl("errors", "shop").stdout
         self.assertIn("5.6.0 invalid X-Letter-Id", errors)
 
+    def test_every_from_mailbox_is_checked(self):
+        # RFC 5322 allows several From mailboxes (with a Sender:); each domain must be the account's.
+        for frm in ("Shop <news@shop.example>, Other <a@elsewhere.example>",
+                    "news@shop.example, a@elsewhere.example, b@shop.example",
+                    "Team: news@shop.example, a@elsewhere.example;"):
+            self.assertIn("<~* 550 5.7.1 error/sender/unknown", self.send(frm=frm, extra="Sender: news@shop.example"))
+        qid, header = self.delivered(self.send(frm="Shop <news@shop.example>, Sales <sales@shop.example>",
+                                               extra="Sender: news@shop.example"))
+        self.assertEqual(self.events_of(qid)[0]["from"], "news@shop.example")
+
     def test_empty_from_modes(self):
         qid, header = self.delivered(self.send(frm="Sales Team"))
         self.assertIn("X-Mailgate-From: EMPTY-FROM", header)
@@ -108,6 +118,12 @@ class Message(SharedStackTest):
         self.assertIn("campaign:        stats-test", message)
         self.assertIn("letter:          L1", message)
         self.assertIn("accepted", message)
+        self.assertRegex(message, r"\ntime: +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n")  # not epoch milliseconds
+        self.assertRegex(self.stack.ctl_ok("--json", "message", qid), r'"time": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"')
+        lines = self.stack.ctl_ok("events", "--account", "shop").splitlines()
+        header = lines[0].split()
+        row = next(line.split(None, len(header) - 1) for line in lines if qid in line)
+        self.assertEqual(dict(zip(header, row))["LETTER-ID"], "L1")
         stats = self.stack.ctl_ok("stats", "shop", "--campaign", "stats-test")
         self.assertIn("accepted  1", stats)
         self.assertRegex(stats, r"campaigns with their own counters: [1-9][0-9]* \(max_campaigns_per_day 1000, "

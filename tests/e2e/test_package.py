@@ -28,6 +28,8 @@ class InstalledPackage(unittest.TestCase):
         st = os.stat("/var/spool/postfix/mailgate")
         self.assertEqual((st.st_uid, grp.getgrgid(st.st_gid).gr_name, oct(st.st_mode & 0o777)),
                          (user.pw_uid, "postfix", "0o750"))
+        with open("/usr/share/doc/mailgate/copyright") as f:
+            self.assertIn("\nLicense: Apache-2.0\n", f.read())  # a distributable licence, not "proprietary"
         conf = os.stat(PACKAGED_CONF)
         self.assertEqual(oct(conf.st_mode & 0o777), "0o640")
         for unit in ("mailgate-policy", "mailgate-milter", "mailgate-tracker"):

@@ -11,7 +11,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
   for (const auto& a : mailgate::parseAddressList(in)) {
-    if (!mailgate::parseMailbox(a.address, true)) abort();
+    if (!mailgate::parseMailbox(a.address)) abort();
   }
   mailgate::decodeEncodedWords(in);
   mailgate::unfoldHeader(in);

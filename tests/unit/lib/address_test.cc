@@ -1,5 +1,5 @@
-// address_test.cc — RFC 5321 Mailbox validation, normalisation, recipient
-// forms with +tags, and parent domains.
+// address_test.cc — RFC 5321/6531 Mailbox validation, normalisation (IDN
+// domains to A-labels), match keys, recipient forms with +tags, and parent domains.
 #include "mailgate/address.h"
 
 #include <gtest/gtest.h>
@@ -30,6 +30,37 @@ TEST(Address, NormalisesTheDomainOnly) {
   EXPECT_EQ(m->str(), "John.Doe@example.com");
 }
 
+TEST(Address, KeyIgnoresTheCaseOfAsciiLetters) {
+  auto m = parseMailbox("John.Doe@EXAMPLE.Com");
+  EXPECT_EQ(m->key(), "john.doe@example.com");
+  EXPECT_EQ(parseMailbox("\"John Doe\"@Example.com")->key(), "\"john doe\"@example.com");
+}
+
+TEST(Address, Utf8LocalPartsAndIdnDomains) {
+  auto m = parseMailbox("<Jörg.Müller@Bücher.Example>");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->local, "Jörg.Müller");
+  EXPECT_EQ(m->domain, "xn--bcher-kva.example");
+  EXPECT_EQ(m->str(), "Jörg.Müller@xn--bcher-kva.example");
+  EXPECT_EQ(m->key(), "jörg.müller@xn--bcher-kva.example");
+  // The U-label and A-label forms of one address have one key, whatever the case of the domain.
+  for (const char* same : {"jörg.müller@BÜCHER.example", "JÖRG.MÜLLER@xn--bcher-kva.example",
+                           "jörg.müller@XN--BCHER-KVA.EXAMPLE"}) {
+    auto s = parseMailbox(same);
+    ASSERT_TRUE(s) << same;
+    EXPECT_EQ(s->domain, "xn--bcher-kva.example") << same;
+  }
+  EXPECT_EQ(parseMailbox("JöRG.MüLLER@BÜCHER.example")->key(), m->key());
+  EXPECT_EQ(parseMailbox("почта@пример.рф")->str(), "почта@xn--e1afmkfd.xn--p1ai");
+  EXPECT_EQ(parseMailbox(m->str())->str(), m->str());
+  for (std::string bad : std::vector<std::string>{"a\xff@example.com", "a\xc3@example.com", "\xc3\xa9\xc3@x.example",
+                                                  "a\xed\xa0\x80@x.example", "a\xc0\xaf@x.example",
+                                                  "a@b\xc3.example", "a@b\xff.example", "a@bü..example",
+                                                  "a@" + std::string(60, 'x') + "ü.example"}) {
+    EXPECT_FALSE(parseMailbox(bad).has_value()) << bad;
+  }
+}
+
 TEST(Address, NormalisedAddressLiteralsStillParse) {
   auto m = parseMailbox("a@[IPv6:2001:DB8::1]");
   ASSERT_TRUE(m);
@@ -38,12 +69,14 @@ TEST(Address, NormalisedAddressLiteralsStillParse) {
 }
 
 TEST(Address, RecipientForms) {
-  auto m = *parseMailbox("bob+news@Example.NET");
+  auto m = *parseMailbox("Bob+News@Example.NET");
   EXPECT_EQ(recipientForms(m, false), std::vector<std::string>{"bob+news@example.net"});
   EXPECT_EQ(recipientForms(m, true), (std::vector<std::string>{"bob+news@example.net", "bob@example.net"}));
   EXPECT_EQ(recipientForms(*parseMailbox("+x@example.net"), true), std::vector<std::string>{"+x@example.net"});
   // A base that is no address ("a.") is not looked up (found by fuzz_mailbox).
   EXPECT_EQ(recipientForms(*parseMailbox("a.+x@example.net"), true), std::vector<std::string>{"a.+x@example.net"});
+  EXPECT_EQ(recipientForms(*parseMailbox("Jörg+x@Bücher.example"), true),
+            (std::vector<std::string>{"jörg+x@xn--bcher-kva.example", "jörg@xn--bcher-kva.example"}));
 }
 
 TEST(Address, ParentDomains) {

@@ -46,9 +46,9 @@ const FromCase kFromCases[] = {
     {"alice@example.com, bob@example.com", "alice@example.com", ""},
     {"Alice\r\n <alice@example.com>", "alice@example.com", "Alice"},
     {"Alice\n\t<alice@example.com>", "alice@example.com", "Alice"},
-    {"Иван <ivan@пример.рф>", "ivan@пример.рф", "Иван"},
+    {"Иван <ivan@пример.рф>", "ivan@xn--e1afmkfd.xn--p1ai", "Иван"},
     {"ivan@xn--e1afmkfd.xn--p1ai", "ivan@xn--e1afmkfd.xn--p1ai", ""},
-    {"用户@例子.广告", "用户@例子.广告", ""},
+    {"用户@例子.广告", "用户@xn--fsqu00a.xn--4rr70v", ""},
     {"alice@[192.0.2.1]", "alice@[192.0.2.1]", ""},
     {"<@relay.example:alice@example.com>", "alice@example.com", ""},
     {"alice", "", ""},
@@ -69,7 +69,8 @@ const FromCase kFromCases[] = {
 TEST(Header, FromTable) {
   static_assert(sizeof kFromCases / sizeof kFromCases[0] >= 40);
   for (const auto& c : kFromCases) {
-    auto from = parseFrom(c.value);
+    auto list = parseAddressList(c.value);
+    auto from = list.empty() ? std::nullopt : std::optional<HeaderAddress>(list.front());
     if (std::string(c.address).empty()) {
       EXPECT_FALSE(from.has_value()) << "\"" << c.value << "\" gave " << (from ? from->address : "");
       continue;
@@ -85,6 +86,69 @@ TEST(Header, AddressLists) {
   ASSERT_EQ(list.size(), 5u);
   EXPECT_EQ(list[1].display, "B, b");
   EXPECT_EQ(list[4].address, "e@w.example");
+}
+
+TEST(Header, IdnDomainsBecomeALabels) {
+  auto list = parseAddressList("=?UTF-8?B?SsO2cmc=?= <Jörg@Bücher.example>, x@BÜCHER.example");
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].display, "Jörg");
+  EXPECT_EQ(list[0].address, "Jörg@xn--bcher-kva.example");
+  EXPECT_EQ(list[1].address, "x@xn--bcher-kva.example");
+}
+
+// Every line of "From: <value>" within 78 octets, and the value reads back as given.
+void expectFoldedMailbox(const std::string& display, const std::string& value) {
+  std::string field = "From: " + value;
+  size_t start = 0;
+  for (size_t nl = field.find('\n'); ; nl = field.find('\n', start)) {
+    std::string line = field.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    EXPECT_LE(line.size(), 78u) << line;
+    EXPECT_NE(line.find_first_not_of(" "), std::string::npos) << "blank line in " << value;
+    if (start > 0) {
+      EXPECT_EQ(line[0], ' ') << value;
+    }
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  auto back = parseAddressList(value);
+  ASSERT_EQ(back.size(), 1u) << value;
+  EXPECT_EQ(back[0].display, display) << value;
+  EXPECT_EQ(back[0].address, "default@shop.example") << value;
+}
+
+TEST(Header, FormatMailboxFoldsLongDisplayNames) {
+  EXPECT_EQ(formatMailbox("Sales Team", "default@shop.example"), "\"Sales Team\" <default@shop.example>");
+  EXPECT_EQ(formatMailbox("a \"b\" \\c", "d@shop.example"), "\"a \\\"b\\\" \\\\c\" <d@shop.example>");
+  EXPECT_EQ(formatMailbox("Иван", "default@shop.example"), "=?UTF-8?B?0JjQstCw0L0=?= <default@shop.example>");
+  EXPECT_EQ(formatMailbox("", "default@shop.example"), "<default@shop.example>");
+  EXPECT_EQ(formatMailbox("a  b", "d@shop.example"), "\"a  b\" <d@shop.example>");
+  EXPECT_EQ(formatMailbox(std::string(70, 'w'), "d@shop.example"), "\"" + std::string(70, 'w') + "\"\n <d@shop.example>");
+  std::string words;
+  for (int i = 0; i < 250; ++i) words += i ? " Sales" : "Sales";
+  std::string many_blanks = "a" + std::string(200, ' ') + "b";
+  for (const std::string& display : {words, std::string(1200, 'x'), std::string("Отдел продаж ") + std::string(900, 'y'),
+                                     std::string(600, 'z') + " end", many_blanks, std::string("tab\there"),
+                                     std::string(40, 'y') + std::string(70, 'z'), std::string(70, 'w'),
+                                     std::string(71, 'w')}) {
+    std::string value = formatMailbox(display, "default@shop.example");
+    expectFoldedMailbox(display, value);
+  }
+  std::string utf8;
+  for (int i = 0; i < 300; ++i) utf8 += "Продажи€𝄞";
+  std::string value = formatMailbox(utf8, "default@shop.example");
+  EXPECT_EQ(value.find("\"") , std::string::npos);
+  expectFoldedMailbox(utf8, value);
+  // Each encoded word is whole UTF-8 characters (RFC 2047 5.) and at most 75 octets.
+  for (size_t start = 0; start < value.size();) {
+    size_t end = value.find_first_of(" \n", start);
+    std::string word = value.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    start = end == std::string::npos ? value.size() : end + 1;
+    if (!word.starts_with("=?")) continue;
+    EXPECT_LE(word.size(), 75u);
+    std::string text = decodeEncodedWords(word);
+    ASSERT_FALSE(text.empty()) << word;
+    EXPECT_NE(static_cast<unsigned char>(text[0]) & 0xc0, 0x80) << word;
+  }
 }
 
 TEST(Header, TrimBlanks) {

@@ -1,6 +1,7 @@
 // limits_test.cc — the rate/quota script against a real redis-server: the
-// GCRA admits the configured rate (counted over time, not timed), refuses the
-// excess without consuming, per-key rates, and the daily quota.
+// GCRA admits the configured rate (counted over time, not timed) from 1/h to
+// 50,000/s, refuses the excess without consuming, per-key rates, and the
+// daily quota.
 #include "mailgate/limits.h"
 
 #include "mailgate/events.h"
@@ -51,6 +52,57 @@ TEST_F(LimitsTest, GcraAdmitsTheRateOverTimeAndRefusesTheExcess) {
   EXPECT_LE(admitted, 10 + static_cast<int>(10 * elapsed) + 2) << "elapsed " << elapsed;
   EXPECT_GT(refused, 100);
 }
+
+// From a fresh state a rate of N per period admits exactly its burst (N)
+// plus what the elapsed time earns: calls made within E seconds admit at most
+// N + floor(rate * E) (the calls' Redis times lie inside the measured window)
+// and at least min(calls, N). The calls are pipelined so that they outrun
+// even 50,000/s; on a machine too slow for that the upper bound still holds.
+struct RateCase {
+  Rate rate;
+  int calls;
+};
+void PrintTo(const RateCase& c, std::ostream* os) { *os << formatRate(c.rate) << ", " << c.calls << " calls"; }
+
+class GcraRates : public LimitsTest, public ::testing::WithParamInterface<RateCase> {};
+
+TEST_P(GcraRates, AdmitsTheBurstPlusTheElapsedTimeAndNoMore) {
+  const RateCase& c = GetParam();
+  account_.limits.rate = c.rate;
+  auto call = limitCall(keys_, account_, "k1", "20261125");
+  ASSERT_TRUE(call);
+  ASSERT_TRUE(redis_.command({"SCRIPT", "LOAD", limitScript().source}));
+  Command evalsha{"EVALSHA", limitScript().sha1, std::to_string(call->keys.size())};
+  evalsha.insert(evalsha.end(), call->keys.begin(), call->keys.end());
+  evalsha.insert(evalsha.end(), call->args.begin(), call->args.end());
+  constexpr int kBatch = 5000;
+  int admitted = 0, refused = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (int done = 0; done < c.calls; done += kBatch) {
+    auto replies = redis_.pipeline(std::vector<Command>(std::min(kBatch, c.calls - done), evalsha));
+    ASSERT_TRUE(replies) << replies.error().message;
+    for (const Reply& r : *replies) {
+      auto outcome = limitOutcome(r.get());
+      ASSERT_TRUE(outcome) << outcome.error().message;
+      (*outcome == LimitResult::Ok ? admitted : refused)++;
+    }
+  }
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double per_second = static_cast<double>(c.rate.count) * 1000.0 / static_cast<double>(c.rate.period_ms);
+  int burst = static_cast<int>(c.rate.count);
+  EXPECT_GE(admitted, std::min(c.calls, burst)) << "elapsed " << elapsed;
+  EXPECT_LE(admitted, burst + static_cast<int>(per_second * elapsed)) << "elapsed " << elapsed << " s";
+  EXPECT_EQ(admitted + refused, c.calls);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rates, GcraRates,
+                         ::testing::Values(RateCase{Rate{1, 3600000}, 5}, RateCase{Rate{10, 1000}, 40},
+                                           RateCase{Rate{800, 1000}, 3000}, RateCase{Rate{5000, 1000}, 20000},
+                                           RateCase{Rate{50000, 1000}, 200000}),
+                         [](const ::testing::TestParamInfo<RateCase>& info) {
+                           return std::to_string(info.param.rate.count) +
+                                  (info.param.rate.period_ms == 1000 ? "PerSecond" : "PerHour");
+                         });
 
 TEST_F(LimitsTest, PerKeyRateOnlyForThatKey) {
   account_.limits.key_rates["k1"] = Rate{2, 60000};

@@ -47,7 +47,7 @@ std::string runGolden(const std::filesystem::path& path) {
       account.domains[w[1]] = *parseDomainEntry(w[2]);
     } else if (w[0] == "stop" || w[0] == "bounced") {
       // Redis holds normalised addresses; the loader reports which forms are members.
-      (w[0] == "stop" ? account.stoplist : account.bounced).insert(parseMailbox(w[1])->str());
+      (w[0] == "stop" ? account.stoplist : account.bounced).insert(parseMailbox(w[1])->key());
     } else if (w[0] == "rcpts_before") {
       rcpts_before = std::stoull(w[1]);
     } else if (w[0] == "request") {

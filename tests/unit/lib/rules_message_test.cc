@@ -1,5 +1,6 @@
 // rules_message_test.cc — each message rule of the milter with its exact
-// reply, the EMPTY-FROM modes, tags and Feedback-ID, sink and sandbox.
+// reply, the EMPTY-FROM modes, tags and Feedback-ID, sink and sandbox, mail
+// without an account, and what end of message does with the plan.
 #include "mailgate/rules_message.h"
 
 #include <gtest/gtest.h>
@@ -122,6 +123,36 @@ TEST(RulesMessage, FromDomainMustBeASendingDomain) {
             "550 5.7.1 error/sender/unknown");
 }
 
+TEST(RulesMessage, EveryFromMailboxMustBeASendingDomain) {
+  Rules r;
+  for (const char* from : {"Shop <news@shop.example>, Other <a@other.example>", "news@shop.example, a@other.example",
+                           "Team: news@shop.example, a@other.example;"}) {
+    auto h = standard(from);
+    h.push_back({"Sender", "news@shop.example"});
+    auto p = r.plan(h);
+    EXPECT_EQ(p.verdict.reply, "550 5.7.1 error/sender/unknown") << from;
+    EXPECT_EQ(p.recorded_from, "news@shop.example") << from;
+  }
+  EXPECT_EQ(r.plan(standard("news@shop.example, a@mod.example")).verdict.reply, "550 5.7.1 error/sender/onmoderation");
+  auto f = extractFacts(standard("a@shop.example, B <b@Shop.Example>, c@mod.example"), r.config, kNow);
+  EXPECT_EQ(f.from_domains, (std::vector<std::string>{"shop.example", "mod.example"}));
+  EXPECT_EQ(r.plan(standard("news@shop.example, Sales <sales@shop.example>")).verdict.action, Action::Dunno);
+}
+
+TEST(RulesMessage, RewrittenFromIsFolded) {
+  Rules r;
+  MessageAccount a = shopAccount();
+  a.empty_from = EmptyFromMode::Rewrite;
+  std::string name;
+  for (int i = 0; i < 250; ++i) name += i ? " Sales" : "Sales";
+  auto p = r.plan(standard(name), a);
+  ASSERT_NE(findEdit(p, "From"), nullptr);
+  std::string value = findEdit(p, "From")->value;
+  EXPECT_NE(value.find('\n'), std::string::npos);
+  EXPECT_LT(value.find('\n'), 78u);
+  EXPECT_EQ(unfoldHeader(value), "\"" + name + "\" <default@shop.example>");
+}
+
 TEST(RulesMessage, Tags) {
   Rules r;
   auto h = standard();
@@ -171,13 +202,59 @@ TEST(RulesMessage, SinkAndSandbox) {
   EXPECT_EQ(r.plan(standard("a@other.example"), a).verdict.reply, "550 5.7.1 error/sender/unknown");
 }
 
-TEST(RulesMessage, WithoutAnAccountOnlyHeaderRulesApply) {
-  Rules r;
-  HeaderList h = standard("a@anything.example");
-  MessageFacts f = extractFacts(h, r.config, kNow);
-  auto p = decideMessage(f, h, "", MessageAccount{}, {"b@example.net"}, r.config, kNow, "mx");
-  EXPECT_EQ(p.verdict.action, Action::Dunno);
-  EXPECT_EQ(findEdit(p, "Feedback-ID"), nullptr);
+TEST(RulesMessage, MailWithoutAnAccountPassesOrIsRefusedByLocalSubmission) {
+  Config config = parseConfig("", "t.conf");
+  EXPECT_EQ(config.local_submission, LocalSubmission::Pass);
+  Verdict v = checkLocalSubmission(config);
+  EXPECT_EQ(v.action, Action::Dunno);
+  EXPECT_EQ(v.rule, "local_submission=pass");
+  config = parseConfig("local_submission = reject\n", "t.conf");
+  v = checkLocalSubmission(config);
+  EXPECT_EQ(v.action, Action::Reject);
+  EXPECT_EQ(v.reply, "550 5.7.1 mail without an account is not accepted here");
+  EXPECT_THROW(parseConfig("local_submission = sign\n", "t.conf"), ConfigError);
+}
+
+// End of message: the message rules before suppression (a blocked campaign is
+// refused even when every recipient is suppressed), DKIM trouble only for mail
+// that is delivered, and on_redis_failure = accept keeps the plan.
+TEST(FinishMessage, RulesThenSuppressionThenDkim) {
+  MessagePlan deliver, blocked, sandbox;
+  blocked.verdict = Verdict{Action::Reject, "550 5.7.1 issue is blocked", "campaign_blocked"};
+  sandbox.discard = "sandbox";
+  const std::string kInternal = "451 4.3.0 internal service error";
+  struct Case {
+    const char* name;
+    const MessagePlan& plan;
+    bool all_suppressed;
+    SigningState dkim;
+    const char* conf;
+    Finish finish;
+    std::string reply, note;
+  };
+  const Case cases[] = {
+      {"plain", deliver, false, {}, "", Finish::Carry, "", ""},
+      {"blocked, every rcpt suppressed", blocked, true, {}, "", Finish::Refuse, "550 5.7.1 issue is blocked", ""},
+      {"every rcpt suppressed", deliver, true, {}, "", Finish::DiscardSuppressed, "", ""},
+      {"sandbox, keys unreadable", sandbox, false, {true, false, false}, "", Finish::Carry, "", ""},
+      {"keys unreadable, tempfail", deliver, false, {true, false, false}, "", Finish::RedisTempfail, "", ""},
+      {"keys unreadable, accept", deliver, false, {true, false, false}, "on_redis_failure = accept\n", Finish::Carry,
+       "", " dkim=unavailable"},
+      {"signing failed", deliver, false, {false, false, true}, "", Finish::Refuse, kInternal, ""},
+      {"signing failed, accept-unsigned", deliver, false, {false, false, true}, "dkim_on_error = accept-unsigned\n",
+       Finish::Carry, "", " dkim=error"},
+      {"no key", deliver, false, {false, true, false}, "", Finish::Carry, "", " dkim=none"},
+      {"no key, dkim_required", deliver, false, {false, true, false}, "dkim_required = yes\n", Finish::Refuse,
+       kInternal, ""},
+      {"sandbox, no key, dkim_required", sandbox, false, {false, true, false}, "dkim_required = yes\n", Finish::Carry,
+       "", ""},
+  };
+  for (const Case& c : cases) {
+    EndOfMessage end = finishMessage(c.plan, c.all_suppressed, c.dkim, parseConfig(c.conf, "t.conf"));
+    EXPECT_EQ(end.finish, c.finish) << c.name;
+    EXPECT_EQ(end.refusal.reply, c.reply) << c.name;
+    EXPECT_EQ(end.dkim_note, c.note) << c.name;
+  }
 }
 
 TEST(RulesMessage, Rfc5322Date) { EXPECT_EQ(rfc5322Date(0), "Thu, 01 Jan 1970 00:00:00 +0000"); }

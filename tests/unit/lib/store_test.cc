@@ -7,6 +7,7 @@
 #include "mailgate/account_policy.h"
 #include "mailgate/admin.h"
 #include "mailgate/crypto.h"
+#include "mailgate/rules_message.h"
 #include "redis_server.h"
 
 using namespace mailgate;
@@ -60,7 +61,7 @@ TEST_F(StoreTest, CreatedKeyIsFoundStoredOnlyAsHashAndRevocable) {
 TEST_F(StoreTest, AccountStateAndKeyFlagsReachTheLookup) {
   ASSERT_TRUE(admin_.addAccount("acme", ""));
   auto k = admin_.createKey("acme", false, false);
-  ASSERT_TRUE(admin_.setAccount("acme", "state=blocked"));
+  ASSERT_TRUE(admin_.setAccount("acme", {"state=blocked"}));
   Store store(config());
   auto found = store.lookupKey(redis_, k->key, "");
   EXPECT_FALSE(found->info.smtp);
@@ -105,9 +106,9 @@ TEST_F(StoreTest, AdminErrors) {
   EXPECT_EQ(admin_.addAccount("x", "not-an-address").error().message,
             "bad default sender \"not-an-address\": expected local@domain");
   EXPECT_EQ(admin_.createKey("ghost", true, false).error().message, "unknown account \"ghost\"");
-  EXPECT_EQ(admin_.setAccount("acme", "state=sleeping").error().message,
+  EXPECT_EQ(admin_.setAccount("acme", {"state=sleeping"}).error().message,
             "bad state \"sleeping\": expected active, blocked or deleted");
-  EXPECT_EQ(admin_.setAccount("acme", "colour=red").error().message,
+  EXPECT_EQ(admin_.setAccount("acme", {"colour=red"}).error().message,
             "unknown account setting \"colour\" (state, default_sender, suppression, subaddress, empty_from, dkim_domain)");
   EXPECT_EQ(admin_.allowNet("acme", "192.0.2.0/33").error().message,
             "bad CIDR \"192.0.2.0/33\": expected e.g. 192.0.2.0/24 or 2001:db8::/32");
@@ -134,8 +135,8 @@ TEST_F(StoreTest, LoadsOnlyWhatTheRulesNeedInOneRoundTrip) {
   ASSERT_TRUE(admin_.addDomain("acme", "other.example", "prohibited", false));
   ASSERT_TRUE(admin_.stoplistAdd("acme", "Bob@EXAMPLE.net"));
   ASSERT_TRUE(redis_.command({"SADD", "mg:bounced", "gone@example.net"}));
-  ASSERT_TRUE(admin_.setAccount("acme", "subaddress=yes"));
-  ASSERT_TRUE(admin_.setLimit("acme", "", "rate=5/s"));
+  ASSERT_TRUE(admin_.setAccount("acme", {"subaddress=yes"}));
+  ASSERT_TRUE(admin_.setLimit("acme", "", {"rate=5/s"}));
   Store store(config());
   auto p = store.loadAccountPolicy(redis_, "acme", "mail.corp.example", "Bob+x@example.net");
   ASSERT_TRUE(p) << p.error().message;
@@ -144,10 +145,21 @@ TEST_F(StoreTest, LoadsOnlyWhatTheRulesNeedInOneRoundTrip) {
   EXPECT_EQ(p->limits.rate.count, 5u);
   EXPECT_EQ(p->domains.size(), 1u);
   EXPECT_TRUE(p->domains.at("corp.example").subdomains);
-  EXPECT_EQ(p->stoplist, std::set<std::string>{"Bob@example.net"});
+  EXPECT_EQ(p->stoplist, std::set<std::string>{"bob@example.net"});
   auto q = store.loadAccountPolicy(redis_, "acme", "", "gone@example.net");
   ASSERT_TRUE(q);
   EXPECT_EQ(q->bounced, std::set<std::string>{"gone@example.net"});
+  // UTF-8 addresses and IDN domains (SMTPUTF8): stored and found under their key.
+  EXPECT_EQ(*admin_.stoplistAdd("acme", "Jörg@Bücher.example"), "jörg@xn--bcher-kva.example");
+  auto u = store.loadAccountPolicy(redis_, "acme", "", "JöRG@BÜCHER.example");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->stoplist, std::set<std::string>{"jörg@xn--bcher-kva.example"});
+  auto m = store.loadMessageAccount(redis_, "acme", "", {"corp.example", "mail.corp.example", "other.example"}, "c",
+                                    {"jörg@xn--bcher-kva.example", "BOB@example.net"});
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->policy.stoplist, (std::set<std::string>{"bob@example.net", "jörg@xn--bcher-kva.example"}));
+  EXPECT_EQ(m->policy.domains.size(), 2u);  // corp.example (for itself and its subdomain) and other.example
+  ASSERT_TRUE(admin_.stoplistRemove("acme", "JöRG@xn--BCHER-kva.example"));
   auto missing = store.loadAccountPolicy(redis_, "ghost", "x.example", "");
   ASSERT_TRUE(missing);
   EXPECT_FALSE(missing->exists);
@@ -175,14 +187,14 @@ TEST_F(StoreTest, DomainStoplistBouncedAndLimitAdmin) {
   EXPECT_EQ(admin_.bouncedList("")->size(), 1u);
   EXPECT_EQ(*admin_.bouncedRemove("gone@example.net"), "gone@example.net");
   EXPECT_EQ(admin_.bouncedRemove("gone@example.net").error().message, "gone@example.net is not in a bounce list");
-  EXPECT_EQ(admin_.setLimit("acme", "", "rate=fast").error().message, "bad rate \"fast\": expected N/s, N/m or N/h");
-  EXPECT_EQ(admin_.setLimit("acme", "", "speed=1").error().message,
+  EXPECT_EQ(admin_.setLimit("acme", "", {"rate=fast"}).error().message, "bad rate \"fast\": expected N/s, N/m or N/h");
+  EXPECT_EQ(admin_.setLimit("acme", "", {"speed=1"}).error().message,
             "unknown limit \"speed\" (rate, daily, rcpts, size)");
-  EXPECT_EQ(admin_.setLimit("acme", "k1", "daily=5").error().message, "only rate= can be set per key");
-  EXPECT_EQ(admin_.setLimit("acme", "knope", "rate=1/s").error().message,
+  EXPECT_EQ(admin_.setLimit("acme", "k1", {"daily=5"}).error().message, "only rate= can be set per key");
+  EXPECT_EQ(admin_.setLimit("acme", "knope", {"rate=1/s"}).error().message,
             "unknown key id \"knope\" for account \"acme\"");
-  ASSERT_TRUE(admin_.setLimit("acme", "", "daily=100"));
-  ASSERT_TRUE(admin_.setLimit("acme", "", "daily=none"));
+  ASSERT_TRUE(admin_.setLimit("acme", "", {"daily=100"}));
+  ASSERT_TRUE(admin_.setLimit("acme", "", {"daily=none"}));
   auto daily = redis_.command({"HEXISTS", "mg:acct:{acme}", "daily"});
   EXPECT_EQ((*daily)->integer, 0);
 }

@@ -55,7 +55,7 @@ TEST(Tracking, HardBounceSuppressesOnly51x) {
   ASSERT_EQ(u.events.size(), 1u);
   EXPECT_EQ(u.events[0].status, "bounced");
   ASSERT_EQ(u.suppress.size(), 1u);
-  EXPECT_EQ(u.suppress[0].address, "Gone@example.net");
+  EXPECT_EQ(u.suppress[0].address, "gone@example.net");  // the key the policy looks up
   EXPECT_EQ(u.suppress[0].account, "acme");
   EXPECT_EQ(u.suppress[0].dsn, "5.1.1");
   EXPECT_EQ(u.suppress[0].queue_id, "1A2B3C4D5E");
