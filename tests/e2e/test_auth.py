@@ -4,7 +4,10 @@ auth socket spoken to directly as Exim does. Every failure text is asserted
 exactly as the sender sees it."""
 
 import base64
+import re
+import smtplib
 import socket
+import ssl
 import time
 import unittest
 
@@ -76,6 +79,45 @@ class SmtpAuth(AuthTest):
         key, key_id = self.stack.make_key("acme")
         time.sleep(0.5)
         self.assert_delivered(self.stack.swaks(key=key), "acme", key_id)
+
+
+class AbandonedAuth(unittest.TestCase):
+    """Postfix never tells the auth server that a client gave up an exchange."""
+
+    def setUp(self):
+        self.stack = Stack()
+        self.addCleanup(self.stack.stop)
+        # One smtpd process, so every session below shares its one auth connection.
+        self.stack.postconf_edits.append(["-Fe", "127.0.0.1:%d/inet/process_limit=1" % self.stack.smtp_port])
+        self.stack.start()
+
+    def session(self):
+        s = smtplib.SMTP("127.0.0.1", self.stack.smtp_port, timeout=30)
+        self.addCleanup(s.close)
+        s.ehlo()
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+        s.starttls(context=tls)
+        s.ehlo()
+        return s
+
+    def test_100_aborted_logins_then_a_good_key_on_the_same_smtpd(self):
+        key, _ = self.stack.make_key("acme")
+        aborted = 0
+        while aborted < 100:
+            s = self.session()
+            for _ in range(min(9, 100 - aborted)):  # below smtpd_soft_error_limit: no error sleep
+                self.assertEqual(s.docmd("AUTH", "LOGIN"), (334, b"VXNlcm5hbWU6"))
+                self.assertEqual(s.docmd("*"), (501, b"5.7.0 Authentication aborted"))
+                aborted += 1
+            s.quit()
+        s = self.session()
+        self.assertEqual(s.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0\0" + key.encode()).decode()),
+                         (235, b"2.7.0 Authentication successful"))
+        s.quit()
+        pids = set(re.findall(r"postfix/smtpd\[(\d+)\]: connect from", self.stack.maillog()))
+        self.assertEqual(len(pids), 1, "not one smtpd process: %s" % pids)
 
 
 class SmtpAuthDisconnectMode(AuthTest):
