@@ -1,17 +1,20 @@
 """test_auth.py — API-key SMTP AUTH through a real private Postfix (STARTTLS,
-smtpd_sasl_type = dovecot) against mailgate-policy's auth server, and the
-auth socket spoken to directly as Exim does. Every failure text is asserted
-exactly as the sender sees it."""
+smtpd_sasl_type = dovecot) against mailgate-policy's auth server, by swaks,
+nodemailer (installed with npm under the build directory when missing) and
+curl, and the auth socket spoken to directly as Exim does. Every failure text
+is asserted exactly as the sender sees it."""
 
 import base64
+import os
 import re
 import smtplib
 import socket
 import ssl
+import subprocess
 import time
 import unittest
 
-from harness import Stack
+from harness import BUILD_DIR, Stack
 
 AUTH_FAILED = "<~* 535 5.7.8 Error: authentication failed: "
 TEMP_FAILED = "<~* 454 4.7.0 Temporary authentication failure: Connection lost to authentication server"
@@ -25,7 +28,9 @@ class AuthTest(unittest.TestCase):
         self.addCleanup(self.stack.stop)
 
     def assert_delivered(self, out, account, key_id, count=1):
-        qid = self.stack.queue_id(out)
+        self.assert_recorded(self.stack.queue_id(out), out, account, key_id, count)
+
+    def assert_recorded(self, qid, out, account, key_id, count):
         self.assertIsNotNone(qid, out + self.stack.diagnostics())
         self.stack.wait_delivered(count)
         events = {e["queue_id"]: e for e in self.stack.events()}
@@ -79,6 +84,50 @@ class SmtpAuth(AuthTest):
         key, key_id = self.stack.make_key("acme")
         time.sleep(0.5)
         self.assert_delivered(self.stack.swaks(key=key), "acme", key_id)
+
+
+class ClientLibraries(AuthTest):
+    """Clients that refuse a blank username send the account name or "apikey"."""
+    NODE_DIR = os.path.join(BUILD_DIR, "e2e-node")
+
+    def nodemailer(self, method, user, key):
+        modules = os.path.join(self.NODE_DIR, "node_modules")
+        if not os.path.isdir(os.path.join(modules, "nodemailer")):
+            subprocess.run(["npm", "install", "--prefix", self.NODE_DIR, "--no-audit", "--no-fund", "--loglevel=error",
+                            "nodemailer@6"], check=True, capture_output=True, timeout=300)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node", "send.js")
+        r = subprocess.run(["node", script, str(self.stack.smtp_port), method, user, key], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, NODE_PATH=modules))
+        return r.stdout + r.stderr
+
+    def curl(self, user, key):
+        message = "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: curl e2e\r\n" \
+                  "Date: Mon, 30 Nov 2026 10:00:00 +0000\r\nMessage-Id: <curl-e2e@example.org>\r\n" \
+                  "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nsent with curl\r\n"
+        r = subprocess.run(["curl", "-sS", "-v", "--ssl-reqd", "--insecure", "smtp://127.0.0.1:%d" % self.stack.smtp_port,
+                            "--mail-from", "alice@example.org", "--mail-rcpt", "bob@example.net",
+                            "--user", user + ":" + key, "--login-options", "AUTH=PLAIN", "--upload-file", "-"],
+                           input=message, capture_output=True, text=True, timeout=60)
+        return r.stdout + r.stderr
+
+    @staticmethod
+    def queued(out):
+        m = re.search(r"250 2\.0\.0 Ok: queued as (\w+)", out)
+        return m.group(1) if m else None
+
+    def test_nodemailer_account_and_apikey_users_curl_blank_user(self):
+        key, key_id = self.stack.make_key("acme")
+        out = self.nodemailer("PLAIN", "acme", key)
+        self.assert_recorded(self.queued(out), out, "acme", key_id, 1)
+        out = self.nodemailer("LOGIN", "apikey", key)
+        self.assert_recorded(self.queued(out), out, "acme", key_id, 2)
+        self.assertEqual(self.nodemailer("LOGIN", "someone", key).strip(),
+                         "error: Invalid login: 535 5.7.8 Error: authentication failed: wrong api key")
+        out = self.curl("", key)
+        self.assertIn("> AUTH PLAIN\n", out)  # then the blank-user PLAIN message:
+        self.assertIn("\n> %s\n" % base64.b64encode(b"\0\0" + key.encode()).decode(), out)
+        self.assert_recorded(self.queued(out), out, "acme", key_id, 3)
+        self.assertNotIn(key, self.stack.log("policy") + self.stack.maillog())
 
 
 class AbandonedAuth(unittest.TestCase):
