@@ -266,8 +266,9 @@ class Stack:
         return r.stdout + r.stderr
 
     @staticmethod
-    def queue_id(swaks_output):
-        m = re.search(r"<[-~]  250 2\.0\.0 Ok: queued as (\w+)", swaks_output)
+    def queue_id(client_output):
+        """The queue id in Postfix's reply to DATA, as swaks, curl -v or nodemailer print it."""
+        m = re.search(r"250 2\.0\.0 Ok: queued as (\w+)", client_output)
         return m.group(1) if m else None
 
     def sink_messages(self):
