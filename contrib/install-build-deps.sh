@@ -10,10 +10,13 @@ PACKAGES=(
   libcurl4-openssl-dev libsystemd-dev libidn2-dev debhelper dpkg-dev lintian fakeroot
   postfix redis-server swaks libnet-ssleay-perl openssl python3 python3-dkim groff-base
   man-db bsdextrautils
+  curl nodejs npm
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  # A Node.js installed from elsewhere (e.g. NodeSource, which bundles npm) will do.
+  case "$p" in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then

@@ -3,6 +3,7 @@
 // the Authenticator's; this file only speaks the protocol.
 #include "mailgate/auth_proto.h"
 
+#include <algorithm>
 #include <charconv>
 #include <strings.h>
 #include <vector>
@@ -13,7 +14,6 @@ namespace mailgate {
 namespace {
 
 constexpr size_t kMaxCredentialBytes = 1024;
-constexpr size_t kMaxPendingRequests = 64;
 const char* kUsernameChallenge = "VXNlcm5hbWU6";  // "Username:"
 const char* kPasswordChallenge = "UGFzc3dvcmQ6";  // "Password:"
 
@@ -89,8 +89,9 @@ std::string escapeAuthField(std::string_view field) {
 }
 
 AuthSession::AuthSession(Authenticator& authenticator, unsigned pid, unsigned connection_id,
-                         std::string cookie_hex)
-    : auth_(authenticator), pid_(pid), connection_id_(connection_id), cookie_(std::move(cookie_hex)) {}
+                         std::string cookie_hex, std::chrono::steady_clock::duration pending_ttl)
+    : auth_(authenticator), pid_(pid), connection_id_(connection_id), cookie_(std::move(cookie_hex)),
+      pending_ttl_(pending_ttl) {}
 
 std::string AuthSession::handshake() const {
   return "VERSION\t1\t2\n"
@@ -127,11 +128,13 @@ AuthSession::Next AuthSession::onAuth(std::string_view line, std::string& out) {
   if (fields.size() < 3) return Next::Close;
   auto id = parseId(fields[1]);
   if (!id) return Next::Close;
-  if (pending_.count(*id) || pending_.size() >= kMaxPendingRequests) {
+  if (pending_.count(*id)) {
     fail(*id, "authentication request in progress", false, out);
     return Next::Continue;
   }
+  dropAbandoned();
   Pending p;
+  p.since = std::chrono::steady_clock::now();
   if (strncasecmp(std::string(fields[2]).c_str(), "PLAIN", 6) == 0) p.mech = "PLAIN";
   else if (strncasecmp(std::string(fields[2]).c_str(), "LOGIN", 6) == 0) p.mech = "LOGIN";
   else {
@@ -152,6 +155,15 @@ AuthSession::Next AuthSession::onAuth(std::string_view line, std::string& out) {
     return Next::Continue;
   }
   return step(*id, p, *resp, out);
+}
+
+void AuthSession::dropAbandoned() {
+  auto expired_before = std::chrono::steady_clock::now() - pending_ttl_;
+  std::erase_if(pending_, [&](const auto& entry) { return entry.second.since <= expired_before; });
+  if (pending_.size() < kMaxPendingAuthRequests) return;
+  auto oldest = std::min_element(pending_.begin(), pending_.end(),
+                                 [](const auto& a, const auto& b) { return a.second.since < b.second.since; });
+  pending_.erase(oldest);
 }
 
 AuthSession::Next AuthSession::onCont(std::string_view line, std::string& out) {

@@ -153,6 +153,11 @@ const std::vector<Param>& params() {
        }},
       {"policy_idle_timeout", "330s",
        [](Config& c, std::string_view v) { c.policy_idle_timeout = parseDuration(v); }},
+      {"policy_max_connections", "1000",
+       [](Config& c, std::string_view v) {
+         c.policy_max_connections = static_cast<unsigned>(parseUnsigned(v, 1000000, "expected 1 to 1000000"));
+         if (c.policy_max_connections == 0) throw std::invalid_argument("expected 1 to 1000000");
+       }},
       {"auth_listen", "unix:/var/spool/postfix/mailgate/auth",
        [](Config& c, std::string_view v) { c.auth_listen = parseEndpointOrThrow(v, "inet"); }},
       {"auth_cache_ttl", "5s",

@@ -89,6 +89,7 @@ PolicyScope policyScope(const PolicyRequest& req) {
   const std::string& context = req.get("policy_context");
   if (context == "sender") return PolicyScope::Sender;
   if (context == "recipient") return PolicyScope::Recipient;
+  if (context == "relay") return PolicyScope::Relay;
   return PolicyScope::All;
 }
 

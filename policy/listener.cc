@@ -1,9 +1,12 @@
-// listener.cc — epoll worker loops: accept, read, hand bytes to the session,
+// listener.cc — epoll worker loops: accept (up to policy_max_connections, and
+// without spinning when descriptors run out), read, hand bytes to the session,
 // write its answers (EPOLLOUT when the socket is full), close gracefully
 // (shutdown + drain, so the last answer is not lost to a reset), idle timeout.
 #include "listener.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -19,8 +22,58 @@ using Clock = std::chrono::steady_clock;
 constexpr int kMaxEvents = 64;
 constexpr size_t kMaxDrainBytes = 1024 * 1024;
 constexpr std::chrono::milliseconds kDrainTimeout{2000};
+// How long the listening socket is not watched when no descriptor is left
+// even to refuse a connection.
+constexpr std::chrono::milliseconds kFdBackoff{100};
+
+// One of the listener's policy_max_connections, held while a connection lives.
+class ConnectionSlot {
+ public:
+  ConnectionSlot(std::atomic<unsigned>& open, unsigned max) : open_(&open) {
+    if (open.fetch_add(1) >= max) release();
+  }
+  ~ConnectionSlot() { release(); }
+  ConnectionSlot(ConnectionSlot&& o) noexcept : open_(std::exchange(o.open_, nullptr)) {}
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(ConnectionSlot&&) = delete;
+  explicit operator bool() const { return open_ != nullptr; }
+
+ private:
+  void release() {
+    if (open_ != nullptr) open_->fetch_sub(1);
+    open_ = nullptr;
+  }
+  std::atomic<unsigned>* open_;
+};
+
+UniqueFd openSpareFd() { return UniqueFd(open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+
+enum class NoFds { No, Refused, Stuck };
+
+// Accepts one connection. Without a free descriptor it refuses one instead
+// (the spare makes room to accept and close it: Refused), or cannot (Stuck).
+UniqueFd acceptOne(int listen_fd, ListenerState& state, NoFds& no_fds) {
+  std::lock_guard<std::mutex> lock(state.accept_mutex);
+  UniqueFd fd(accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  no_fds = fd.get() < 0 && (errno == EMFILE || errno == ENFILE) ? NoFds::Stuck : NoFds::No;
+  if (no_fds == NoFds::No) return fd;
+  int err = errno;
+  if (state.spare.get() < 0) state.spare = openSpareFd();
+  if (state.spare.get() >= 0) {
+    state.spare.reset();
+    UniqueFd refused(accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
+    if (refused.get() >= 0) no_fds = NoFds::Refused;
+    refused.reset();
+    state.spare = openSpareFd();
+  }
+  errno = err;
+  return fd;
+}
 
 struct Connection {
+  explicit Connection(ConnectionSlot s) : slot(std::move(s)) {}
+  ConnectionSlot slot;
   UniqueFd fd;
   std::unique_ptr<Session> session;
   std::string out;
@@ -34,8 +87,9 @@ struct Connection {
 
 class Loop {
  public:
-  Loop(const ListenerOptions& options, int listen_fd, int stop_fd, const SessionFactory& factory)
-      : options_(options), listen_fd_(listen_fd), stop_fd_(stop_fd), factory_(factory),
+  Loop(const ListenerOptions& options, ListenerState& state, int listen_fd, int stop_fd,
+       const SessionFactory& factory)
+      : options_(options), state_(state), listen_fd_(listen_fd), stop_fd_(stop_fd), factory_(factory),
         worker_(options.redis), ep_(epoll_create1(EPOLL_CLOEXEC)) {}
 
   void run() {
@@ -48,10 +102,14 @@ class Loop {
     epoll_event events[kMaxEvents];
     bool stopping = false;
     while (!stopping) {
-      int n = epoll_wait(ep_.get(), events, kMaxEvents, 1000);
+      int n = epoll_wait(ep_.get(), events, kMaxEvents, paused_ ? static_cast<int>(kFdBackoff.count()) : 1000);
       if (n < 0 && errno != EINTR) {
         MG_LOG_ERR("%s: epoll_wait: %m", options_.name.c_str());
         break;
+      }
+      if (paused_ && Clock::now() >= resume_at_) {
+        watch(listen_fd_, EPOLLIN | EPOLLEXCLUSIVE, EPOLL_CTL_ADD);
+        paused_ = false;
       }
       for (int i = 0; i < n; ++i) {
         int fd = events[i].data.fd;
@@ -77,21 +135,50 @@ class Loop {
   }
 
   void accept() {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    NoFds no_fds = NoFds::No;
+    UniqueFd fd = acceptOne(listen_fd_, state_, no_fds);
+    if (fd.get() < 0) {
+      if (no_fds != NoFds::No) outOfFds(no_fds == NoFds::Stuck);
+      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         MG_LOG_WARN("%s: accept: %m", options_.name.c_str());
       }
       return;
     }
-    auto c = std::make_unique<Connection>();
-    c->fd = UniqueFd(fd);
+    ConnectionSlot slot(state_.open, options_.max_connections);
+    if (!slot) {  // closed at once: the client sees the connection closed, not a hang
+      if (!state_.at_cap.exchange(true)) {
+        MG_LOG_WARN("%s: %u connections open, the most it serves; closing new connections until some end",
+                    options_.name.c_str(), options_.max_connections);
+      }
+      return;
+    }
+    bool was_refusing = state_.at_cap.exchange(false);
+    if (state_.out_of_fds.exchange(false) || was_refusing) {
+      MG_LOG_INFO("%s: accepting connections again", options_.name.c_str());
+    }
+    auto c = std::make_unique<Connection>(std::move(slot));
+    int raw = fd.get();
+    c->fd = std::move(fd);
     c->session = factory_(worker_);
     c->out = c->session->greeting();
-    watch(fd, EPOLLIN, EPOLL_CTL_ADD);
+    watch(raw, EPOLLIN, EPOLL_CTL_ADD);
     Connection& ref = *c;
-    conns_.emplace(fd, std::move(c));
-    if (!flush(ref)) close(fd);
+    conns_.emplace(raw, std::move(c));
+    if (!flush(ref)) close(raw);
+  }
+
+  // accept4 found no free descriptor. When not even the spare could refuse
+  // the connection (`stuck`), it stays queued and the socket readable, so
+  // retrying at once would spin: the socket is not watched for kFdBackoff.
+  void outOfFds(bool stuck) {
+    if (!state_.out_of_fds.exchange(true)) {
+      MG_LOG_WARN("%s: accept: %m; closing new connections until descriptors are free (raise LimitNOFILE "
+                  "or lower policy_max_connections)", options_.name.c_str());
+    }
+    if (!stuck) return;
+    epoll_ctl(ep_.get(), EPOLL_CTL_DEL, listen_fd_, nullptr);
+    paused_ = true;
+    resume_at_ = Clock::now() + kFdBackoff;
   }
 
   void serve(int fd, uint32_t events) {
@@ -157,10 +244,13 @@ class Loop {
   }
 
   const ListenerOptions& options_;
+  ListenerState& state_;
   int listen_fd_, stop_fd_;
   const SessionFactory& factory_;
   Worker worker_;
   UniqueFd ep_;
+  bool paused_ = false;  // listening socket not watched until resume_at_
+  Clock::time_point resume_at_;
   std::unordered_map<int, std::unique_ptr<Connection>> conns_;
 };
 
@@ -175,8 +265,9 @@ Listener::Listener(ListenerOptions options, UniqueFd listen_fd, SessionFactory f
 Listener::~Listener() { stop(); }
 
 void Listener::start() {
+  state_.spare = openSpareFd();
   for (unsigned i = 0; i < options_.workers; ++i) {
-    threads_.emplace_back([this] { Loop(options_, listen_fd_.get(), stop_fd_.get(), factory_).run(); });
+    threads_.emplace_back([this] { Loop(options_, state_, listen_fd_.get(), stop_fd_.get(), factory_).run(); });
   }
 }
 

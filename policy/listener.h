@@ -4,9 +4,11 @@
 // or Dovecot auth) turns input bytes into output; this file does I/O only.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -45,6 +47,19 @@ struct ListenerOptions {
   unsigned workers = 2;
   std::chrono::milliseconds idle_timeout{330000};
   RedisSettings redis;
+  unsigned max_connections = 1000;  // more are accepted and closed at once
+};
+
+// What the worker loops of one listener share: the open connection count,
+// whether a refusal episode (over the cap, out of descriptors) was logged, and
+// a spare descriptor (with the lock every accept takes) that makes room to
+// refuse a connection when descriptors run out.
+struct ListenerState {
+  std::atomic<unsigned> open{0};
+  std::atomic<bool> at_cap{false};
+  std::atomic<bool> out_of_fds{false};
+  std::mutex accept_mutex;
+  UniqueFd spare;
 };
 
 class Listener {
@@ -57,12 +72,11 @@ class Listener {
   void stop();
 
  private:
-  void workerLoop();
-
   ListenerOptions options_;
   UniqueFd listen_fd_;
   UniqueFd stop_fd_;
   SessionFactory factory_;
+  ListenerState state_;
   std::vector<std::thread> threads_;
 };
 

@@ -3,6 +3,10 @@
 // for API-key SMTP AUTH on auth_listen, as `user` once both are open. SIGHUP
 // reloads the configuration (new connections use it); SIGTERM finishes the
 // requests in hand and exits.
+#include <sys/resource.h>
+
+#include <algorithm>
+
 #include "auth_session.h"
 #include "listener.h"
 #include "mailgate/daemon.h"
@@ -25,6 +29,25 @@ UniqueFd listenOrExit(const char* what, const Endpoint& endpoint, const Config& 
   return std::move(*fd);
 }
 
+// The connections each listener serves: policy_max_connections, after the
+// soft open-files limit was raised towards what that needs on both listeners
+// (up to the hard limit), or fewer if the limit leaves less room beside the
+// daemon's own descriptors (each worker's epoll and Redis connection, spares).
+unsigned maxConnections(const Config& config) {
+  rlim_t reserve = 32 + 4 * static_cast<rlim_t>(config.policy_workers);
+  rlim_t want = 2 * static_cast<rlim_t>(config.policy_max_connections) + reserve;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= want) return config.policy_max_connections;
+  rlimit raised{std::min(want, limit.rlim_max), limit.rlim_max};
+  if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  if (limit.rlim_cur >= want) return config.policy_max_connections;
+  auto fit = static_cast<unsigned>(std::max<rlim_t>(1, limit.rlim_cur > reserve ? (limit.rlim_cur - reserve) / 2 : 1));
+  MG_LOG_WARN("open files limited to %llu (RLIMIT_NOFILE): serving at most %u connections per listener, not "
+              "policy_max_connections = %u; raise LimitNOFILE", static_cast<unsigned long long>(limit.rlim_cur), fit,
+              config.policy_max_connections);
+  return fit;
+}
+
 void removeSocket(const Endpoint& endpoint) {
   if (endpoint.kind == Endpoint::Kind::Unix) unlink(endpoint.path.c_str());
 }
@@ -42,12 +65,16 @@ int main(int argc, char** argv) {
   detachUnlessForeground(options, "mailgate-policy");
   dropPrivileges(config);
 
+  const unsigned max_connections = maxConnections(config);
   Store store(config);
   RedisSettings redis = RedisSettings::fromConfig(config);
   probeRedis(config);
-  Listener policy({"policy", config.policy_workers, config.policy_idle_timeout, redis}, std::move(policy_fd),
+  auto listenerOptions = [&](const char* name) {
+    return ListenerOptions{name, config.policy_workers, config.policy_idle_timeout, redis, max_connections};
+  };
+  Listener policy(listenerOptions("policy"), std::move(policy_fd),
                   [&](Worker& w) { return std::make_unique<PolicySession>(live.get(), store, w.redis); });
-  Listener auth({"auth", config.policy_workers, config.policy_idle_timeout, redis}, std::move(auth_fd),
+  Listener auth(listenerOptions("auth"), std::move(auth_fd),
                 [&](Worker& w) { return std::make_unique<AuthConnection>(live.get(), store, w.redis); });
   policy.start();
   auth.start();

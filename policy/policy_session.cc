@@ -25,12 +25,15 @@ void PolicySession::startTransaction(const std::string& instance) {
 }
 
 Verdict PolicySession::evaluate(const PolicyRequest& req, Event& event) {
+  PolicyScope scope = policyScope(req);
   std::optional<std::string> pinned;
   if (req.get("sasl_username").empty()) {
     auto account = store_.accountForAddress(redis_, req.get("client_address"));
     if (!account) {
       event.text = account.error().message;
-      return redisFailureVerdict(config_.on_redis_failure);
+      // Relay check: "accept" would mean either an open relay (OK) or a
+      // permanent "Relay access denied" for pinned clients (DUNNO); ask to retry.
+      return redisFailureVerdict(scope == PolicyScope::Relay ? RedisFailure::TempFail : config_.on_redis_failure);
     }
     pinned = *account;
   }
@@ -38,9 +41,9 @@ Verdict PolicySession::evaluate(const PolicyRequest& req, Event& event) {
   Verdict v = checkAuthenticated(req, pinned, who);
   event.account = who.account;
   event.key_id = who.key_id;
+  if (scope == PolicyScope::Relay) return checkRelay(req, pinned);
   if (v.action != Action::Dunno) return v;
 
-  PolicyScope scope = policyScope(req);
   auto sender = parseMailbox(req.get("sender"));
   auto policy = store_.loadAccountPolicy(redis_, who.account,
                                          sender && scope != PolicyScope::Recipient ? sender->domain : "",
@@ -87,11 +90,12 @@ std::string PolicySession::decide(const PolicyRequest& req) {
                 actionOf(v).c_str(), printable(event.account).c_str(), event.text.c_str());
     return actionOf(v);
   }
-  if (v.action == Action::Dunno) {
-    MG_LOG_DEBUG("%s: dunno: %s: from=<%s> to=<%s> account=%s key=%s%s", qid.c_str(), where.c_str(),
+  if (v.action == Action::Dunno || v.action == Action::Permit) {
+    MG_LOG_DEBUG("%s: %s: %s: from=<%s> to=<%s> account=%s key=%s%s", qid.c_str(),
+                 v.action == Action::Permit ? "ok" : "dunno", where.c_str(),
                  printable(event.from).c_str(), printable(event.rcpt).c_str(), printable(event.account).c_str(),
                  printable(event.key_id).c_str(), v.rule.empty() ? "" : (" rule=" + v.rule).c_str());
-    return "DUNNO";
+    return actionOf(v);
   }
   MG_LOG_INFO("%s: %s: %s: %s; from=<%s> to=<%s> account=%s key=%s rule=%s", qid.c_str(),
               v.action == Action::Reject ? "reject" : "defer", where.c_str(), v.reply.c_str(),

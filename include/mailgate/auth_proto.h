@@ -4,6 +4,7 @@
 // answers. Pure: credentials are checked by an Authenticator, no sockets.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -41,9 +42,17 @@ std::optional<PlainCredentials> decodePlain(std::string_view message);
 std::string unescapeAuthField(std::string_view field);
 std::string escapeAuthField(std::string_view field);
 
+// Requests waiting for a CONT. The MTA never says when its client gave up
+// (`*`, bad base64, disconnect), so abandoned requests are dropped: the
+// oldest when the table is full, any after kAuthPendingTtl (two rounds of
+// Postfix's 300s smtpd_timeout).
+constexpr size_t kMaxPendingAuthRequests = 64;
+constexpr std::chrono::seconds kAuthPendingTtl{600};
+
 class AuthSession {
  public:
-  AuthSession(Authenticator& authenticator, unsigned pid, unsigned connection_id, std::string cookie_hex);
+  AuthSession(Authenticator& authenticator, unsigned pid, unsigned connection_id, std::string cookie_hex,
+              std::chrono::steady_clock::duration pending_ttl = kAuthPendingTtl);
 
   // Everything the server sends right after accept, up to DONE.
   std::string handshake() const;
@@ -59,7 +68,10 @@ class AuthSession {
     std::string login_user;
     bool login_have_user = false;
     std::string client_ip;
+    std::chrono::steady_clock::time_point since;  // when the AUTH arrived
   };
+  // Drops expired requests, and the oldest one when the table is full.
+  void dropAbandoned();
   Next onAuth(std::string_view line, std::string& out);
   Next onCont(std::string_view line, std::string& out);
   // Feeds one client response to a pending request.
@@ -72,6 +84,7 @@ class AuthSession {
   std::string cookie_;
   bool got_version_ = false;
   unsigned client_minor_ = 0;
+  std::chrono::steady_clock::duration pending_ttl_;
   std::map<uint32_t, Pending> pending_;
 };
 

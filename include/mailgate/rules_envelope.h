@@ -17,8 +17,9 @@ namespace mailgate {
 // reply in the context of the restriction list that asked (an address DSN
 // such as 5.1.7 survives only in smtpd_sender_restrictions), so main.cf can
 // call the service from both lists with policy_context=sender / recipient.
-// Without a context every rule runs.
-enum class PolicyScope { All, Sender, Recipient };
+// policy_context=relay (smtpd_relay_restrictions) runs only checkRelay
+// (rules_auth.h). Without a context every envelope rule runs.
+enum class PolicyScope { All, Sender, Recipient, Relay };
 PolicyScope policyScope(const PolicyRequest& request);
 
 // Rules in order; the first objection wins. `accepted_rcpts` counts the

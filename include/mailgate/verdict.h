@@ -1,5 +1,6 @@
-// verdict.h — what a rule decides: no objection, a permanent rejection or a
-// temporary failure, with the exact SMTP reply and the rule's name for logs.
+// verdict.h — what a rule decides: no objection, a permit (relay check only),
+// a permanent rejection or a temporary failure, with the exact SMTP reply (or
+// policy action) and the rule's name for logs.
 #pragma once
 
 #include <string>
@@ -8,11 +9,13 @@
 
 namespace mailgate {
 
-enum class Action { Dunno, Reject, TempFail };
+// Permit ends a Postfix restriction list with OK; only the relay check
+// (policy_context=relay) gives it.
+enum class Action { Dunno, Permit, Reject, TempFail };
 
 struct Verdict {
   Action action = Action::Dunno;
-  std::string reply;  // "550 5.7.1 error/sender/unknown"; empty for Dunno
+  std::string reply;  // "550 5.7.1 error/sender/unknown", "OK" for Permit; empty for Dunno
   std::string rule;   // "unauthenticated", "redis", ...
 };
 

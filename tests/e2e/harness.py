@@ -77,6 +77,9 @@ class Stack:
         self.daemons = ("policy", "milter", "tracker") if with_tracker else ("policy", "milter")
         self.postfix_started = False
         self.transport = []  # transport_maps lines, written at start_postfix()
+        # postconf(1) arguments applied before Postfix starts, e.g. ["-e", "mynetworks = 127.0.0.1/32"]
+        # or ["-Fe", "127.0.0.1:PORT/inet/process_limit=1"] (one smtpd process).
+        self.postconf_edits = []
         self.exim_port = None
         self.exim_symlink = False
         self.conf = os.path.join(self.dir, "mailgate.conf")
@@ -163,6 +166,8 @@ class Stack:
         for name in ("main.cf", "master.cf"):
             with open(os.path.join(TEMPLATES, name + ".in")) as src, open(os.path.join(etc, name), "w") as dst:
                 dst.write(src.read().format(**values))
+        for edit in self.postconf_edits:
+            subprocess.run(["postconf", "-c", etc] + edit, check=True, capture_output=True)
         self.postfix("start")
         self.postfix_started = True
         wait_for(lambda: can_connect(("127.0.0.1", self.smtp_port)), what="postfix smtpd")
@@ -280,8 +285,9 @@ class Stack:
         return wait_for(lambda: min(picked() - before, default=None), 30, "pickup of the submitted message")
 
     @staticmethod
-    def queue_id(swaks_output):
-        m = re.search(r"<[-~]  250 2\.0\.0 Ok: queued as (\w+)", swaks_output)
+    def queue_id(client_output):
+        """The queue id in Postfix's reply to DATA, as swaks, curl -v or nodemailer print it."""
+        m = re.search(r"250 2\.0\.0 Ok: queued as (\w+)", client_output)
         return m.group(1) if m else None
 
     def sink_messages(self):

@@ -1,14 +1,20 @@
 """test_auth.py — API-key SMTP AUTH through a real private Postfix (STARTTLS,
-smtpd_sasl_type = dovecot) against mailgate-policy's auth server, and the
-auth socket spoken to directly as Exim does. Every failure text is asserted
-exactly as the sender sees it."""
+smtpd_sasl_type = dovecot) against mailgate-policy's auth server, by swaks,
+nodemailer (installed with npm under the build directory when missing) and
+curl, and the auth socket spoken to directly as Exim does. Every failure text
+is asserted exactly as the sender sees it."""
 
 import base64
+import os
+import re
+import smtplib
 import socket
+import ssl
+import subprocess
 import time
 import unittest
 
-from harness import Stack
+from harness import BUILD_DIR, Stack
 
 AUTH_FAILED = "<~* 535 5.7.8 Error: authentication failed: "
 TEMP_FAILED = "<~* 454 4.7.0 Temporary authentication failure: Connection lost to authentication server"
@@ -81,6 +87,82 @@ class SmtpAuth(AuthTest):
         key, key_id = self.stack.make_key("acme")
         time.sleep(0.5)
         self.assert_delivered(self.stack.swaks(key=key), "acme", key_id)
+
+
+class ClientLibraries(AuthTest):
+    """Clients that refuse a blank username send the account name or "apikey"."""
+    NODE_DIR = os.path.join(BUILD_DIR, "e2e-node")
+
+    def nodemailer(self, method, user, key):
+        modules = os.path.join(self.NODE_DIR, "node_modules")
+        if not os.path.isdir(os.path.join(modules, "nodemailer")):
+            subprocess.run(["npm", "install", "--prefix", self.NODE_DIR, "--no-audit", "--no-fund", "--loglevel=error",
+                            "nodemailer@6"], check=True, capture_output=True, timeout=300)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node", "send.js")
+        r = subprocess.run(["node", script, str(self.stack.smtp_port), method, user, key], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, NODE_PATH=modules))
+        return r.stdout + r.stderr
+
+    def curl(self, user, key):
+        message = "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: curl e2e\r\n" \
+                  "Date: Mon, 30 Nov 2026 10:00:00 +0000\r\nMessage-Id: <curl-e2e@example.org>\r\n" \
+                  "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nsent with curl\r\n"
+        r = subprocess.run(["curl", "-sS", "-v", "--ssl-reqd", "--insecure", "smtp://127.0.0.1:%d" % self.stack.smtp_port,
+                            "--mail-from", "alice@example.org", "--mail-rcpt", "bob@example.net",
+                            "--user", user + ":" + key, "--login-options", "AUTH=PLAIN", "--upload-file", "-"],
+                           input=message, capture_output=True, text=True, timeout=60)
+        return r.stdout + r.stderr
+
+    def test_nodemailer_account_and_apikey_users_curl_blank_user(self):
+        key, key_id = self.stack.make_key("acme")
+        self.assert_delivered(self.nodemailer("PLAIN", "acme", key), "acme", key_id, 1)
+        self.assert_delivered(self.nodemailer("LOGIN", "apikey", key), "acme", key_id, 2)
+        self.assertEqual(self.nodemailer("LOGIN", "someone", key).strip(),
+                         "error: Invalid login: 535 5.7.8 Error: authentication failed: wrong api key")
+        out = self.curl("", key)
+        self.assertIn("> AUTH PLAIN\n", out)  # then the blank-user PLAIN message:
+        self.assertIn("\n> %s\n" % base64.b64encode(b"\0\0" + key.encode()).decode(), out)
+        self.assert_delivered(out, "acme", key_id, 3)
+        self.assertNotIn(key, self.stack.log("policy") + self.stack.maillog())
+
+
+class AbandonedAuth(unittest.TestCase):
+    """Postfix never tells the auth server that a client gave up an exchange."""
+
+    def setUp(self):
+        self.stack = Stack()
+        self.addCleanup(self.stack.stop)
+        # One smtpd process, so every session below shares its one auth connection.
+        self.stack.postconf_edits.append(["-Fe", "127.0.0.1:%d/inet/process_limit=1" % self.stack.smtp_port])
+        self.stack.start()
+
+    def session(self):
+        s = smtplib.SMTP("127.0.0.1", self.stack.smtp_port, timeout=30)
+        self.addCleanup(s.close)
+        s.ehlo()
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+        s.starttls(context=tls)
+        s.ehlo()
+        return s
+
+    def test_100_aborted_logins_then_a_good_key_on_the_same_smtpd(self):
+        key, _ = self.stack.make_key("acme")
+        aborted = 0
+        while aborted < 100:
+            s = self.session()
+            for _ in range(min(9, 100 - aborted)):  # below smtpd_soft_error_limit: no error sleep
+                self.assertEqual(s.docmd("AUTH", "LOGIN"), (334, b"VXNlcm5hbWU6"))
+                self.assertEqual(s.docmd("*"), (501, b"5.7.0 Authentication aborted"))
+                aborted += 1
+            s.quit()
+        s = self.session()
+        self.assertEqual(s.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0\0" + key.encode()).decode()),
+                         (235, b"2.7.0 Authentication successful"))
+        s.quit()
+        pids = set(re.findall(r"postfix/smtpd\[(\d+)\]: connect from", self.stack.maillog()))
+        self.assertEqual(len(pids), 1, "not one smtpd process: %s" % pids)
 
 
 class SmtpAuthDisconnectMode(AuthTest):

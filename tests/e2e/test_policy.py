@@ -4,6 +4,7 @@ over-long requests and clients that vanish mid-request. The daemon must keep
 serving the others in every case."""
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import Stack, wait_for
+from harness import Stack, can_connect, wait_for
 
 REQUEST = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
            b"client_address=192.0.2.10\nsender=alice@example.org\nrecipient=bob@example.net\n"
@@ -224,6 +225,92 @@ class PolicyServer(unittest.TestCase):
         self.assertEqual(p.wait(10), 0)
         self.assertFalse(os.path.exists(self.stack.path("policy.sock")))
         self.assertIn("stopping", self.stack.log("policy"))
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ConnectionLimits(unittest.TestCase):
+    """More connections than the daemon may hold: refused cleanly, no spin."""
+
+    def start(self, extra="", nofile=None):
+        self.stack = Stack(extra_config=extra)
+        self.addCleanup(self.stack.stop)
+        self.stack.start_redis()
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
+        self.stack._spawn("policy", [self.stack.binary("mailgate-policy"), "-f", "-c", self.stack.conf],
+                          preexec_fn=limit)
+        wait_for(lambda: can_connect(self.stack.path("policy.sock")), what="mailgate-policy policy.sock")
+        self.stack.make_account("acme")
+        self.pid = self.stack.procs["policy"].pid
+
+    def flood(self, count):
+        """Opens `count` connections, sends a request on each; returns (answers, closed)."""
+        socks = []
+        for _ in range(count):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.connect(self.stack.path("policy.sock"))
+            socks.append(s)
+        self.addCleanup(lambda: [s.close() for s in socks])
+        answers, closed = [], 0
+        for s in socks:
+            try:
+                s.sendall(REQUEST)
+                reply = PolicyServer.read_reply(s)
+            except (BrokenPipeError, ConnectionResetError):
+                reply = b""
+            if reply:
+                answers.append(reply)
+            else:
+                closed += 1
+        return socks, answers, closed
+
+    def assert_serves_again(self, socks):
+        for s in socks:
+            s.close()
+
+        def answered():  # refused until the daemon has seen the closes
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(10)
+                s.connect(self.stack.path("policy.sock"))
+                try:
+                    s.sendall(REQUEST)
+                    return PolicyServer.read_reply(s) == DUNNO
+                except (BrokenPipeError, ConnectionResetError):
+                    return False
+        wait_for(answered, 10, "an answer after the connections closed")
+        self.assertIn("policy: accepting connections again", self.stack.log("policy"))
+
+    def test_out_of_descriptors_refuses_without_spinning(self):
+        self.start(nofile=64)
+        socks, answers, closed = self.flood(200)
+        # The served connections keep room for the workers' Redis connections: every answer is a real one.
+        self.assertGreater(len(answers), 0)
+        self.assertEqual(answers, [DUNNO] * len(answers))
+        self.assertEqual(closed, 200 - len(answers))
+        before = cpu_seconds(self.pid)
+        time.sleep(3)  # the refused connections are gone, the accepted ones stay open
+        self.assertLess(cpu_seconds(self.pid) - before, 0.5)
+        log = self.stack.log("policy")
+        self.assertIn("open files limited to 64 (RLIMIT_NOFILE): serving at most %d connections per listener"
+                      % len(answers), log)
+        self.assertEqual(log.count("policy: %d connections open, the most it serves" % len(answers)), 1, log[-3000:])
+        self.assertNotIn("Too many open files", log)
+        self.assert_serves_again(socks)
+
+    def test_policy_max_connections(self):
+        self.start(extra="policy_max_connections = 20\n")
+        socks, answers, closed = self.flood(50)
+        self.assertEqual((answers, closed), ([DUNNO] * 20, 30))
+        log = self.stack.log("policy")
+        self.assertEqual(log.count("policy: 20 connections open, the most it serves; closing new connections"
+                                   " until some end"), 1, log[-3000:])
+        self.assert_serves_again(socks)
 
 
 if __name__ == "__main__":

@@ -130,6 +130,36 @@ TEST_F(AuthProto, ProtocolViolationsClose) {
   EXPECT_EQ(third.onLine("AUTH\tx\tPLAIN", out), AuthSession::Next::Close);
 }
 
+TEST_F(AuthProto, AbandonedRequestsDoNotLockOutTheConnection) {
+  // Postfix never reports a client's "*", bad base64 or disconnect: 100
+  // abandoned AUTH LOGINs must not keep the next client from authenticating.
+  hello();
+  for (int id = 1; id <= 100; ++id) {
+    EXPECT_EQ(send("AUTH\t" + std::to_string(id) + "\tLOGIN\tservice=smtp"),
+              "CONT\t" + std::to_string(id) + "\tVXNlcm5hbWU6\n");
+  }
+  EXPECT_EQ(send("AUTH\t101\tPLAIN\tresp=" + plain("", "", "good")), "OK\t101\tuser=acme/k1\n");
+  // The oldest were dropped; the newest are still answered.
+  EXPECT_EQ(send("CONT\t1\t" + base64Encode("acme")), "FAIL\t1\treason=unknown authentication request\n");
+  EXPECT_EQ(send("CONT\t100\t" + base64Encode("acme")), "CONT\t100\tUGFzc3dvcmQ6\n");
+  EXPECT_EQ(send("CONT\t100\t" + base64Encode("good")), "OK\t100\tuser=acme/k1\n");
+  EXPECT_EQ(send("AUTH\t100\tPLAIN\tresp=" + plain("", "", "good")), "OK\t100\tuser=acme/k1\n");
+}
+
+TEST_F(AuthProto, PendingRequestsExpire) {
+  AuthSession quick(fake, 1, 1, "c", std::chrono::seconds(0));
+  std::string out;
+  quick.onLine("VERSION\t1\t2", out);
+  quick.onLine("AUTH\t1\tLOGIN\tservice=smtp", out);
+  quick.onLine("AUTH\t2\tLOGIN\tservice=smtp", out);
+  out.clear();
+  quick.onLine("CONT\t1\t" + base64Encode("acme"), out);
+  EXPECT_EQ(out, "FAIL\t1\treason=unknown authentication request\n");
+  out.clear();
+  quick.onLine("AUTH\t2\tLOGIN\tservice=smtp", out);  // a duplicate id while pending is refused
+  EXPECT_EQ(out, "FAIL\t2\treason=authentication request in progress\n");
+}
+
 TEST_F(AuthProto, Escapes) {
   EXPECT_EQ(unescapeAuthField("a\001tb\001nc\0011d\001re\0010f"), std::string("a\tb\nc\001d\re\0f", 11));
   EXPECT_EQ(escapeAuthField(std::string("a\tb\nc\001\0", 7)), "a\001tb\001nc\0011\0010");

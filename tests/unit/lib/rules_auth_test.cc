@@ -18,7 +18,9 @@ TEST(RulesAuth, Answers) {
   EXPECT_EQ(ok.kind, AuthResult::Kind::Ok);
   EXPECT_EQ(ok.user, "acme/k1");
   EXPECT_EQ(decideAuth(found(AccountState::Active), "acme", AuthInternalError::Fail).kind, AuthResult::Kind::Ok);
+  EXPECT_EQ(decideAuth(found(AccountState::Active), "apikey", AuthInternalError::Fail).kind, AuthResult::Kind::Ok);
   EXPECT_EQ(decideAuth(found(AccountState::Active), "other", AuthInternalError::Fail).reason, "wrong api key");
+  EXPECT_EQ(decideAuth(found(AccountState::Active), "APIKEY", AuthInternalError::Fail).reason, "wrong api key");
   EXPECT_EQ(decideAuth(Result<KeyLookup>(KeyLookup{}), "", AuthInternalError::Fail).reason, "wrong api key");
   EXPECT_EQ(decideAuth(found(AccountState::Deleted), "", AuthInternalError::Fail).reason, "client is deleted");
   EXPECT_EQ(decideAuth(found(AccountState::Blocked), "", AuthInternalError::Fail).reason, "client is blocked");
@@ -53,6 +55,17 @@ TEST(RulesAuth, UnauthenticatedClients) {
   EXPECT_EQ(id.account, "shop");
   EXPECT_EQ(id.key_id, "k9");
   EXPECT_FALSE(id.pinned);
+}
+
+TEST(RulesAuth, RelayForAuthenticatedAndPinnedClientsOnly) {
+  PolicyRequest req;
+  req.attrs["policy_context"] = "relay";
+  EXPECT_EQ(checkRelay(req, std::nullopt).action, Action::Dunno);
+  Verdict pinned = checkRelay(req, std::string("acme"));
+  EXPECT_EQ(pinned.action, Action::Permit);
+  EXPECT_EQ(pinned.reply, "OK");
+  req.attrs["sasl_username"] = "shop/k9";
+  EXPECT_EQ(checkRelay(req, std::nullopt).action, Action::Permit);
 }
 
 }  // namespace
