@@ -249,6 +249,7 @@ struct Prepared {
   bool dkim_missing = false;  // no key for the domain
   std::string rewritten_from_domain;  // EMPTY-FROM rewritten: the default sender's domain
   std::string dkim_domain;            // the account's default signing domain
+  SigningAccount signing;             // whose keys, and which keys no account owns, it may sign with
 };
 
 std::string fromDomain(const MessageFacts& facts) {
@@ -279,7 +280,7 @@ void startSigning(Prepared& p, const Config& config, RedisConn& redis, const Hea
     p.dkim_keys_error = loaded.error();
     return;
   }
-  auto keys = selectSigningKeys(domain, *loaded, default_domain);
+  auto keys = selectSigningKeys(domain, *loaded, default_domain, p.signing);
   if (keys.empty()) {
     p.dkim_missing = true;
     return;
@@ -361,6 +362,16 @@ void prepare(SMFICTX* ctx, Connection& c) {
   p->base.message_id = p->plan.message_id;
   p->rewritten_from_domain = data.default_sender.substr(data.default_sender.rfind('@') + 1);
   p->dkim_domain = data.dkim_domain;
+  // Keys no account owns sign only for a domain the account was given: a
+  // verified sending domain (not a parent it was not given), its default
+  // sender's domain, dkim_domain, or the server's dkim_default_domain.
+  p->signing.name = p->account;
+  for (const auto& [domain, entry] : data.policy.domains) {
+    if (entry.status == DomainStatus::Verified) p->signing.domains.insert(domain);
+  }
+  for (const std::string& d : {p->rewritten_from_domain, p->dkim_domain, config.dkim_default_domain}) {
+    if (!d.empty()) p->signing.domains.insert(toLower(d));
+  }
   if (p->plan.verdict.action == Action::Dunno && p->plan.discard.empty() && !p->kept.empty()) {
     startSigning(*p, config, redis, c.msg.headers, qid);
   }
