@@ -183,7 +183,16 @@ class Dkim(SharedStackTest):
         data = MESSAGE.format(frm="a@broken.example", subject="broken", extra="", body="x\n")
         out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data)
         self.assertIn("<~* 451 4.3.0 internal service error", out)
-        self.assertIn("dkim: ", self.stack.log("milter"))
+        # libopendkim reads the key at dkim_eom: the failure is at end of message and is
+        # logged and recorded like every other refusal (one line with the queue id).
+        qid = re.search(r"(\w+): dkim: dkim_eom broken\.example/b1", self.stack.log("milter")).group(1)
+        line = wait_for(lambda: [l for l in self.stack.log("milter").splitlines()
+                                 if l.startswith("mailgate-milter: info: %s: tempfail: END-OF-MESSAGE" % qid)],
+                        10, "the milter's END-OF-MESSAGE line")[0]
+        self.assertIn(": 451 4.3.0 internal service error;", line)
+        self.assertIn("rule=dkim_error", line)
+        events = [e for e in self.stack.events(200) if e["queue_id"] == qid]
+        self.assertEqual([(e["status"], e["code"]) for e in events], [("tempfailed", "451")])
 
     def reload_milter(self, line):
         """Appends `line` to mailgate.conf ("" restores it) and reloads mailgate-milter."""
