@@ -158,6 +158,8 @@ EndOfMessage finishMessage(const MessagePlan& plan, bool every_rcpt_suppressed, 
       end.finish = Finish::RedisTempfail;
       return end;
     }
+    // accept sends unsigned, which dkim_required forbids.
+    if (config.dkim_required) return refuse({Action::TempFail, internal.reply, "dkim_required"});
     end.dkim_note = " dkim=unavailable";
   }
   if (dkim.failed && config.dkim_on_error_tempfail) return refuse({Action::TempFail, internal.reply, "dkim_error"});

@@ -103,8 +103,8 @@ struct EndOfMessage {
 // The message rules first (a refused message is refused even when every
 // recipient is suppressed), then suppression, then, for a message that is
 // delivered, DKIM trouble: unreadable keys (on_redis_failure; with accept the
-// plan is carried out unsigned), a signing error (dkim_on_error), no key
-// (dkim_required).
+// plan is carried out unsigned, unless dkim_required tempfails it), a signing
+// error (dkim_on_error), no key (dkim_required).
 EndOfMessage finishMessage(const MessagePlan& plan, bool every_rcpt_suppressed, const SigningState& dkim,
                            const Config& config);
 
