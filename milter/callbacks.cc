@@ -35,13 +35,13 @@ namespace {
 
 MilterContext* g_context = nullptr;
 
-constexpr size_t kMaxHeaders = 10000;
 constexpr const char* kInternalError = "451 4.3.0 internal service error";
 
 struct Message {
   std::string sender, auth_user;
   std::vector<std::string> rcpts;
   HeaderList headers;
+  bool too_many_headers = false;  // more than kMaxHeaderFields: refused, never checked in part
 };
 
 struct Prepared;
@@ -182,7 +182,8 @@ sfsistat onEnvRcpt(SMFICTX* ctx, char** argv) {
 sfsistat onHeader(SMFICTX* ctx, char* name, char* value) {
   return collecting(ctx, "header", [&] {
     Message& m = ensureConn(ctx).msg;
-    if (m.headers.size() < kMaxHeaders) m.headers.emplace_back(name ? name : "", value ? value : "");
+    if (m.headers.size() < kMaxHeaderFields) m.headers.emplace_back(name ? name : "", value ? value : "");
+    else m.too_many_headers = true;
   });
 }
 
@@ -333,6 +334,9 @@ void prepare(SMFICTX* ctx, Connection& c) {
   }
   int64_t now = nowMillis();
   p->facts = extractFacts(c.msg.headers, config, now);
+  // The fields past the cap were not kept: a check over the rest could pass
+  // a second From hidden behind them.
+  if (c.msg.too_many_headers) p->facts.header_verdict = tooManyHeaderFields();
   MessageAccount data;
   if (!p->redis_error && !p->account.empty()) {
     auto loaded = g_context->store->loadMessageAccount(redis, p->account, p->key_id, p->facts.from_domains,

@@ -36,6 +36,12 @@ struct MessageFacts {
 
 MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64_t now_ms);
 
+// The milter keeps at most this many header fields of a message (Postfix
+// passes more: its header_size_limit counts bytes); a message with more is
+// refused with tooManyHeaderFields(), never checked on the fields kept.
+constexpr size_t kMaxHeaderFields = 10000;
+Verdict tooManyHeaderFields();
+
 // The sender an outcome records: the From address, or EMPTY-FROM.
 inline std::string recordedFrom(const MessageFacts& facts) { return facts.from ? facts.from->address : kEmptyFrom; }
 
