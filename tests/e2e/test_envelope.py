@@ -123,7 +123,8 @@ class Envelope(SharedStackTest):
         self.stack.ctl_ok("stoplist", "add", "utf8drop", "jörg@bücher.example")
         with self.smtp(key) as smtp:
             message = ("From: a@example.org\r\nTo: JöRG@Bücher.example\r\nSubject: utf8\r\n"
-                       "Date: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-Id: <utf8drop@example.org>\r\n\r\nhi\r\n")
+                       "Date: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-Id: <utf8drop@example.org>\r\n"
+                       "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n")
             smtp.sendmail("a@example.org", ["JöRG@Bücher.example"], message.encode(), mail_options=["SMTPUTF8"])
         events = [e for e in self.stack.events(50) if e["account"] == "utf8drop"]
         self.assertEqual([(e["status"], e["rcpt"], e["text"]) for e in events],
