@@ -141,19 +141,25 @@ Result<std::map<std::string, std::vector<DkimEntry>>> DkimKeyCache::keysFor(Redi
 
 std::vector<DkimEntry> selectSigningKeys(const std::string& from_domain,
                                          const std::map<std::string, std::vector<DkimEntry>>& loaded,
-                                         const std::string& default_domain) {
+                                         const std::string& default_domain, const SigningAccount& who) {
+  auto usable = [&](const std::string& domain) {
+    std::vector<DkimEntry> keys;
+    auto it = loaded.find(domain);
+    if (it == loaded.end()) return keys;
+    for (const auto& k : it->second) {
+      bool usable_key = k.account.empty() ? who.domains.contains(domain) : k.account == who.name;
+      if (usable_key) keys.push_back(k);
+    }
+    return keys;
+  };
   if (!from_domain.empty()) {
     std::vector<std::string> candidates{toLower(from_domain)};
     for (auto& p : parentDomains(candidates[0])) candidates.push_back(std::move(p));
     for (const auto& d : candidates) {
-      auto it = loaded.find(d);
-      if (it != loaded.end() && !it->second.empty()) return it->second;
+      if (auto keys = usable(d); !keys.empty()) return keys;
     }
   }
-  if (!default_domain.empty()) {
-    auto it = loaded.find(toLower(default_domain));
-    if (it != loaded.end()) return it->second;
-  }
+  if (!default_domain.empty()) return usable(toLower(default_domain));
   return {};
 }
 

@@ -1,24 +1,35 @@
-// message_edits.cc — applies a MessagePlan's header edits and then its DKIM
-// signatures through a MessageEditor, never a signature over a header the
-// MTA did not take as signed.
+// message_edits.cc — carries out a MessagePlan's recipient removals, header
+// edits and DKIM signatures through a MessageEditor; the first refused change
+// stops it (the caller tempfails), so no signature covers a header the MTA
+// did not take and no removed recipient is delivered.
 #include "mailgate/message_edits.h"
 
 namespace mailgate {
 
-EditOutcome applyEdits(MessageEditor& mta, const std::vector<HeaderEdit>& edits,
-                       const std::vector<std::string>& signatures, bool dkim_on_error_tempfail) {
+EditOutcome applyEdits(MessageEditor& mta, const std::vector<std::string>& remove_rcpts,
+                       const std::vector<HeaderEdit>& edits, const std::vector<std::string>& signatures) {
   EditOutcome out;
+  for (const auto& rcpt : remove_rcpts) {
+    if (!mta.removeRecipient(rcpt)) {
+      out.refused = "<" + rcpt + ">";
+      return out;
+    }
+  }
   for (const auto& e : edits) {
     bool ok = e.kind == HeaderEdit::Kind::Add ? mta.addHeader(e.name, e.value)
                                                : mta.changeHeader(e.name, e.index, e.value);
-    if (!ok && out.refused.empty()) out.refused = e.name;
+    if (!ok) {
+      out.refused = e.name;
+      return out;
+    }
   }
-  if (!out.refused.empty()) {
-    out.signatures_dropped = !signatures.empty();
-    out.tempfail = out.signatures_dropped && dkim_on_error_tempfail;
-    return out;
+  for (const auto& sig : signatures) {
+    if (!mta.prependHeader("DKIM-Signature", sig)) {
+      out.refused = "DKIM-Signature";
+      return out;
+    }
+    ++out.signatures;
   }
-  for (const auto& sig : signatures) out.signatures += mta.prependHeader("DKIM-Signature", sig) ? 1 : 0;
   return out;
 }
 

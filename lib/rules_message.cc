@@ -131,6 +131,8 @@ MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64
   return f;
 }
 
+Verdict tooManyHeaderFields() { return reject("550 5.6.0 too many header fields", "too_many_headers"); }
+
 Verdict checkLocalSubmission(const Config& config) {
   if (config.local_submission == LocalSubmission::Reject) {
     return reject("550 5.7.1 mail without an account is not accepted here", "local_submission=reject");
@@ -158,6 +160,8 @@ EndOfMessage finishMessage(const MessagePlan& plan, bool every_rcpt_suppressed, 
       end.finish = Finish::RedisTempfail;
       return end;
     }
+    // accept sends unsigned, which dkim_required forbids.
+    if (config.dkim_required) return refuse({Action::TempFail, internal.reply, "dkim_required"});
     end.dkim_note = " dkim=unavailable";
   }
   if (dkim.failed && config.dkim_on_error_tempfail) return refuse({Action::TempFail, internal.reply, "dkim_error"});

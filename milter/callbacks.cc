@@ -35,13 +35,13 @@ namespace {
 
 MilterContext* g_context = nullptr;
 
-constexpr size_t kMaxHeaders = 10000;
 constexpr const char* kInternalError = "451 4.3.0 internal service error";
 
 struct Message {
   std::string sender, auth_user;
   std::vector<std::string> rcpts;
   HeaderList headers;
+  bool too_many_headers = false;  // more than kMaxHeaderFields: refused, never checked in part
 };
 
 struct Prepared;
@@ -182,7 +182,8 @@ sfsistat onEnvRcpt(SMFICTX* ctx, char** argv) {
 sfsistat onHeader(SMFICTX* ctx, char* name, char* value) {
   return collecting(ctx, "header", [&] {
     Message& m = ensureConn(ctx).msg;
-    if (m.headers.size() < kMaxHeaders) m.headers.emplace_back(name ? name : "", value ? value : "");
+    if (m.headers.size() < kMaxHeaderFields) m.headers.emplace_back(name ? name : "", value ? value : "");
+    else m.too_many_headers = true;
   });
 }
 
@@ -213,10 +214,14 @@ sfsistat onRedisFailure(SMFICTX* ctx, const Connection& c, const std::string& qi
   return planned;
 }
 
-// The header changes of one message, through libmilter.
+// The recipient and header changes of one message, through libmilter.
 class MilterEditor : public MessageEditor {
  public:
   explicit MilterEditor(SMFICTX* ctx) : ctx_(ctx) {}
+  bool removeRecipient(const std::string& rcpt) override {
+    std::string bracketed = "<" + rcpt + ">";
+    return smfi_delrcpt(ctx_, bracketed.data()) == MI_SUCCESS;
+  }
   bool addHeader(const std::string& name, const std::string& value) override {
     return smfi_addheader(ctx_, text(name), text(value)) == MI_SUCCESS;
   }
@@ -249,6 +254,7 @@ struct Prepared {
   bool dkim_missing = false;  // no key for the domain
   std::string rewritten_from_domain;  // EMPTY-FROM rewritten: the default sender's domain
   std::string dkim_domain;            // the account's default signing domain
+  SigningAccount signing;             // whose keys, and which keys no account owns, it may sign with
 };
 
 std::string fromDomain(const MessageFacts& facts) {
@@ -279,7 +285,7 @@ void startSigning(Prepared& p, const Config& config, RedisConn& redis, const Hea
     p.dkim_keys_error = loaded.error();
     return;
   }
-  auto keys = selectSigningKeys(domain, *loaded, default_domain);
+  auto keys = selectSigningKeys(domain, *loaded, default_domain, p.signing);
   if (keys.empty()) {
     p.dkim_missing = true;
     return;
@@ -328,6 +334,9 @@ void prepare(SMFICTX* ctx, Connection& c) {
   }
   int64_t now = nowMillis();
   p->facts = extractFacts(c.msg.headers, config, now);
+  // The fields past the cap were not kept: a check over the rest could pass
+  // a second From hidden behind them.
+  if (c.msg.too_many_headers) p->facts.header_verdict = tooManyHeaderFields();
   MessageAccount data;
   if (!p->redis_error && !p->account.empty()) {
     auto loaded = g_context->store->loadMessageAccount(redis, p->account, p->key_id, p->facts.from_domains,
@@ -361,6 +370,16 @@ void prepare(SMFICTX* ctx, Connection& c) {
   p->base.message_id = p->plan.message_id;
   p->rewritten_from_domain = data.default_sender.substr(data.default_sender.rfind('@') + 1);
   p->dkim_domain = data.dkim_domain;
+  // Keys no account owns sign only for a domain the account was given: a
+  // verified sending domain (not a parent it was not given), its default
+  // sender's domain, dkim_domain, or the server's dkim_default_domain.
+  p->signing.name = p->account;
+  for (const auto& [domain, entry] : data.policy.domains) {
+    if (entry.status == DomainStatus::Verified) p->signing.domains.insert(domain);
+  }
+  for (const std::string& d : {p->rewritten_from_domain, p->dkim_domain, config.dkim_default_domain}) {
+    if (!d.empty()) p->signing.domains.insert(toLower(d));
+  }
   if (p->plan.verdict.action == Action::Dunno && p->plan.discard.empty() && !p->kept.empty()) {
     startSigning(*p, config, redis, c.msg.headers, qid);
   }
@@ -461,16 +480,15 @@ sfsistat onEom(SMFICTX* ctx) {
                                      {p.dkim_keys_error.has_value(), p.dkim_missing, !p.dkim_error.empty()}, config);
     if (end.finish == Finish::Refuse) return refuse(ctx, c, p, qid, end.refusal, redis);
     if (end.finish == Finish::RedisTempfail) return onRedisFailure(ctx, c, qid, p.account, *p.dkim_keys_error);
-    for (size_t i = 0; i < p.suppressed.size(); ++i) {
-      std::string bracketed = "<" + p.suppressed[i] + ">";
-      if (smfi_delrcpt(ctx, bracketed.data()) != MI_SUCCESS) {
-        MG_LOG_WARN("%s: cannot remove recipient <%s>", qid.c_str(), printable(p.suppressed[i]).c_str());
+    auto addSuppressed = [&] {
+      for (size_t i = 0; i < p.suppressed.size(); ++i) {
+        MG_LOG_INFO("%s: suppressed: to=<%s> account=%s", qid.c_str(), printable(p.suppressed[i]).c_str(),
+                    printable(p.account).c_str());
+        addEvent(p.suppressed[i], "suppressed", "", p.suppression_rule[i]);
       }
-      MG_LOG_INFO("%s: suppressed: to=<%s> account=%s", qid.c_str(), printable(p.suppressed[i]).c_str(),
-                  printable(p.account).c_str());
-      addEvent(p.suppressed[i], "suppressed", "", p.suppression_rule[i]);
-    }
+    };
     if (end.finish == Finish::DiscardSuppressed) {
+      addSuppressed();
       if (Status st = record(nullptr); !st) return onRedisFailure(ctx, c, qid, p.account, st.error(), SMFIS_DISCARD);
       MG_LOG_INFO("%s: discard: no recipient left after suppression; account=%s", qid.c_str(),
                   printable(p.account).c_str());
@@ -481,48 +499,41 @@ sfsistat onEom(SMFICTX* ctx) {
                   p.dkim_keys_error->message.c_str());
     }
     std::string dkim_note = end.dkim_note;
-
-    for (const auto& rcpt : plan.sink_rcpts) {
-      std::string bracketed = "<" + rcpt + ">";
-      if (plan.discard.empty() && smfi_delrcpt(ctx, bracketed.data()) != MI_SUCCESS) {
-        MG_LOG_WARN("%s: cannot remove sink recipient <%s>", qid.c_str(), printable(rcpt).c_str());
-      }
-      addEvent(rcpt, "sink", "250", "");
-    }
-    const std::string& status = plan.discard == "sandbox" ? plan.discard : "accepted";
-    for (const auto& rcpt : plan.deliver_rcpts) addEvent(rcpt, status, "250", "");
     if (plan.discard.empty()) {
       std::vector<std::string> signatures;
-      std::vector<std::string> signed_with;
+      std::string signed_with;
       for (auto& signer : p.signers) {
         auto sig = signer->finish();
         if (!sig) {
+          // The same dkim_on_error decision as a failure before the body.
           MG_LOG_WARN("%s: dkim: %s", qid.c_str(), sig.error().message.c_str());
-          if (config.dkim_on_error_tempfail) {
-            setReply(ctx, kInternalError);
-            return SMFIS_TEMPFAIL;
-          }
-          dkim_note = " dkim=error";
+          EndOfMessage failed = finishMessage(plan, false, {false, false, true}, config);
+          if (failed.finish == Finish::Refuse) return refuse(ctx, c, p, qid, failed.refusal, redis);
+          dkim_note = failed.dkim_note;
           continue;
         }
         signatures.push_back(std::move(*sig));
-        signed_with.push_back(" dkim=" + signer->key().domain + "/" + signer->key().selector);
+        signed_with += " dkim=" + signer->key().domain + "/" + signer->key().selector;
       }
+      std::vector<std::string> removals = p.suppressed;
+      removals.insert(removals.end(), plan.sink_rcpts.begin(), plan.sink_rcpts.end());
       MilterEditor mta(ctx);
-      EditOutcome edited = applyEdits(mta, plan.edits, signatures, config.dkim_on_error_tempfail);
-      if (!edited.refused.empty()) {
-        MG_LOG_WARN("%s: the MTA refused a header change (%s)%s", qid.c_str(), edited.refused.c_str(),
-                    edited.tempfail ? ": tempfail, a signature would not verify (dkim_on_error = tempfail)"
-                    : edited.signatures_dropped ? ": sent unsigned (dkim_on_error = accept-unsigned)" : "");
-      }
-      if (edited.tempfail) {
+      EditOutcome edited = applyEdits(mta, removals, plan.edits, signatures);
+      if (edited.tempfail()) {
+        // Postfix will not queue the message as planned: no outcome record.
+        MG_LOG_WARN("%s: tempfail: END-OF-MESSAGE from %s: %s; from=<%s> account=%s reason=the MTA refused a "
+                    "change (%s); not recorded",
+                    qid.c_str(), printable(c.client).c_str(), kInternalError, printable(c.msg.sender).c_str(),
+                    printable(p.account).c_str(), printable(edited.refused).c_str());
         setReply(ctx, kInternalError);
         return SMFIS_TEMPFAIL;
       }
-      if (edited.signatures_dropped) dkim_note = " dkim=error";
-      else if (edited.signatures < signatures.size()) MG_LOG_WARN("%s: dkim: the MTA refused a signature header", qid.c_str());
-      else for (const auto& note : signed_with) dkim_note += note;
+      if (!signatures.empty()) dkim_note += signed_with;
     }
+    addSuppressed();
+    for (const auto& rcpt : plan.sink_rcpts) addEvent(rcpt, "sink", "250", "");
+    const std::string& status = plan.discard == "sandbox" ? plan.discard : "accepted";
+    for (const auto& rcpt : plan.deliver_rcpts) addEvent(rcpt, status, "250", "");
     QueueRecord queue{qid, p.account, p.key_id, p.facts.campaign, p.facts.letter_id, p.base.from,
                       sha256Hex(p.facts.subject).substr(0, 16), p.base.time_ms,
                       static_cast<unsigned>(plan.deliver_rcpts.size()), plan.message_id};

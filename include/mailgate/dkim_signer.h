@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,10 +83,20 @@ class DkimKeyCache {
   std::map<std::string, std::vector<DkimEntry>> cache_;  // domain -> keys (possibly none)
 };
 
-// The keys to sign with: those of `from_domain`, else of its nearest parent
-// with keys, else of `default_domain`. `loaded` maps domain -> its keys.
+// Who signs, and which keys no account owns (admin-global keys, imported
+// without --account) it may use: those of `domains`. Keys owned by an
+// account are used for that account only.
+struct SigningAccount {
+  std::string name;
+  std::set<std::string> domains;  // its verified sending domains, dkim_domain, ...
+};
+
+// The keys to sign with: the usable keys of `from_domain`, else of its
+// nearest parent with usable keys, else of `default_domain`. A key is usable
+// when `who` owns it, or when no account owns it and its domain is one of
+// who.domains. `loaded` maps domain -> its keys.
 std::vector<DkimEntry> selectSigningKeys(const std::string& from_domain,
                                          const std::map<std::string, std::vector<DkimEntry>>& loaded,
-                                         const std::string& default_domain);
+                                         const std::string& default_domain, const SigningAccount& who);
 
 }  // namespace mailgate

@@ -1,7 +1,8 @@
-// message_edits.h — carries out a message plan's header edits and DKIM
-// signatures through the MTA: MessageEditor is the seam (libmilter in
-// mailgate-milter, a fake in tests). A signature covers the edited header, so
-// it is added only when every edit was applied; dkim_on_error decides the rest.
+// message_edits.h — carries out a message plan's changes through the MTA:
+// recipient removals, header edits, then DKIM signatures. MessageEditor is
+// the seam (libmilter in mailgate-milter, a fake in tests). libmilter refuses
+// a change only when the MTA connection is gone or the action was not
+// negotiated, so any refusal means the plan cannot be carried out: tempfail.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +17,7 @@ class MessageEditor {
  public:
   virtual ~MessageEditor() = default;
   // Each returns false when the MTA refused the change.
+  virtual bool removeRecipient(const std::string& rcpt) = 0;  // bare address
   virtual bool addHeader(const std::string& name, const std::string& value) = 0;
   // `index` is 1-based among the headers of that name; an empty value deletes.
   virtual bool changeHeader(const std::string& name, int index, const std::string& value) = 0;
@@ -24,16 +26,18 @@ class MessageEditor {
 };
 
 struct EditOutcome {
-  std::string refused;        // the first edit the MTA refused ("" = all applied)
-  size_t signatures = 0;      // DKIM-Signature headers added
-  bool signatures_dropped = false;  // an edit was refused: the signatures would not verify
-  bool tempfail = false;      // ... and dkim_on_error = tempfail
+  // The first change the MTA refused ("" = all applied): "<rcpt>", a header
+  // name or DKIM-Signature. Then the message must be tempfailed, without an
+  // outcome record (Postfix will not queue it as planned: a removed
+  // recipient would be delivered, a signature would not verify).
+  std::string refused;
+  size_t signatures = 0;  // DKIM-Signature headers added
+  bool tempfail() const { return !refused.empty(); }
 };
 
-// Applies every one of `edits` in order (a refused one does not stop the
-// rest: tags are still stripped), then prepends each of `signatures`
-// (DKIM-Signature values) only if every edit was applied.
-EditOutcome applyEdits(MessageEditor& mta, const std::vector<HeaderEdit>& edits,
-                       const std::vector<std::string>& signatures, bool dkim_on_error_tempfail);
+// Removes `remove_rcpts`, applies `edits` in order, then prepends each of
+// `signatures` (DKIM-Signature values); stops at the first refused change.
+EditOutcome applyEdits(MessageEditor& mta, const std::vector<std::string>& remove_rcpts,
+                       const std::vector<HeaderEdit>& edits, const std::vector<std::string>& signatures);
 
 }  // namespace mailgate

@@ -36,6 +36,12 @@ struct MessageFacts {
 
 MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64_t now_ms);
 
+// The milter keeps at most this many header fields of a message (Postfix
+// passes more: its header_size_limit counts bytes); a message with more is
+// refused with tooManyHeaderFields(), never checked on the fields kept.
+constexpr size_t kMaxHeaderFields = 10000;
+Verdict tooManyHeaderFields();
+
 // The sender an outcome records: the From address, or EMPTY-FROM.
 inline std::string recordedFrom(const MessageFacts& facts) { return facts.from ? facts.from->address : kEmptyFrom; }
 
@@ -103,8 +109,8 @@ struct EndOfMessage {
 // The message rules first (a refused message is refused even when every
 // recipient is suppressed), then suppression, then, for a message that is
 // delivered, DKIM trouble: unreadable keys (on_redis_failure; with accept the
-// plan is carried out unsigned), a signing error (dkim_on_error), no key
-// (dkim_required).
+// plan is carried out unsigned, unless dkim_required tempfails it), a signing
+// error (dkim_on_error), no key (dkim_required).
 EndOfMessage finishMessage(const MessagePlan& plan, bool every_rcpt_suppressed, const SigningState& dkim,
                            const Config& config);
 

@@ -38,7 +38,7 @@ class Dkim(SharedStackTest):
 
     def dns(self):
         records = {}
-        for domain in ("shop.example", "other.example"):
+        for domain in ("shop.example", "other.example", "bee.example", "parent.example"):
             r = self.stack.ctl("--json", "dkim", "dns", domain)
             for rec in json.loads(r.stdout) if r.returncode == 0 else []:
                 records[("%s._domainkey.%s." % (rec["selector"], rec["domain"])).encode()] = rec["txt"].encode()
@@ -151,6 +151,30 @@ class Dkim(SharedStackTest):
         self.assertIn(b"d=other.example", msg)
         self.assert_verifies(msg, algorithms=(b"rsa-sha256",))
 
+    def test_keys_of_another_account_never_sign(self):
+        """Account bee owns bee.example and its key; the admin gives shop the subdomain
+        shop.bee.example: shop's mail from it is not signed d=bee.example through the
+        parent-domain fallback (dkim_default_domain signs it), nor with bee's key as shop's
+        own dkim_domain (unsigned). An unowned key of a parent domain shop was not given
+        does not sign either."""
+        self.stack.make_account("bee", domains=("bee.example",))
+        self.stack.ctl_ok("dkim", "generate", "bee.example", "--selector", "b1", "--account", "bee")
+        self.stack.ctl_ok("domain", "add", "shop", "shop.bee.example")
+        self.stack.ctl_ok("dkim", "generate", "parent.example", "--selector", "p1")
+        self.stack.ctl_ok("domain", "add", "shop", "news.parent.example")
+        for frm in ("news@shop.bee.example", "news@news.parent.example"):
+            msg = self.send_and_receive(frm=frm)
+            self.assertNotIn(b"d=bee.example", msg)
+            self.assertNotIn(b"d=parent.example", msg)
+            self.assertIn(b"d=shop.example", msg)
+            self.assert_verifies(msg)
+        self.stack.ctl_ok("account", "set", "shop", "dkim_domain=bee.example")
+        try:
+            msg = self.send_and_receive(frm="news@shop.bee.example")
+        finally:
+            self.stack.ctl_ok("account", "set", "shop", "dkim_domain=")
+        self.assertNotIn(b"DKIM-Signature", msg)
+
     def test_broken_keys_tempfail(self):
         self.stack.ctl_ok("domain", "add", "shop", "broken.example")
         bad = '{"algo":"rsa-sha256","bits":2048,"key":"-----BEGIN PRIVATE KEY-----\\ngarbage\\n-----END PRIVATE KEY-----\\n"}'
@@ -159,7 +183,16 @@ class Dkim(SharedStackTest):
         data = MESSAGE.format(frm="a@broken.example", subject="broken", extra="", body="x\n")
         out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data)
         self.assertIn("<~* 451 4.3.0 internal service error", out)
-        self.assertIn("dkim: ", self.stack.log("milter"))
+        # libopendkim reads the key at dkim_eom: the failure is at end of message and is
+        # logged and recorded like every other refusal (one line with the queue id).
+        qid = re.search(r"(\w+): dkim: dkim_eom broken\.example/b1", self.stack.log("milter")).group(1)
+        line = wait_for(lambda: [l for l in self.stack.log("milter").splitlines()
+                                 if l.startswith("mailgate-milter: info: %s: tempfail: END-OF-MESSAGE" % qid)],
+                        10, "the milter's END-OF-MESSAGE line")[0]
+        self.assertIn(": 451 4.3.0 internal service error;", line)
+        self.assertIn("rule=dkim_error", line)
+        events = [e for e in self.stack.events(200) if e["queue_id"] == qid]
+        self.assertEqual([(e["status"], e["code"]) for e in events], [("tempfailed", "451")])
 
     def reload_milter(self, line):
         """Appends `line` to mailgate.conf ("" restores it) and reloads mailgate-milter."""

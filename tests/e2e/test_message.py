@@ -142,6 +142,20 @@ class Message(SharedStackTest):
         self.assertIsNone(self.stack.procs["milter"].poll(), "mailgate-milter exited")
         self.delivered(self.send())  # still serving
 
+    def test_too_many_header_fields(self):
+        """A second From hidden behind 10,000 filler fields (Postfix passes them all, they
+        fit in header_size_limit) is not skipped: the message is refused as a whole."""
+        filler = "\n".join("X:%d" % (i % 10) for i in range(10000))
+        data = ("From: news@shop.example\nTo: bob@example.net\nSubject: cap\nDate: Wed, 25 Nov 2026 10:00:00 +0000\n"
+                "Message-Id: <cap@shop.example>\nMIME-Version: 1.0\nContent-Type: text/plain\n" + filler + "\nFrom: ceo@bank.example\n\nbody\n")
+        out = self.send(data=data)
+        self.assertIn("<~* 550 5.6.0 too many header fields", out, out[-300:])
+        self.assertIn("5.6.0 too many header fields", self.stack.ctl("errors", "shop").stdout)
+        # Just below the cap, the duplicate From is seen as usual.
+        filler = "\n".join("X:%d" % (i % 10) for i in range(9990))
+        out = self.send(data=data.replace("\n".join("X:%d" % (i % 10) for i in range(10000)), filler))
+        self.assertIn("<~* 550 5.6.0 duplicate From:", out, out[-300:])
+
     def test_daily_campaign_when_untagged(self):
         qid, header = self.delivered(self.send())
         day = time.strftime("%Y-%m-%d", time.gmtime())

@@ -109,11 +109,37 @@ TEST(DkimSigning, KeySelectionWalksParentsThenDefault) {
                            DkimEntry{"example.com", "e2", "ed25519-sha256", "", "", "", 256}};
   loaded["default.example"] = {DkimEntry{"default.example", "d", "rsa-sha256", "", "", "", 2048}};
   loaded["empty.example"] = {};
-  EXPECT_EQ(selectSigningKeys("News.Shop.Example.com", loaded, "")[0].selector, "s1");
-  EXPECT_EQ(selectSigningKeys("other.example.com", loaded, "").size(), 2u);
-  EXPECT_EQ(selectSigningKeys("x.empty.example", loaded, "default.example")[0].domain, "default.example");
-  EXPECT_EQ(selectSigningKeys("", loaded, "default.example")[0].selector, "d");
-  EXPECT_TRUE(selectSigningKeys("nowhere.test", loaded, "").empty());
+  SigningAccount who{"a", {"shop.example.com", "example.com", "default.example"}};
+  EXPECT_EQ(selectSigningKeys("News.Shop.Example.com", loaded, "", who)[0].selector, "s1");
+  EXPECT_EQ(selectSigningKeys("other.example.com", loaded, "", who).size(), 2u);
+  EXPECT_EQ(selectSigningKeys("x.empty.example", loaded, "default.example", who)[0].domain, "default.example");
+  EXPECT_EQ(selectSigningKeys("", loaded, "default.example", who)[0].selector, "d");
+  EXPECT_TRUE(selectSigningKeys("nowhere.test", loaded, "", who).empty());
+}
+
+// Keys owned by an account sign only its mail; keys no account owns sign
+// only for an account given their domain (its sending domain, dkim_domain,
+// dkim_default_domain). Account b owns example.com and its key; account a
+// was given shop.example.com: a's mail is never signed d=example.com.
+TEST(DkimSigning, KeysOfAnotherAccountOrOfADomainNotGivenAreNeverUsed) {
+  std::map<std::string, std::vector<DkimEntry>> loaded;
+  loaded["example.com"] = {DkimEntry{"example.com", "b1", "rsa-sha256", "b", "", "", 2048}};
+  loaded["parent.example"] = {DkimEntry{"parent.example", "p1", "rsa-sha256", "", "", "", 2048}};
+  loaded["default.example"] = {DkimEntry{"default.example", "d", "rsa-sha256", "", "", "", 2048}};
+  loaded["b.example"] = {DkimEntry{"b.example", "bd", "rsa-sha256", "b", "", "", 2048},
+                         DkimEntry{"b.example", "ad", "rsa-sha256", "a", "", "", 2048}};
+  SigningAccount a{"a", {"shop.example.com", "news.parent.example", "default.example", "b.example"}};
+  SigningAccount b{"b", {"example.com"}};
+  EXPECT_TRUE(selectSigningKeys("shop.example.com", loaded, "", a).empty());
+  EXPECT_EQ(selectSigningKeys("shop.example.com", loaded, "", b)[0].selector, "b1");  // b owns it
+  EXPECT_EQ(selectSigningKeys("shop.example.com", loaded, "default.example", a)[0].selector, "d");
+  EXPECT_EQ(selectSigningKeys("news.parent.example", loaded, "default.example", a)[0].selector, "d");
+  EXPECT_TRUE(selectSigningKeys("news.parent.example", loaded, "default.example", b).empty());
+  // A default signing domain whose keys another account owns: only the owner's own keys.
+  EXPECT_TRUE(selectSigningKeys("", loaded, "example.com", a).empty());
+  auto keys = selectSigningKeys("", loaded, "b.example", a);
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0].selector, "ad");
 }
 
 TEST(DkimSigning, SignsWhatTheHeaderEditsProduce) {

@@ -240,6 +240,8 @@ TEST(FinishMessage, RulesThenSuppressionThenDkim) {
       {"keys unreadable, tempfail", deliver, false, {true, false, false}, "", Finish::RedisTempfail, "", ""},
       {"keys unreadable, accept", deliver, false, {true, false, false}, "on_redis_failure = accept\n", Finish::Carry,
        "", " dkim=unavailable"},
+      {"keys unreadable, accept, dkim_required", deliver, false, {true, false, false},
+       "on_redis_failure = accept\ndkim_required = yes\n", Finish::Refuse, kInternal, ""},
       {"signing failed", deliver, false, {false, false, true}, "", Finish::Refuse, kInternal, ""},
       {"signing failed, accept-unsigned", deliver, false, {false, false, true}, "dkim_on_error = accept-unsigned\n",
        Finish::Carry, "", " dkim=error"},
