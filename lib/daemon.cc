@@ -3,9 +3,10 @@
 // the exit status.
 #include "mailgate/daemon.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
@@ -16,6 +17,7 @@
 
 #include <vector>
 
+#include "mailgate/listen.h"
 #include "mailgate/log.h"
 #include "mailgate/redis.h"
 
@@ -64,6 +66,40 @@ Config startDaemon(const DaemonOptions& options, const char* ident) {
   return config;
 }
 
+namespace {
+
+// The default pid directory stays root's (0755): a daemon that switched to
+// `user` must not be able to plant a link where root writes at the next start.
+bool makeRootPidDir() {
+  if (mkdir(kPidDir, 0755) != 0 && errno != EEXIST) return false;
+  UniqueFd dir(open(kPidDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st;
+  if (dir.get() < 0 || fstat(dir.get(), &st) != 0) return false;
+  if (geteuid() == 0 && (st.st_uid != 0 || st.st_gid != 0 || (st.st_mode & 07777) != 0755)) {
+    // Handed to the user by an earlier version: take it back.
+    if (fchown(dir.get(), 0, 0) != 0 || fchmod(dir.get(), 0755) != 0) return false;
+  }
+  return true;
+}
+
+// Writes the pid to a new file beside pid_file (O_EXCL: never an existing
+// file or link) and renames it over pid_file, so a symlink planted at
+// pid_file is replaced, not followed.
+bool writePidFile(const std::string& pid_file) {
+  std::string tmp = pid_file + ".new." + std::to_string(getpid());
+  unlink(tmp.c_str());  // left by a crashed start with the same pid
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (fd.get() < 0) return false;
+  std::string text = std::to_string(getpid()) + "\n";
+  bool ok = fchmod(fd.get(), 0644) == 0 && write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  fd.reset();
+  if (ok && rename(tmp.c_str(), pid_file.c_str()) == 0) return true;
+  unlink(tmp.c_str());
+  return false;
+}
+
+}  // namespace
+
 void detachUnlessForeground(const DaemonOptions& options, const char* ident) {
   bool detach = !options.foreground && !options.no_detach;
   if (detach && daemon(0, 0) != 0) {
@@ -72,21 +108,23 @@ void detachUnlessForeground(const DaemonOptions& options, const char* ident) {
   }
   std::string pid_file = options.pid_file;
   if (pid_file.empty() && detach) {
-    mkdir(kPidDir, 0755);
+    if (!makeRootPidDir()) MG_LOG_WARN("cannot prepare %s: %m", kPidDir);
     pid_file = std::string(kPidDir) + ident + ".pid";
   }
   if (pid_file.empty()) return;
-  std::ofstream out(pid_file, std::ios::trunc);
-  out << getpid() << "\n";
-  if (!out) {
-    MG_LOG_WARN("cannot write pid file %s", pid_file.c_str());
+  if (!writePidFile(pid_file)) {
+    MG_LOG_WARN("cannot write pid file %s: %m", pid_file.c_str());
     return;
   }
   g_pid_file = pid_file;
 }
 
 void removePidFile() {
-  if (!g_pid_file.empty()) unlink(g_pid_file.c_str());
+  // After the switch to `user` the pid file's directory is usually root's:
+  // the file then stays (stale; the next start replaces it).
+  if (!g_pid_file.empty() && unlink(g_pid_file.c_str()) != 0 && errno != ENOENT) {
+    MG_LOG_DEBUG("cannot remove pid file %s: %m", g_pid_file.c_str());
+  }
 }
 
 void dropPrivileges(const Config& config) {
@@ -101,10 +139,6 @@ void dropPrivileges(const Config& config) {
     exit(1);
   }
   if (pw.pw_uid == 0) return;
-  // The default pid directory is ours: hand it over so that the pid file can be removed at exit.
-  if (g_pid_file.starts_with(kPidDir) && chown(kPidDir, pw.pw_uid, pw.pw_gid) != 0) {
-    MG_LOG_WARN("cannot hand %s to user %s: %m", kPidDir, name);
-  }
   if (initgroups(name, pw.pw_gid) != 0 || setgid(pw.pw_gid) != 0 || setuid(pw.pw_uid) != 0) {
     MG_LOG_ERR("fatal: cannot switch to user %s: %m", name);
     exit(1);
@@ -116,6 +150,10 @@ void dropPrivileges(const Config& config) {
   }
   MG_LOG_INFO("running as user %s (uid %u, gid %u)", name, static_cast<unsigned>(pw.pw_uid),
               static_cast<unsigned>(pw.pw_gid));
+  if (access(config.path.c_str(), R_OK) != 0) {
+    MG_LOG_WARN("user %s cannot read %s: %m; SIGHUP reloads will fail until it can (give the file to root and "
+                "the user's group, mode 0640)", name, config.path.c_str());
+  }
 }
 
 bool ServiceExit::serviceReturned(bool clean) {

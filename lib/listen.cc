@@ -1,10 +1,12 @@
 // listen.cc — creates the daemons' listening sockets and sets the access
-// rights of UNIX sockets so that the Postfix user can connect.
+// rights of UNIX sockets (on the socket itself, never through a swapped path)
+// so that the Postfix user can connect.
 #include "mailgate/listen.h"
 
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <grp.h>
 #include <memory>
 #include <netdb.h>
@@ -23,14 +25,27 @@ Error sysError(const std::string& what) {
 }  // namespace
 
 Status setSocketAccess(const std::string& path, unsigned mode, const std::string& group) {
+  // The directory may be writable by the daemon's user: act on the inode
+  // opened here, refused unless it is a socket, never on the path again.
+  UniqueFd fd(open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st;
+  if (fd.get() < 0 || fstat(fd.get(), &st) != 0) return sysError(path);
+  if (!S_ISSOCK(st.st_mode)) return Error{Error::Kind::Invalid, path + " is not a socket (replaced after the bind?)"};
   if (!group.empty()) {
     struct group* gr = getgrnam(group.c_str());
     if (gr == nullptr) return Error{Error::Kind::Invalid, "unknown group \"" + group + "\""};
-    if (chown(path.c_str(), static_cast<uid_t>(-1), gr->gr_gid) != 0) return sysError("chown " + path);
+    if (fchownat(fd.get(), "", static_cast<uid_t>(-1), gr->gr_gid, AT_EMPTY_PATH) != 0) return sysError("chgrp " + path);
   }
-  if (chmod(path.c_str(), mode) != 0) return sysError("chmod " + path);
+  if ((st.st_mode & 07777) != mode) {
+    // No fchmod() on an O_PATH descriptor; its /proc link names the same inode.
+    std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+    if (chmod(self.c_str(), mode) != 0) return sysError("chmod " + path);
+  }
   return okStatus();
 }
+
+SocketCreationMode::SocketCreationMode(unsigned mode) : saved_(umask(~static_cast<mode_t>(mode) & 0777)) {}
+SocketCreationMode::~SocketCreationMode() { umask(saved_); }
 
 Result<UniqueFd> listenOn(const Endpoint& endpoint, unsigned mode, const std::string& group) {
   if (endpoint.kind == Endpoint::Kind::Unix) {
@@ -44,8 +59,11 @@ Result<UniqueFd> listenOn(const Endpoint& endpoint, unsigned mode, const std::st
     if (fd.get() < 0) return sysError("socket");
     struct stat st;
     if (lstat(endpoint.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(endpoint.path.c_str());
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      return sysError("bind " + endpoint.path);
+    {
+      SocketCreationMode creation(mode);  // no moment with wider rights than `mode`
+      if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        return sysError("bind " + endpoint.path);
+      }
     }
     if (Status s = setSocketAccess(endpoint.path, mode, group); !s) return s.error();
     if (listen(fd.get(), 512) != 0) return sysError("listen " + endpoint.path);

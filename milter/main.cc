@@ -57,8 +57,13 @@ int main(int argc, char** argv) {
   context.dkim_keys = &dkim_keys;
   milter::setMilterContext(&context);
 
-  if (smfi_setconn(const_cast<char*>(config.milter_listen.c_str())) == MI_FAILURE ||
-      smfi_register(*milter::milterDescription()) == MI_FAILURE || smfi_opensocket(true) == MI_FAILURE) {
+  bool opened;
+  {
+    SocketCreationMode creation(config.socket_mode);  // libmilter binds its socket itself
+    opened = smfi_setconn(const_cast<char*>(config.milter_listen.c_str())) != MI_FAILURE &&
+             smfi_register(*milter::milterDescription()) != MI_FAILURE && smfi_opensocket(true) != MI_FAILURE;
+  }
+  if (!opened) {
     MG_LOG_ERR("fatal: cannot open milter socket %s", config.milter_listen.c_str());
     return 1;
   }

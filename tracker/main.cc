@@ -2,12 +2,19 @@
 // records delivery results (recorder.h) in one thread, delivers webhooks
 // (webhooks.h) in another, until SIGTERM or the end of standard input.
 // SIGHUP reloads the configuration (webhook and retry settings). Started as
-// root it runs as `user`, which must be able to read tracker_log.
+// root it runs as `user`, which must be able to read tracker_log (exit 1
+// at start when it cannot).
+#include <fcntl.h>
+#include <pwd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <thread>
 
 #include "log_follower.h"
 #include "mailgate/daemon.h"
+#include "mailgate/listen.h"
 #include "mailgate/live_config.h"
 #include "mailgate/log.h"
 #include "mailgate/signals.h"
@@ -77,6 +84,22 @@ void followLog(const LiveConfig& live, const std::string& node, const std::atomi
   }
 }
 
+// A tracker_log that exists but that this user may not read would make it
+// wait for ever: one fatal line with the fix instead (exit 1). A missing
+// file is waited for (Postfix may not have logged yet).
+void requireReadableLog(const Config& config) {
+  if (config.tracker_log == "-") return;
+  UniqueFd fd(open(config.tracker_log.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() >= 0 || errno != EACCES) return;
+  const std::string why = std::strerror(errno);
+  const struct passwd* pw = getpwuid(geteuid());
+  std::string user = pw != nullptr ? pw->pw_name : std::to_string(geteuid());
+  MG_LOG_ERR("fatal: user %s cannot read tracker_log %s: %s; add %s to group adm (usermod -aG adm %s) or set "
+             "tracker_log to a file it can read",
+             user.c_str(), config.tracker_log.c_str(), why.c_str(), user.c_str(), user.c_str());
+  exit(1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,6 +111,7 @@ int main(int argc, char** argv) {
   if (config.tracker_log == "-") options.no_detach = true;  // stdin is the log: stay attached
   detachUnlessForeground(options, "mailgate-tracker");
   dropPrivileges(config);  // before the threads: tracker_log is opened as `user`
+  requireReadableLog(config);
 
   const std::string node = config.tracker_name.empty() ? localHostname() : config.tracker_name;
   std::atomic<bool> stop{false};

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "mailgate/config.h"
@@ -45,7 +46,24 @@ class UniqueFd {
 // and, when it exists, `group`.
 Result<UniqueFd> listenOn(const Endpoint& endpoint, unsigned mode, const std::string& group);
 
-// chmod + chgrp of a UNIX socket; an unknown group is an error.
+// chgrp (and chmod if its mode differs) of the UNIX socket at `path`, done
+// on the inode opened without following links: a path that is not a socket
+// (a symlink or file planted after the bind) is refused and left alone. An
+// unknown group is an error.
 Status setSocketAccess(const std::string& path, unsigned mode, const std::string& group);
+
+// Sets the umask so that sockets bound (or created by libmilter) while it
+// lives get `mode`; restores the previous umask. Start-up only (the umask is
+// per process).
+class SocketCreationMode {
+ public:
+  explicit SocketCreationMode(unsigned mode);
+  ~SocketCreationMode();
+  SocketCreationMode(const SocketCreationMode&) = delete;
+  SocketCreationMode& operator=(const SocketCreationMode&) = delete;
+
+ private:
+  mode_t saved_;
+};
 
 }  // namespace mailgate

@@ -4,8 +4,10 @@ storms during reloads while mail flows never stop it; and daemons started as
 root switch to the configured `user` after opening their sockets."""
 
 import ctypes
+import grp
 import os
 import pwd
+import stat
 import signal
 import subprocess
 import threading
@@ -136,10 +138,66 @@ class DropPrivileges(StackTest):
         for sock in ("policy.sock", "auth.sock", "milter.sock"):
             st = os.stat(self.stack.path(sock))
             self.assertEqual(oct(st.st_mode & 0o777), "0o660", sock)
+            self.assertEqual((st.st_uid, st.st_gid), (0, grp.getgrnam("postfix").gr_gid), sock)
         self.send(2)  # AUTH, policy and milter, all through Postfix
         self.assert_delivered_and_recorded(2)
         self.assertIn("running as user nobody (uid %d, gid %d)" % (nobody.pw_uid, nobody.pw_gid),
                       self.stack.log("milter"))
+
+
+class RootWrites(unittest.TestCase):
+    """What root writes before the switch to `user` never follows a link the
+    user could have planted: the pid file, the sockets' access rights; and the
+    start-up checks of what the user must be able to read."""
+
+    def setUp(self):
+        self.stack = Stack(user="nobody", with_tracker=True)
+        self.addCleanup(self.stack.stop)
+
+    def test_a_symlink_at_the_pid_file_is_replaced_not_followed(self):
+        victim = self.stack.path("victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        os.chmod(victim, 0o600)
+        pid_file = self.stack.path("policy.pid")
+        os.symlink(victim, pid_file)
+        p = self.stack._spawn("policy", [self.stack.binary("mailgate-policy"), "-f", "-c", self.stack.conf,
+                                         "-p", pid_file])
+        wait_for(lambda: "running as user nobody" in self.stack.log("policy"), 10, "the switch to nobody")
+        with open(victim) as f:
+            self.assertEqual(f.read(), "precious\n")
+        self.assertEqual(oct(os.stat(victim).st_mode & 0o777), "0o600")
+        st = os.lstat(pid_file)
+        self.assertTrue(stat.S_ISREG(st.st_mode), "the pid file is still a symlink")
+        self.assertEqual((st.st_uid, oct(st.st_mode & 0o777)), (0, "0o644"))
+        with open(pid_file) as f:
+            self.assertEqual(f.read(), "%d\n" % p.pid)
+        self.assertEqual(sorted(os.listdir(self.stack.dir)),
+                         sorted(["mailgate.conf", "policy.log", "policy.pid", "victim", "policy.sock", "auth.sock"]))
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(10), 0, self.stack.log("policy"))
+
+    def test_tracker_refuses_a_log_its_user_cannot_read(self):
+        log = self.stack.path("maillog")
+        with open(log, "w") as f:
+            f.write("")
+        os.chmod(log, 0o600)
+        r = subprocess.run([self.stack.binary("mailgate-tracker"), "-f", "-c", self.stack.conf],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("fatal: user nobody cannot read tracker_log %s: Permission denied; add nobody to group adm"
+                      % log, r.stderr)
+
+    def test_warns_when_the_user_cannot_read_the_config_for_reloads(self):
+        os.chmod(self.stack.conf, 0o600)
+        self.stack.start(self.stack.start_redis, lambda: self.stack.start_daemons(["policy"]))
+        p = self.stack.procs["policy"]
+        wait_for(lambda: "running as user nobody" in self.stack.log("policy"), 10, "the switch to nobody")
+        self.assertIn("warning: user nobody cannot read %s: Permission denied; SIGHUP reloads will fail until it can"
+                      % self.stack.conf, self.stack.log("policy"))
+        p.send_signal(signal.SIGHUP)
+        wait_for(lambda: "keeping the running configuration" in self.stack.log("policy"), 10, "the failed reload")
+        self.assertIsNone(p.poll(), self.stack.log("policy"))
 
 
 class UnknownUser(unittest.TestCase):
