@@ -6,6 +6,7 @@
 #include <idn2.h>
 
 #include <cstdint>
+#include <utility>
 
 namespace mailgate {
 namespace {
@@ -105,6 +106,25 @@ std::optional<std::string> toALabels(std::string_view domain) {
   return ascii;
 }
 
+// The lower-case A-label form of a hostname or IDN, an address literal in
+// lower case, or nullopt.
+std::optional<std::string> normalDomain(std::string_view domain) {
+  if (validAddressLiteral(domain)) return toLower(domain);
+  bool ascii = true;
+  for (char c : domain) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+  std::optional<std::string> normal = ascii ? toLower(domain) : toALabels(domain);
+  if (!normal || !validHostname(*normal)) return std::nullopt;
+  return normal;
+}
+
+// <local@domain> -> {local, domain}, split at the last "@"; both empty without one.
+std::pair<std::string_view, std::string_view> splitAddress(std::string_view text) {
+  if (text.size() >= 2 && text.front() == '<' && text.back() == '>') text = text.substr(1, text.size() - 2);
+  size_t at = text.rfind('@');
+  if (at == std::string_view::npos) return {};
+  return {text.substr(0, at), text.substr(at + 1)};
+}
+
 }  // namespace
 
 std::string toLower(std::string_view s) {
@@ -115,32 +135,55 @@ std::string toLower(std::string_view s) {
   return out;
 }
 
-std::string Mailbox::key() const { return toLower(local) + "@" + domain; }
+std::string Mailbox::key() const {
+  // "victim"@example.com is victim@example.com (RFC 5321 4.1.2): a quoted
+  // local part that needs no quotes is compared without them.
+  if (validQuoted(local)) {
+    std::string bare;
+    for (size_t i = 1; i + 1 < local.size(); ++i) {
+      if (local[i] == '\\') ++i;
+      bare += local[i];
+    }
+    if (validDotAtom(bare)) return toLower(bare) + "@" + domain;
+  }
+  return toLower(local) + "@" + domain;
+}
 
 std::optional<Mailbox> parseMailbox(std::string_view text) {
-  if (text.size() >= 2 && text.front() == '<' && text.back() == '>') text = text.substr(1, text.size() - 2);
-  size_t at = text.rfind('@');
-  if (at == std::string_view::npos) return std::nullopt;
-  std::string_view local = text.substr(0, at), domain_text = text.substr(at + 1);
+  auto [local, domain_text] = splitAddress(text);
   if (local.empty() || local.size() > 64) return std::nullopt;
   if (!(validDotAtom(local) && validUtf8(local)) && !validQuoted(local)) return std::nullopt;
-  if (validAddressLiteral(domain_text)) return Mailbox{std::string(local), toLower(domain_text)};
-  bool ascii = true;
-  for (char c : domain_text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
-  std::optional<std::string> domain = ascii ? toLower(domain_text) : toALabels(domain_text);
-  if (!domain || !validHostname(*domain)) return std::nullopt;
+  std::optional<std::string> domain = normalDomain(domain_text);
+  if (!domain) return std::nullopt;
   return Mailbox{std::string(local), std::move(*domain)};
 }
 
 std::vector<std::string> recipientForms(const Mailbox& rcpt, bool subaddress) {
   std::vector<std::string> forms{rcpt.key()};
-  if (subaddress && rcpt.local.front() != '"') {
-    size_t plus = rcpt.local.find('+');
-    if (plus != std::string::npos && validDotAtom(std::string_view(rcpt.local).substr(0, plus))) {
-      forms.push_back(Mailbox{rcpt.local.substr(0, plus), rcpt.domain}.key());
+  std::string_view local = std::string_view(forms[0]).substr(0, forms[0].rfind('@'));
+  if (subaddress && local.front() != '"') {
+    size_t plus = local.find('+');
+    if (plus != std::string::npos && validDotAtom(local.substr(0, plus))) {
+      forms.push_back(Mailbox{std::string(local.substr(0, plus)), rcpt.domain}.key());
     }
   }
   return forms;
+}
+
+std::optional<std::string> normalHostname(std::string_view domain) {
+  auto normal = normalDomain(domain);
+  if (!normal || normal->front() == '[') return std::nullopt;
+  return normal;
+}
+
+std::optional<std::vector<std::string>> recipientKeys(std::string_view text, bool subaddress) {
+  if (auto m = parseMailbox(text)) return recipientForms(*m, subaddress);
+  auto [local, domain_text] = splitAddress(text);
+  bool printable = !local.empty() && validUtf8(local);
+  for (unsigned char c : local) printable = printable && c >= 0x20 && c != 0x7f;
+  std::optional<std::string> domain = normalDomain(domain_text);
+  if (!printable || !domain) return std::nullopt;
+  return recipientForms(Mailbox{std::string(local), std::move(*domain)}, subaddress);
 }
 
 std::vector<std::string> parentDomains(std::string_view domain) {

@@ -23,16 +23,15 @@ Error invalid(std::string message) { return Error{Error::Kind::Invalid, std::mov
 
 std::string nowIso() { return utcTimestamp(nowMillis()); }
 
-bool plausibleAddress(std::string_view a) {
-  size_t at = a.find('@');
-  return at != std::string_view::npos && at > 0 && at + 1 < a.size() && a.find('@', at + 1) == std::string_view::npos &&
-         a.find_first_of(" \t\r\n<>,;\"") == std::string_view::npos;
-}
-
-std::optional<std::string> normalDomain(const std::string& domain) {
-  auto m = parseMailbox("x@" + domain);
-  if (!m || m->domain.front() == '[') return std::nullopt;
-  return m->domain;
+// A default sender as stored: an RFC 5321 mailbox in its normal form (IDN
+// domain as A-labels), at most 254 octets (RFC 5321 4.5.3.1.3); "" stays "".
+Result<std::string> normalSender(const std::string& sender) {
+  if (sender.empty()) return sender;
+  auto m = parseMailbox(sender);
+  if (!m || m->domain.front() == '[' || m->str().size() > 254) {
+    return invalid("bad default sender \"" + sender + "\": expected local@domain, at most 254 octets");
+  }
+  return m->str();
 }
 
 }  // namespace
@@ -72,13 +71,12 @@ Status Admin::addAccount(const std::string& name, const std::string& default_sen
   if (!validAccountName(name)) {
     return invalid("bad account name \"" + name + "\": use 1-64 letters, digits, '.', '_' or '-'");
   }
-  if (!default_sender.empty() && !plausibleAddress(default_sender)) {
-    return invalid("bad default sender \"" + default_sender + "\": expected local@domain");
-  }
+  auto sender = normalSender(default_sender);
+  if (!sender) return sender.error();
   auto added = redis_.command({"SADD", keys_.accounts(), name});
   if (!added) return added.error();
   if ((*added)->integer == 0) return invalid("account \"" + name + "\" already exists");
-  auto r = redis_.command({"HSET", keys_.account(name), "state", "active", "default_sender", default_sender,
+  auto r = redis_.command({"HSET", keys_.account(name), "state", "active", "default_sender", *sender,
                            "created", nowIso()});
   if (!r) return r.error();
   return okStatus();
@@ -93,7 +91,9 @@ Result<std::pair<std::string, std::string>> assignmentParts(const std::string& a
   return std::pair{assignment.substr(0, eq), assignment.substr(eq + 1)};
 }
 
-Status checkAccountSetting(const std::string& key, const std::string& value) {
+// The value an account setting is stored as, checked (and normalised: domains
+// and the default sender in their Redis form).
+Result<std::string> accountSetting(const std::string& key, const std::string& value) {
   if (key == "state") {
     if (!parseAccountState(value)) return invalid("bad state \"" + value + "\": expected active, blocked or deleted");
   } else if (key == "suppression") {
@@ -101,19 +101,20 @@ Status checkAccountSetting(const std::string& key, const std::string& value) {
       return invalid("bad suppression \"" + value + "\": expected reject or accept-and-drop");
     }
   } else if (key == "dkim_domain") {
-    if (!value.empty() && !normalDomain(value)) return invalid("bad dkim_domain \"" + value + "\"");
+    if (value.empty()) return value;
+    auto d = normalHostname(value);
+    if (!d) return invalid("bad dkim_domain \"" + value + "\"");
+    return *d;
   } else if (key == "empty_from") {
     if (!parseEmptyFromMode(value)) return invalid("bad empty_from \"" + value + "\": expected mark, reject or rewrite");
   } else if (key == "subaddress") {
     if (value != "yes" && value != "no") return invalid("bad subaddress \"" + value + "\": expected yes or no");
   } else if (key == "default_sender") {
-    if (!value.empty() && !plausibleAddress(value)) {
-      return invalid("bad default sender \"" + value + "\": expected local@domain");
-    }
+    return normalSender(value);
   } else {
     return invalid("unknown account setting \"" + key + "\" (state, default_sender, suppression, subaddress, empty_from, dkim_domain)");
   }
-  return okStatus();
+  return value;
 }
 
 }  // namespace
@@ -123,9 +124,10 @@ Status Admin::setAccount(const std::string& name, const std::vector<std::string>
   for (const auto& assignment : assignments) {
     auto kv = assignmentParts(assignment);
     if (!kv) return kv.error();
-    if (Status s = checkAccountSetting(kv->first, kv->second); !s) return s;
+    auto value = accountSetting(kv->first, kv->second);
+    if (!value) return value.error();
     hset.push_back(kv->first);
-    hset.push_back(kv->second);
+    hset.push_back(*value);
   }
   if (assignments.empty()) return invalid("expected name=value");
   if (Status s = requireAccount(name); !s) return s;
@@ -206,7 +208,7 @@ Result<KeyView> Admin::revokeKey(const std::string& key_id) {
 
 Status Admin::addDomain(const std::string& account, const std::string& domain, const std::string& status,
                         bool subdomains) {
-  auto d = normalDomain(domain);
+  auto d = normalHostname(domain);
   if (!d) return invalid("bad domain \"" + domain + "\"");
   auto st = parseDomainStatus(status);
   if (!st) return invalid("bad status \"" + status + "\": expected verified, onmoderation or prohibited");
@@ -219,7 +221,7 @@ Status Admin::addDomain(const std::string& account, const std::string& domain, c
 
 Status Admin::setDomain(const std::string& account, const std::string& domain, const std::string& status,
                         std::optional<bool> subdomains) {
-  auto d = normalDomain(domain);
+  auto d = normalHostname(domain);
   if (!d) return invalid("bad domain \"" + domain + "\"");
   if (Status s = requireAccount(account); !s) return s;
   auto cur = redis_.command({"HGET", keys_.domains(account), *d});
@@ -238,7 +240,7 @@ Status Admin::setDomain(const std::string& account, const std::string& domain, c
 }
 
 Status Admin::removeDomain(const std::string& account, const std::string& domain) {
-  auto d = normalDomain(domain);
+  auto d = normalHostname(domain);
   if (!d) return invalid("bad domain \"" + domain + "\"");
   if (Status s = requireAccount(account); !s) return s;
   auto r = redis_.command({"HDEL", keys_.domains(account), *d});
@@ -443,7 +445,7 @@ std::vector<DkimEntry> parseDkimHash(const std::string& domain, const redisReply
 
 Status Admin::putDkimKey(const std::string& domain, const std::string& selector, const DkimKey& key,
                          const std::string& account) {
-  auto d = normalDomain(domain);
+  auto d = normalHostname(domain);
   if (!d) return invalid("bad domain \"" + domain + "\"");
   if (!validSelector(selector)) return invalid("bad selector \"" + selector + "\"");
   if (!account.empty()) {
@@ -459,7 +461,7 @@ Status Admin::putDkimKey(const std::string& domain, const std::string& selector,
 }
 
 Status Admin::removeDkimKey(const std::string& domain, const std::string& selector) {
-  auto d = normalDomain(domain);
+  auto d = normalHostname(domain);
   if (!d) return invalid("bad domain \"" + domain + "\"");
   std::vector<Command> cmds;
   if (selector.empty()) {
@@ -491,7 +493,7 @@ Result<std::vector<DkimEntry>> Admin::listDkimKeys(const std::string& domain) {
     for (size_t i = 0; i < (*r)->elements; ++i) domains.push_back(replyString((*r)->element[i]));
     std::sort(domains.begin(), domains.end());
   } else {
-    auto d = normalDomain(domain);
+    auto d = normalHostname(domain);
     if (!d) return invalid("bad domain \"" + domain + "\"");
     domains.push_back(*d);
   }

@@ -264,10 +264,10 @@ const std::vector<Param>& params() {
        }},
       {"dkim_default_domain", "",
        [](Config& c, std::string_view v) {
-         if (!v.empty() && v.find_first_of(" \t@") != std::string_view::npos) {
-           throw std::invalid_argument("expected a domain");
-         }
-         c.dkim_default_domain = toLower(v);
+         // Keys are stored under the A-label form (mailgatectl dkim).
+         auto domain = v.empty() ? std::optional<std::string>("") : normalHostname(v);
+         if (!domain) throw std::invalid_argument("expected a domain");
+         c.dkim_default_domain = *domain;
        }},
       {"dkim_expire", "0",
        [](Config& c, std::string_view v) {

@@ -1,6 +1,7 @@
 // header.cc — RFC 5322 / RFC 2047 header parsing: a tokenizer (atoms,
 // quoted strings, comments, domain literals, specials) and an address-list
-// parser on top of it. Tolerant: what cannot be an address is skipped. And
+// parser on top of it. Tolerant: what cannot be an address is skipped (and
+// reported when it holds an "@"). And
 // the reverse for one mailbox: a folded header value with its display name.
 #include "mailgate/header.h"
 
@@ -113,6 +114,14 @@ std::optional<std::string> addrSpec(const std::vector<Token>& toks, size_t begin
   return m->str();
 }
 
+// Whether the tokens hold an "@": an address was meant, valid or not.
+bool hasAt(const std::vector<Token>& toks, size_t begin, size_t end) {
+  for (size_t i = begin; i < end; ++i) {
+    if (isSpecialToken(toks[i], '@')) return true;
+  }
+  return false;
+}
+
 std::string phraseText(const std::vector<Token>& toks, size_t begin, size_t end) {
   std::string out;
   for (size_t i = begin; i < end; ++i) {
@@ -213,7 +222,8 @@ std::string decodeEncodedWords(std::string_view text) {
   return out;
 }
 
-std::vector<HeaderAddress> parseAddressList(std::string_view value) {
+std::vector<HeaderAddress> parseAddressList(std::string_view value, bool* invalid) {
+  bool bad = false;
   std::string comment;
   std::string unfolded = unfoldHeader(value);
   std::vector<Token> t = tokenize(unfolded, comment);
@@ -234,6 +244,7 @@ std::vector<HeaderAddress> parseAddressList(std::string_view value) {
         if (isSpecialToken(t[k], ':')) addr_begin = k + 1;
       }
       if (auto a = addrSpec(t, addr_begin, close)) out.push_back({phraseText(t, start, i), *a});
+      else bad = bad || hasAt(t, addr_begin, close);
       i = close;
       while (i + 1 < t.size() && !isSpecialToken(t[i + 1], ',') && !isSpecialToken(t[i + 1], ';')) ++i;
       start = i + 1;
@@ -242,10 +253,12 @@ std::vector<HeaderAddress> parseAddressList(std::string_view value) {
     if (!end) continue;
     if (i > start) {
       if (auto a = addrSpec(t, start, i)) out.push_back({"", *a});
+      else bad = bad || hasAt(t, start, i);
     }
     start = i + 1;
   }
   if (out.size() == 1 && out[0].display.empty() && !comment.empty()) out[0].display = decodeEncodedWords(comment);
+  if (invalid != nullptr) *invalid = bad;
   return out;
 }
 

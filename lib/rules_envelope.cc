@@ -67,16 +67,17 @@ Verdict checkRecipientCount(uint64_t count, const AccountPolicy& account, const 
 }
 
 Verdict checkRecipient(std::string_view recipient, const AccountPolicy& account) {
-  auto rcpt = parseMailbox(recipient);
-  if (!rcpt) return dunno();  // Postfix itself rejects malformed recipients
+  // A recipient that cannot be looked up must not pass the suppression checks.
+  auto forms = recipientKeys(recipient, account.subaddress);
+  if (!forms) return reject("550 5.1.3 Bad recipient address syntax", "recipient_syntax");
   Action action = account.suppression == Suppression::AcceptAndDrop ? Action::Dunno : Action::Reject;
-  for (const auto& form : recipientForms(*rcpt, account.subaddress)) {
+  for (const auto& form : *forms) {
     if (account.stoplist.count(form)) {
       return Verdict{action, action == Action::Dunno ? "" : "550 5.0.0 Email is in the account stoplist",
                      action == Action::Dunno ? "stoplist_suppressed" : "stoplist"};
     }
   }
-  for (const auto& form : recipientForms(*rcpt, account.subaddress)) {
+  for (const auto& form : *forms) {
     if (account.bounced.count(form)) {
       return Verdict{action, action == Action::Dunno ? "" : "550 5.0.0 Email has permanent delivery errors",
                      action == Action::Dunno ? "bounced_suppressed" : "bounced"};

@@ -118,7 +118,11 @@ MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64
   f.letter_id = letter && validTag(unfoldHeader(*letter)) ? unfoldHeader(*letter) : "";
   if (const std::string* from = firstHeader(headers, "From")) {
     f.has_from = true;
-    auto mailboxes = parseAddressList(*from);
+    bool invalid = false;
+    auto mailboxes = parseAddressList(*from, &invalid);
+    // Only a From without any address is EMPTY-FROM; a mailbox that fails
+    // validation is refused, never skipped (the reader would still see it).
+    if (invalid && f.header_verdict.action == Action::Dunno) f.header_verdict = reject("550 5.6.0 invalid From:", "invalid_from");
     if (!mailboxes.empty()) f.from = mailboxes.front();
     for (const auto& m : mailboxes) {
       std::string domain = m.address.substr(m.address.rfind('@') + 1);

@@ -87,8 +87,8 @@ void applyDomainEntries(AccountPolicy& policy, const redisReply* entries, const 
 std::vector<std::string> lookupForms(const std::vector<std::string>& rcpts) {
   std::vector<std::string> forms;
   for (const auto& r : rcpts) {
-    if (auto m = parseMailbox(r)) {
-      for (auto& f : recipientForms(*m, true)) forms.push_back(std::move(f));
+    if (auto keys = recipientKeys(r, true)) {
+      for (auto& f : *keys) forms.push_back(std::move(f));
     }
   }
   return forms;
@@ -205,10 +205,18 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
   const redisReply* fields = (*replies)[0].get();
   for (size_t i = 0; i < fields->elements && i < std::size(kFields); ++i) {
     std::string value = replyString(fields->element[i]);
-    if (i == 3) data.empty_from = parseEmptyFromMode(value);
-    else if (i == 4) data.default_sender = value;
-    else if (i == 5) data.dkim_domain = toLower(value);
-    else if (fields->element[i]->type != REDIS_REPLY_NIL) data.policy.applyField(kFields[i], value);
+    // mailgatectl stores the default sender and dkim_domain in normal form; an
+    // older or hand-written entry is normalised here (an invalid one ignored).
+    if (i == 3) {
+      data.empty_from = parseEmptyFromMode(value);
+    } else if (i == 4) {
+      auto sender = parseMailbox(value);
+      data.default_sender = sender ? sender->str() : "";
+    } else if (i == 5) {
+      data.dkim_domain = normalHostname(value).value_or("");
+    } else if (fields->element[i]->type != REDIS_REPLY_NIL) {
+      data.policy.applyField(kFields[i], value);
+    }
   }
   data.campaign_blocked = (*replies)[1]->integer == 1;
   data.sandbox = replyString((*replies)[2].get()) == "1";

@@ -28,8 +28,11 @@ struct HeaderAddress {
 };
 
 // Every mailbox of an address-list header (From, To, Cc, Reply-To); group
-// names are dropped, their members kept. Unparseable parts are skipped.
-std::vector<HeaderAddress> parseAddressList(std::string_view value);
+// names are dropped, their members kept. Unparseable parts are skipped; when
+// `invalid` is given it tells whether one of them was meant as an address
+// (holds an "@") but is no valid mailbox (bad syntax, a local part over 64
+// octets, an IDN that libidn2 refuses).
+std::vector<HeaderAddress> parseAddressList(std::string_view value, bool* invalid = nullptr);
 
 // `display` <`address`> as the value of a From (or To) header: the display
 // name quoted when printable ASCII, else as RFC 2047 encoded words (UTF-8,

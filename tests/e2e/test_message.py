@@ -62,6 +62,19 @@ class Message(SharedStackTest):
                                                extra="Sender: news@shop.example"))
         self.assertEqual(self.events_of(qid)[0]["from"], "news@shop.example")
 
+    def test_invalid_from_mailbox_is_refused(self):
+        """A From mailbox that fails validation is refused, not skipped as EMPTY-FROM (issue 13)."""
+        for frm in ("x@\u0301victim.example",                                  # libidn2 refuses it
+                    "Victim <%s@victim.example>" % ("v" * 65),                  # local part over 64 octets
+                    "Shop <news@shop.example>, x@\u0301victim.example",         # a bad one after a good one
+                    "news@shop.example, a..b@victim.example"):
+            out = self.send(frm=frm, extra="Sender: news@shop.example")
+            self.assertIn("<~* 550 5.6.0 invalid From:", out)
+            self.assertIsNone(self.stack.queue_id(out), out)
+        # Still EMPTY-FROM: no address at all.
+        qid, header = self.delivered(self.send(frm="Victim <not an address>"))
+        self.assertIn("X-Mailgate-From: EMPTY-FROM", header)
+
     def test_empty_from_modes(self):
         qid, header = self.delivered(self.send(frm="Sales Team"))
         self.assertIn("X-Mailgate-From: EMPTY-FROM", header)

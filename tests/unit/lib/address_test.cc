@@ -79,6 +79,34 @@ TEST(Address, RecipientForms) {
             (std::vector<std::string>{"jörg+x@xn--bcher-kva.example", "jörg@xn--bcher-kva.example"}));
 }
 
+TEST(Address, RecipientKeysOfAddressesPostfixAcceptsButRfc5321DoesNot) {
+  std::string tag(70, 'A');
+  EXPECT_FALSE(parseMailbox("victim+" + tag + "@example.com"));  // local part over 64 octets
+  EXPECT_EQ(recipientKeys("<Victim+" + tag + "@EXAMPLE.com>", true),
+            (std::vector<std::string>{"victim+" + toLower(tag) + "@example.com", "victim@example.com"}));
+  EXPECT_EQ(recipientKeys("victim+" + tag + "@Bücher.example", false),
+            std::vector<std::string>{"victim+" + toLower(tag) + "@xn--bcher-kva.example"});
+  EXPECT_EQ(recipientKeys("a..b+x@example.com", true),
+            (std::vector<std::string>{"a..b+x@example.com"}));  // base "a..b" is no address
+  EXPECT_EQ(recipientKeys("Bob+News@Example.NET", true), recipientForms(*parseMailbox("Bob+News@Example.NET"), true));
+  // Undecodable: refused by the callers, never skipped.
+  for (std::string bad : std::vector<std::string>{"victim+\xff@example.com", "victim@\xcc\x81" "example.com",
+                                                  "victim", "@example.com", "victim@", "vic\ttim@example.com",
+                                                  "victim@exa_mple.com", ""}) {
+    EXPECT_FALSE(recipientKeys(bad, true)) << bad;
+  }
+}
+
+TEST(Address, QuotedLocalPartThatNeedsNoQuotesHasTheKeyOfTheDotAtom) {
+  EXPECT_EQ(parseMailbox("\"victim\"@example.com")->key(), "victim@example.com");
+  EXPECT_EQ(parseMailbox("\"Vic.Tim\"@Example.com")->key(), "vic.tim@example.com");
+  EXPECT_EQ(parseMailbox("\"v\\ictim\"@example.com")->key(), "victim@example.com");
+  EXPECT_EQ(parseMailbox("\"vic tim\"@example.com")->key(), "\"vic tim\"@example.com");
+  EXPECT_EQ(parseMailbox("\"a..b\"@example.com")->key(), "\"a..b\"@example.com");
+  EXPECT_EQ(recipientForms(*parseMailbox("\"Victim+x\"@example.com"), true),
+            (std::vector<std::string>{"victim+x@example.com", "victim@example.com"}));
+}
+
 TEST(Address, ParentDomains) {
   EXPECT_EQ(parentDomains("a.b.example.com"), (std::vector<std::string>{"b.example.com", "example.com", "com"}));
   EXPECT_TRUE(parentDomains("localhost").empty());

@@ -74,4 +74,29 @@ TEST_F(CheckedRedisTest, AdminWriteRefusedByRedisChangesNothing) {
   EXPECT_EQ((*conn_.command({"SCARD", keys.accountKeys("acme")}))->integer, 1);
 }
 
+TEST_F(CheckedRedisTest, AccountDomainsAndDefaultSenderAreStoredInNormalForm) {
+  StoreKeys keys("mg:");
+  Admin admin(conn_, keys);
+  ASSERT_TRUE(admin.addAccount("acme", "News@Bücher.Example"));
+  auto field = [&](const char* name) { return replyString(conn_.command({"HGET", keys.account("acme"), name})->get()); };
+  EXPECT_EQ(field("default_sender"), "News@xn--bcher-kva.example");
+  ASSERT_TRUE(admin.setAccount("acme", {"dkim_domain=Bücher.example", "default_sender=Jörg@BÜCHER.example"}));
+  EXPECT_EQ(field("dkim_domain"), "xn--bcher-kva.example");  // where mailgatectl dkim stores its keys
+  EXPECT_EQ(field("default_sender"), "Jörg@xn--bcher-kva.example");
+  ASSERT_TRUE(admin.setAccount("acme", {"dkim_domain=", "default_sender="}));
+  EXPECT_EQ(field("dkim_domain"), "");
+  EXPECT_EQ(field("default_sender"), "");
+  std::string long_sender = std::string(64, 'a') + "@" + std::string(60, 'b') + "." + std::string(60, 'c') + "." +
+                            std::string(60, 'd') + ".example";  // 256 octets
+  for (const std::string& bad : {long_sender, std::string("a@[192.0.2.1]"), std::string("x@\xcc\x81" "b.example"),
+                                 std::string("a b@example.com")}) {
+    auto r = admin.setAccount("acme", {"default_sender=" + bad});
+    ASSERT_FALSE(r) << bad;
+    EXPECT_TRUE(r.error().message.starts_with("bad default sender")) << r.error().message;
+    EXPECT_FALSE(admin.addAccount("other", bad)) << bad;
+  }
+  EXPECT_FALSE(admin.setAccount("acme", {"dkim_domain=\xcc\x81" "x.example"}));
+  EXPECT_FALSE(admin.setAccount("acme", {"dkim_domain=[192.0.2.1]"}));
+}
+
 }  // namespace

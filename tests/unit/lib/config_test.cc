@@ -94,6 +94,14 @@ TEST(Config, BadValuesNameTheValueAndWhatIsExpected) {
             "mailgate.conf:1: bad value \"a{b}\" for tracker_name: expected a name");
 }
 
+TEST(Config, DkimDefaultDomainIsStoredAsALabels) {
+  EXPECT_EQ(parseConfig("dkim_default_domain = Bücher.Example\n", "x.conf").dkim_default_domain,
+            "xn--bcher-kva.example");
+  EXPECT_EQ(parseConfig("dkim_default_domain = Mail.Example\n", "x.conf").dkim_default_domain, "mail.example");
+  EXPECT_EQ(errorOf("dkim_default_domain = \xcc\x81" "x.example\n"),
+            "mailgate.conf:1: bad value \"\xcc\x81" "x.example\" for dkim_default_domain: expected a domain");
+}
+
 TEST(Config, DuplicateParameterNamesBothLines) {
   EXPECT_EQ(errorOf("redis_db = 1\nredis_db = 2\n"),
             "mailgate.conf:2: duplicate parameter \"redis_db\" (first set at line 1)");

@@ -114,6 +114,27 @@ TEST(RulesMessage, EmptyFromModes) {
   EXPECT_NE(findEdit(p, "X-Mailgate-From"), nullptr);  // nothing to rewrite to: marked
 }
 
+TEST(RulesMessage, FromWithAnInvalidMailboxIsRefusedNotEmpty) {
+  Rules r;
+  MessageAccount rewrite = shopAccount();
+  rewrite.empty_from = EmptyFromMode::Rewrite;
+  for (const char* from : {"x@\xcc\x81victim.example", "Victim <x@\xcc\x81victim.example>",
+                           "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv@shop.example",
+                           "Shop <news@shop.example>, x@\xcc\x81victim.example", "news@shop.example, a..b@victim.example",
+                           "alice@"}) {
+    for (const MessageAccount& a : {shopAccount(), rewrite}) {
+      auto p = r.plan(standard(from), a);
+      EXPECT_EQ(p.verdict.reply, "550 5.6.0 invalid From:") << from;
+      EXPECT_EQ(p.verdict.rule, "invalid_from") << from;
+      EXPECT_TRUE(p.edits.empty()) << from;
+    }
+  }
+  // No address at all is still EMPTY-FROM.
+  for (const char* from : {"Victim <not an address>", "Sales Team", "<>"}) {
+    EXPECT_EQ(r.plan(standard(from)).verdict.action, Action::Dunno) << from;
+  }
+}
+
 TEST(RulesMessage, FromDomainMustBeASendingDomain) {
   Rules r;
   EXPECT_EQ(r.plan(standard("a@other.example")).verdict.reply, "550 5.7.1 error/sender/unknown");

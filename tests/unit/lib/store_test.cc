@@ -104,7 +104,7 @@ TEST_F(StoreTest, AdminErrors) {
   EXPECT_EQ(admin_.addAccount("a/b", "").error().message,
             "bad account name \"a/b\": use 1-64 letters, digits, '.', '_' or '-'");
   EXPECT_EQ(admin_.addAccount("x", "not-an-address").error().message,
-            "bad default sender \"not-an-address\": expected local@domain");
+            "bad default sender \"not-an-address\": expected local@domain, at most 254 octets");
   EXPECT_EQ(admin_.createKey("ghost", true, false).error().message, "unknown account \"ghost\"");
   EXPECT_EQ(admin_.setAccount("acme", {"state=sleeping"}).error().message,
             "bad state \"sleeping\": expected active, blocked or deleted");
