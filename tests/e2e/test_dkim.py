@@ -6,6 +6,7 @@ mailgate changed and a rewritten From with a display name longer than a
 line; keys change without a restart. Mail submitted with sendmail(1)
 (non_smtpd_milters, no account) is never signed."""
 
+import contextlib
 import email.header
 import email.utils
 import json
@@ -43,6 +44,15 @@ class Dkim(SharedStackTest):
             for rec in json.loads(r.stdout) if r.returncode == 0 else []:
                 records[("%s._domainkey.%s." % (rec["selector"], rec["domain"])).encode()] = rec["txt"].encode()
         return lambda name, timeout=5: records.get(name, b"")
+
+    @contextlib.contextmanager
+    def shop_setting(self, assignment, restore):
+        """`account set shop ASSIGNMENT` for the body of a with block, then RESTORE."""
+        self.stack.ctl_ok("account", "set", "shop", assignment)
+        try:
+            yield
+        finally:
+            self.stack.ctl_ok("account", "set", "shop", restore)
 
     def send_and_receive(self, **fields):
         fields.setdefault("frm", "Shop <news@shop.example>")
@@ -108,11 +118,8 @@ class Dkim(SharedStackTest):
         self.assertNotIn(b"X-Campaign-Id", msg)
         self.assert_verifies(msg)
         # EMPTY-FROM, rewritten: signed for the default sender's domain.
-        self.stack.ctl_ok("account", "set", "shop", "empty_from=rewrite")
-        try:
+        with self.shop_setting("empty_from=rewrite", restore="empty_from=mark"):
             msg = self.send_and_receive(frm="Sales Team")
-        finally:
-            self.stack.ctl_ok("account", "set", "shop", "empty_from=mark")
         self.assertIn(b'From: "Sales Team" <default@shop.example>', msg)
         self.assert_verifies(msg)
 
@@ -120,8 +127,7 @@ class Dkim(SharedStackTest):
         # EMPTY-FROM rewritten with a display name longer than a line (998 octets): folded by the
         # milter into RFC 2047 words (or at blanks), so the signed header is the one delivered.
         names = (" ".join(["Sales"] * 250), "x" * 1200, "Отдел продаж " * 50, "Продажи" * 100)
-        self.stack.ctl_ok("account", "set", "shop", "empty_from=rewrite")
-        try:
+        with self.shop_setting("empty_from=rewrite", restore="empty_from=mark"):
             for name in names:
                 msg = self.send_and_receive(frm=name)
                 self.assert_verifies(msg)
@@ -132,8 +138,6 @@ class Dkim(SharedStackTest):
                 decoded = str(email.header.make_header(email.header.decode_header(
                     re.sub(r"\r\n[ \t]", " ", from_field[len(b"From: "):].decode().rstrip()))))
                 self.assertEqual(email.utils.parseaddr(decoded), (name.strip(), "default@shop.example"), name)
-        finally:
-            self.stack.ctl_ok("account", "set", "shop", "empty_from=mark")
 
     def test_ten_megabyte_body(self):
         # 10 MiB in lines of 64 bytes: Postfix's smtp client folds lines over 998 bytes
@@ -143,11 +147,8 @@ class Dkim(SharedStackTest):
 
     def test_account_default_signing_domain(self):
         self.stack.ctl_ok("dkim", "generate", "other.example", "--selector", "o1")
-        self.stack.ctl_ok("account", "set", "shop", "dkim_domain=other.example")
-        try:
+        with self.shop_setting("dkim_domain=other.example", restore="dkim_domain="):
             msg = self.send_and_receive(frm="Sales Team")
-        finally:
-            self.stack.ctl_ok("account", "set", "shop", "dkim_domain=")
         self.assertIn(b"d=other.example", msg)
         self.assert_verifies(msg, algorithms=(b"rsa-sha256",))
 
@@ -168,11 +169,8 @@ class Dkim(SharedStackTest):
             self.assertNotIn(b"d=parent.example", msg)
             self.assertIn(b"d=shop.example", msg)
             self.assert_verifies(msg)
-        self.stack.ctl_ok("account", "set", "shop", "dkim_domain=bee.example")
-        try:
+        with self.shop_setting("dkim_domain=bee.example", restore="dkim_domain="):
             msg = self.send_and_receive(frm="news@shop.bee.example")
-        finally:
-            self.stack.ctl_ok("account", "set", "shop", "dkim_domain=")
         self.assertNotIn(b"DKIM-Signature", msg)
 
     def test_broken_keys_tempfail(self):
