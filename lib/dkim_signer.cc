@@ -114,12 +114,16 @@ Result<std::map<std::string, std::vector<DkimEntry>>> DkimKeyCache::keysFor(Redi
       cache_.clear();
       version_ = v;
     }
+    bool cached = true;  // `domains` may name a domain twice
     for (const auto& d : domains) {
       auto it = cache_.find(d);
-      if (it == cache_.end()) break;
+      if (it == cache_.end()) {
+        cached = false;
+        break;
+      }
       out[d] = it->second;
     }
-    if (out.size() == domains.size()) return out;
+    if (cached) return out;
   }
   // The version and the keys in one transaction, so the keys are those of
   // the version read with them; they are cached only if that is still the

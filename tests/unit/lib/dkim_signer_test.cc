@@ -78,4 +78,18 @@ TEST_F(DkimKeyCacheTest, UnchangedVersionIsServedFromTheCache) {
   EXPECT_EQ(fetches, 2);
 }
 
+// The milter may list a domain twice (the From domain's parent and the
+// account's dkim_domain): still one fetch, then served from the cache.
+TEST_F(DkimKeyCacheTest, RepeatedDomainsAreServedFromTheCache) {
+  int fetches = 0;
+  DkimKeyCache c(keys_, [&] { ++fetches; });
+  for (int i = 0; i < 3; ++i) {
+    auto keys = c.keysFor(milter_a_, {"mail.example.com", "example.com", "com", "example.com"});
+    ASSERT_TRUE(keys) << keys.error().message;
+    EXPECT_EQ(keys->at("example.com").size(), 1u);
+    EXPECT_TRUE(keys->at("com").empty());
+  }
+  EXPECT_EQ(fetches, 1);
+}
+
 }  // namespace
