@@ -509,9 +509,13 @@ Result<std::vector<DkimEntry>> Admin::listDkimKeys(const std::string& domain) {
   return out;
 }
 
-Result<std::string> Admin::allowNet(const std::string& account, const std::string& text) {
+Result<std::string> Admin::allowNet(const std::string& account, const std::string& text, bool wide) {
   auto cidr = parseCidr(text);
   if (!cidr) return invalid("bad CIDR \"" + text + "\": expected e.g. 192.0.2.0/24 or 2001:db8::/32");
+  if (!wide && cidr->prefix < (cidr->v6 ? 32u : 16u)) {
+    return invalid("network " + cidr->toString() + " is wider than /" + (cidr->v6 ? "32" : "16") +
+                   ": anyone in it could send and relay as the account; give --wide if that is meant");
+  }
   if (Status s = requireAccount(account); !s) return s.error();
   std::string net = cidr->toString();
   auto set = redis_.transaction({{"HSETNX", keys_.nets(), net, account}, {"HGET", keys_.nets(), net}});

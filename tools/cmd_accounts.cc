@@ -95,13 +95,13 @@ int cmdKey(const Args& a) {
 }
 
 int cmdNet(const Args& a) {
-  const char* text = "net allow NAME CIDR | net deny NAME CIDR";
+  const char* text = "net allow NAME CIDR [--wide] | net deny NAME CIDR";
   if (a.words.size() != 4 || (a.words[1] != "allow" && a.words[1] != "deny")) {
     usage(text);
   }
   Context ctx(a);
   bool allow = a.words[1] == "allow";
-  std::string net = orDie(allow ? ctx.admin.allowNet(a.words[2], a.words[3]) : ctx.admin.denyNet(a.words[2], a.words[3]));
+  std::string net = orDie(allow ? ctx.admin.allowNet(a.words[2], a.words[3], a.wide) : ctx.admin.denyNet(a.words[2], a.words[3]));
   if (a.json) printJson({{"account", a.words[2]}, {"net", net}, {"allowed", allow}});
   else std::cout << "account " << a.words[2] << (allow ? " may send from " : " may no longer send from ") << net << "\n";
   return 0;

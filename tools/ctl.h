@@ -24,6 +24,7 @@ struct Args {
   std::string selector, algo;
   std::string account, day, campaign;  // --account, --day, --campaign
   bool follow = false;
+  bool wide = false;  // net allow --wide
   std::optional<bool> subdomains;
   std::vector<std::string> words;  // command words and positional arguments
 };

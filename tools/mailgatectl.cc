@@ -27,7 +27,7 @@ constexpr const char* kUsage =
     "  key create NAME [--no-smtp] [--sandbox]     create an API key (printed once)\n"
     "  key list NAME                               list an account's keys\n"
     "  key revoke KEYID                            revoke a key\n"
-    "  net allow NAME CIDR                         let NAME send from CIDR without AUTH\n"
+    "  net allow NAME CIDR [--wide]                let NAME send from CIDR without AUTH\n"
     "  net deny NAME CIDR                          remove an allowed network\n"
     "  domain add NAME DOMAIN [--status S] [--subdomains]   add a sending domain\n"
     "  domain set NAME DOMAIN [--status S] [--subdomains|--no-subdomains]\n"
@@ -70,6 +70,7 @@ Args parseArgs(int argc, char** argv) {
     else if (arg == "--day") a.day = value();
     else if (arg == "--campaign") a.campaign = value();
     else if (arg == "--follow") a.follow = true;
+    else if (arg == "--wide") a.wide = true;
     else if (arg == "--count" || arg == "--last") {
       std::string v = value();
       char* end = nullptr;

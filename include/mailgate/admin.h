@@ -130,7 +130,10 @@ class Admin {
   Result<std::vector<DkimEntry>> listDkimKeys(const std::string& domain);
 
   // Returns the canonical CIDR text.
-  Result<std::string> allowNet(const std::string& account, const std::string& cidr);
+  // Networks wider than /16 (IPv4) or /32 (IPv6) need `wide`: an allowed
+  // network may also relay (policy_context=relay), so 0.0.0.0/0 by mistake
+  // would make an open relay under the account's name.
+  Result<std::string> allowNet(const std::string& account, const std::string& cidr, bool wide = false);
   Result<std::string> denyNet(const std::string& account, const std::string& cidr);
 
   // Webhooks (acct:{A} webhook_url, webhook_secret): set returns the new

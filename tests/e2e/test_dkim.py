@@ -206,7 +206,7 @@ class Dkim(SharedStackTest):
         """sendmail(1) with From: a customer's domain: no account, so delivered untouched and
         unsigned (neither the From domain's key nor dkim_default_domain), even when an
         account's allowed network holds 127.0.0.1; the account's own mail is still signed."""
-        self.stack.ctl_ok("net", "allow", "shop", "127.0.0.0/8")
+        self.stack.ctl_ok("net", "allow", "shop", "127.0.0.0/8", "--wide")
         try:
             for frm in ("News <news@shop.example>", "cron@elsewhere.example"):
                 data = MESSAGE.format(frm=frm, subject="local%d" % time.time_ns(), extra="X-Campaign-Id: local-c",

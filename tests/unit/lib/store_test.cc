@@ -112,6 +112,14 @@ TEST_F(StoreTest, AdminErrors) {
             "unknown account setting \"colour\" (state, default_sender, suppression, subaddress, empty_from, dkim_domain)");
   EXPECT_EQ(admin_.allowNet("acme", "192.0.2.0/33").error().message,
             "bad CIDR \"192.0.2.0/33\": expected e.g. 192.0.2.0/24 or 2001:db8::/32");
+  EXPECT_EQ(admin_.allowNet("acme", "0.0.0.0/0").error().message,
+            "network 0.0.0.0/0 is wider than /16: anyone in it could send and relay as the account; "
+            "give --wide if that is meant");
+  EXPECT_EQ(admin_.allowNet("acme", "2001:db8::/31").error().message,
+            "network 2001:db8::/31 is wider than /32: anyone in it could send and relay as the account; "
+            "give --wide if that is meant");
+  EXPECT_EQ(*admin_.allowNet("acme", "10.0.0.0/8", true), "10.0.0.0/8");
+  ASSERT_TRUE(admin_.denyNet("acme", "10.0.0.0/8"));
   ASSERT_TRUE(admin_.addAccount("other", ""));
   ASSERT_TRUE(admin_.allowNet("acme", "192.0.2.0/24"));
   EXPECT_EQ(admin_.allowNet("other", "192.0.2.1/24").error().message,
