@@ -26,7 +26,7 @@ CTL_SYNOPSES = [
     "key create NAME [--no-smtp] [--sandbox]",
     "key list NAME",
     "key revoke KEYID",
-    "net allow NAME CIDR",
+    "net allow NAME CIDR [--wide]",
     "net deny NAME CIDR",
     "domain add NAME DOMAIN [--status S] [--subdomains]",
     "domain set NAME DOMAIN [--status S] [--subdomains|--no-subdomains]",
