@@ -71,14 +71,9 @@ bool WebhookDispatcher::readEntries(const std::string& from, unsigned block_ms) 
     const redisReply* entries = streamEntries(r->get());
     if (entries == nullptr || entries->elements == 0) return true;
     for (size_t i = 0; i < entries->elements; ++i) {
-      Event e = eventFromEntry(entries->element[i]);  // [id, nil] for an entry trimmed while pending
+      Event e = eventFromEntry(entries->element[i]);
       after = e.id;
-      if (held_.count(e.id)) continue;
-      if (e.status.empty()) {  // trimmed from the stream while pending
-        trimmed_.insert(e.id);
-        continue;
-      }
-      route(std::move(e));
+      if (!held_.count(e.id)) route(std::move(e));
     }
     // New entries (">"): one batch per call; our pending history: to its end.
     if (from == ">" || held_.size() >= kMaxHeld) return true;
@@ -98,6 +93,10 @@ const WebhookDispatcher::Target* WebhookDispatcher::target(const std::string& ac
 }
 
 void WebhookDispatcher::route(Event e) {
+  if (e.status.empty()) {  // [id, nil]: trimmed from the stream while pending
+    trimmed_.insert(e.id);
+    return;
+  }
   if (e.account.empty()) {
     to_ack_.push_back(e.id);
     return;
@@ -137,21 +136,26 @@ Command WebhookDispatcher::deadLetterEntry(const std::string& stream, const std:
 void WebhookDispatcher::deadLetterTrimmed() {
   if (trimmed_.empty()) return;
   // The entries are gone, and with them their account: they go to one
-  // dead-letter stream of their own.
+  // dead-letter stream of their own, in one transaction with their XACK. A
+  // refused or lost transaction leaves them all here for the next round
+  // (ids named by XAUTOCLAIM are no longer pending in Redis).
   std::string dead = StoreKeys(config_->redis_prefix).webhookDeadTrimmed();
   std::vector<std::string> ids(trimmed_.begin(), trimmed_.end());
-  trimmed_.clear();
   std::vector<Command> cmds;
   for (const auto& id : ids) cmds.push_back(deadLetterEntry(dead, id, 0, "trimmed", ""));
   cmds.push_back(xack(ids));
-  if (auto r = checkedPipeline(redis_, cmds); !r) {
-    MG_LOG_WARN("webhooks: dead-lettering trimmed events: %s", r.error().message.c_str());
-    rescan_pending_ = true;  // still pending (or already acknowledged): read again later
-  } else {
-    MG_LOG_WARN("webhooks: %zu pending events (ids %s to %s) were trimmed from %s before their webhook took them; "
-                "they are lost (ids in %s); raise events_maxlen, see mailgate.conf(5)",
-                ids.size(), ids.front().c_str(), ids.back().c_str(), stream_.c_str(), dead.c_str());
+  if (auto r = transaction(redis_, cmds); !r) {
+    if (!dead_letter_failing_) {  // once until it works again
+      MG_LOG_WARN("webhooks: dead-lettering trimmed events: %s; retrying", r.error().message.c_str());
+      dead_letter_failing_ = true;
+    }
+    return;
   }
+  dead_letter_failing_ = false;
+  trimmed_.clear();
+  MG_LOG_WARN("webhooks: %zu pending events (ids %s to %s) were trimmed from %s before their webhook took them; "
+              "they are lost (ids in %s); raise events_maxlen, see mailgate.conf(5)",
+              ids.size(), ids.front().c_str(), ids.back().c_str(), stream_.c_str(), dead.c_str());
 }
 
 void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
@@ -255,7 +259,7 @@ void WebhookDispatcher::takeOver() {
     const redisReply* entries = (*r)->element[1];
     if (entries->elements > 0) MG_LOG_INFO("webhooks: took over %zu pending events", entries->elements);
     for (size_t i = 0; i < entries->elements; ++i) {
-      Event e = eventFromEntry(entries->element[i]);
+      Event e = eventFromEntry(entries->element[i]);  // [id, nil] before Redis 7 for a trimmed entry
       if (!held_.count(e.id)) route(std::move(e));
     }
     // Redis 7 drops trimmed entries from the pending list and names them here.

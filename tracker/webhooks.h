@@ -51,6 +51,8 @@ class WebhookDispatcher {
   bool readEntries(const std::string& from, unsigned block_ms);
   void takeOver();
   void refreshClaims();
+  // Queues an event for its account's webhook, acknowledges one without,
+  // and notes an entry that was trimmed while pending ([id, nil]).
   void route(Event event);
   const Target* target(const std::string& account);
   // Starts a POST for every account that is due and has none in flight.
@@ -59,7 +61,8 @@ class WebhookDispatcher {
   void finish(const std::string& account, const HttpResult& result);
   void deadLetter(const std::string& account, Queue& q);
   // Logs and dead-letters (webhook:dead:trimmed) the pending entries that
-  // the stream's cap removed before they were delivered, and acknowledges them.
+  // the stream's cap removed before they were delivered, and acknowledges
+  // them, in one transaction; kept for the next round when it fails.
   void deadLetterTrimmed();
   Command deadLetterEntry(const std::string& stream, const std::string& id, unsigned attempts,
                           const std::string& error, const std::string& event) const;
@@ -80,6 +83,7 @@ class WebhookDispatcher {
   // Pending ids whose entries were trimmed away (a rescan and XAUTOCLAIM may
   // both report one).
   std::set<std::string> trimmed_;
+  bool dead_letter_failing_ = false;  // logged once until a write succeeds
   std::mt19937_64 rng_{std::random_device{}()};
   Clock::time_point last_takeover_{};
   bool rescan_pending_ = true;
