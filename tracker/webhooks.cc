@@ -1,7 +1,7 @@
 // webhooks.cc — the webhook dispatcher loop (see webhooks.h): consumer-group
 // reads, per-account queues with backoff, batches, acknowledgements,
-// dead letters (also of pending entries trimmed away), claim refresh and
-// take-over of a dead consumer's entries.
+// dead letters (also of entries trimmed away, pending or unread), claim
+// refresh and take-over of a dead consumer's entries.
 #include "webhooks.h"
 
 #include <thread>
@@ -19,6 +19,47 @@ constexpr auto kClaimRefresh = std::chrono::seconds(30);
 constexpr auto kTakeOverIdle = std::chrono::minutes(5);
 constexpr unsigned kMaxWaitMs = 1000;
 constexpr int kDeadLetterMaxLen = 10000;
+
+// Finds, atomically, the entries the stream's cap removed before the group
+// read them: nothing at or before the group's last-delivered id is left in
+// the stream, and Redis counted more entries added than the group read plus
+// those left. Dead-letters that range once and moves the group's read
+// counter (XGROUP SETID ... ENTRIESREAD) past it, so the same loss is never
+// counted again. Needs Redis 7 (entries-read). KEYS: events stream,
+// dead-letter stream; ARGV: group, time, dead-letter cap. Returns
+// {from, to, count} or nil.
+const RedisScript kUnreadTrimmed(R"lua(
+local function field(t, name)
+  for i = 1, #t, 2 do if t[i] == name then return t[i + 1] end end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local stream = redis.call('XINFO', 'STREAM', KEYS[1])
+local group
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  if field(g, 'name') == ARGV[1] then group = g end
+end
+if not group then return false end
+local read, length = field(group, 'entries-read'), field(stream, 'length')
+if type(read) ~= 'number' then return false end
+local lost = field(stream, 'entries-added') - read - length
+local last = field(group, 'last-delivered-id')
+if lost <= 0 or #redis.call('XREVRANGE', KEYS[1], last, '-', 'COUNT', 1) > 0 then return false end
+local function split(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local ms, seq = split(last)
+local from = string.format('%d-%d', ms, seq + 1)
+local to = field(stream, 'last-generated-id')
+if length > 0 then
+  ms, seq = split(field(stream, 'first-entry')[1])
+  to = seq > 0 and string.format('%d-%d', ms, seq - 1) or string.format('%d-18446744073709551615', ms - 1)
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'from', from, 'to', to, 'count', lost,
+           'time', ARGV[2], 'error', 'trimmed-unread')
+redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], last, 'ENTRIESREAD', read + lost)
+return {from, to, lost}
+)lua");
 
 RedisSettings blockingSettings(const Config& config) {
   RedisSettings s = RedisSettings::fromConfig(config);
@@ -156,6 +197,22 @@ void WebhookDispatcher::deadLetterTrimmed() {
   MG_LOG_WARN("webhooks: %zu pending events (ids %s to %s) were trimmed from %s before their webhook took them; "
               "they are lost (ids in %s); raise events_maxlen, see mailgate.conf(5)",
               ids.size(), ids.front().c_str(), ids.back().c_str(), stream_.c_str(), dead.c_str());
+}
+
+void WebhookDispatcher::deadLetterUnreadTrimmed() {
+  std::string dead = StoreKeys(config_->redis_prefix).webhookDeadTrimmed();
+  auto r = redis_.eval(kUnreadTrimmed, {stream_, dead},
+                       {kWebhookGroup, std::to_string(nowMillis()), std::to_string(kDeadLetterMaxLen)});
+  if (!r) {  // an outage is logged by the read that follows
+    if (r.error().kind == Error::Kind::Server) MG_LOG_WARN("webhooks: checking %s for trimmed entries: %s",
+                                                           stream_.c_str(), r.error().message.c_str());
+    return;
+  }
+  if ((*r)->type != REDIS_REPLY_ARRAY || (*r)->elements != 3) return;
+  MG_LOG_WARN("webhooks: events %s to %s (%s entries) were trimmed from %s before any webhook read them; they "
+              "are lost (range in %s); raise events_maxlen, see mailgate.conf(5)",
+              replyString((*r)->element[0]).c_str(), replyString((*r)->element[1]).c_str(),
+              replyString((*r)->element[2]).c_str(), stream_.c_str(), dead.c_str());
 }
 
 void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
@@ -302,6 +359,7 @@ void WebhookDispatcher::run(const std::atomic<bool>& stop) {
     unsigned wait = waitMillis();
     bool posting = http_.inFlight() > 0;
     if (held_.size() < kMaxHeld) {
+      deadLetterUnreadTrimmed();
       if (!readEntries(">", posting ? 0 : wait) && !posting) {
         std::this_thread::sleep_for(std::chrono::milliseconds(wait > 0 ? wait : 100));
       }

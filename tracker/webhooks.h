@@ -4,8 +4,9 @@
 // at once over libcurl's multi interface, so a slow endpoint delays no other
 // account), acknowledged only after a 2xx, retried with exponential backoff
 // and jitter, and moved to the account's dead-letter
-// stream once older than webhook_retry_for (pending entries trimmed from the
-// stream before delivery: to webhook:dead:trimmed, with a log line). Entries held in memory are
+// stream once older than webhook_retry_for (entries trimmed from the stream
+// before delivery, pending or not yet read: to webhook:dead:trimmed, with a
+// log line). Entries held in memory are
 // re-claimed every 30 s so other trackers do not take them; entries of a
 // consumer silent for 5 minutes are taken over (XAUTOCLAIM).
 #pragma once
@@ -64,6 +65,10 @@ class WebhookDispatcher {
   // the stream's cap removed before they were delivered, and acknowledges
   // them, in one transaction; kept for the next round when it fails.
   void deadLetterTrimmed();
+  // Before a read of new entries: logs and dead-letters (one record per
+  // range, webhook:dead:trimmed) the entries trimmed before the group read
+  // them. Redis 7 and later.
+  void deadLetterUnreadTrimmed();
   Command deadLetterEntry(const std::string& stream, const std::string& id, unsigned attempts,
                           const std::string& error, const std::string& event) const;
   Command xack(const std::vector<std::string>& ids) const;

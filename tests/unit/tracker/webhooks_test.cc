@@ -1,6 +1,6 @@
 // webhooks_test.cc — the webhook dispatcher against a real redis-server:
-// pending entries the events stream lost to its cap are dead-lettered
-// (webhook:dead:trimmed) once, in one transaction with their XACK, and logged.
+// entries the events stream lost to its cap, pending or never read, are
+// dead-lettered (webhook:dead:trimmed) once and logged, not dropped silently.
 #include "webhooks.h"
 
 #include <functional>
@@ -72,6 +72,40 @@ TEST_F(WebhookDispatcherTest, PendingEntriesTrimmedAwayAreDeadLettered) {
   auto pending = redis_.command({"XPENDING", stream_, kWebhookGroup});
   ASSERT_TRUE(pending);
   EXPECT_EQ((*pending)->element[0]->integer, 0);
+}
+
+TEST_F(WebhookDispatcherTest, EntriesTrimmedBeforeAnyReadAreDeadLetteredOnce) {
+  auto done = add(2);  // read and delivered before the backlog
+  ASSERT_TRUE(redis_.command({"XREADGROUP", "GROUP", kWebhookGroup, "node1", "COUNT", "10", "STREAMS", stream_, ">"}));
+  ASSERT_TRUE(redis_.command({"XACK", stream_, kWebhookGroup, done[0], done[1]}));
+  auto read = redis_.command({"XINFO", "GROUPS", stream_});
+  std::string last = hashField((*read)->element[0], "last-delivered-id");
+  auto lost = add(5);
+  auto kept = add(2);  // still in the stream after the trim
+  ASSERT_TRUE(redis_.command({"XTRIM", stream_, "MAXLEN", "2"}));
+
+  ::testing::internal::CaptureStderr();
+  runUntil([&] { return len(dead_) > 0; }, 1500ms);  // later rounds must not report it again
+  std::string log = ::testing::internal::GetCapturedStderr();
+  auto entries = redis_.command({"XRANGE", dead_, "-", "+"});
+  ASSERT_TRUE(entries);
+  ASSERT_EQ((*entries)->elements, 1u);
+  const redisReply* fields = (*entries)->element[0]->element[1];
+  std::string from = hashField(fields, "from"), to = hashField(fields, "to");
+  EXPECT_GT(from, last);  // the ids share their length: text order is id order here
+  EXPECT_LE(from, lost.front());
+  EXPECT_GE(to, lost.back());
+  EXPECT_LT(to, kept.front());
+  EXPECT_EQ(hashField(fields, "count"), "5");
+  EXPECT_EQ(hashField(fields, "error"), "trimmed-unread");
+  size_t lines = 0;
+  for (size_t at = 0; (at = log.find("trimmed from", at)) != std::string::npos; ++at) ++lines;
+  EXPECT_EQ(lines, 1u) << log;
+  EXPECT_NE(log.find(from + " to " + to + " (5 entries)"), std::string::npos) << log;
+
+  // A tracker started afterwards finds nothing new to report.
+  runUntil([] { return true; }, 1000ms);
+  EXPECT_EQ(len(dead_), 1);
 }
 
 TEST_F(WebhookDispatcherTest, TrimmedPendingEntriesSurviveARefusedDeadLetterWrite) {
