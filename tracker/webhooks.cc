@@ -27,8 +27,9 @@ constexpr int kDeadLetterMaxLen = 10000;
 // counter (XGROUP SETID ... ENTRIESREAD) past it, so the same loss is never
 // counted again. Needs Redis 7 (entries-read). KEYS: events stream,
 // dead-letter stream; ARGV: group, time, dead-letter cap. Returns
-// {from, to, count} or nil.
-const RedisScript kUnreadTrimmed(R"lua(
+// {from, to, count} or nil. Sent with EVAL in the pipeline of each read of
+// new entries (no NOSCRIPT round trip that would let the read go first).
+constexpr const char* kUnreadTrimmedLua = R"lua(
 local function field(t, name)
   for i = 1, #t, 2 do if t[i] == name then return t[i + 1] end end
 end
@@ -59,7 +60,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'from', from, 'to', to,
            'time', ARGV[2], 'error', 'trimmed-unread')
 redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], last, 'ENTRIESREAD', read + lost)
 return {from, to, lost}
-)lua");
+)lua";
 
 RedisSettings blockingSettings(const Config& config) {
   RedisSettings s = RedisSettings::fromConfig(config);
@@ -95,12 +96,19 @@ bool WebhookDispatcher::readEntries(const std::string& from, unsigned block_ms) 
       cmd.push_back(std::to_string(block_ms));
     }
     cmd.insert(cmd.end(), {"STREAMS", stream_, after});
-    auto r = redis_.command(cmd);
-    if (!r) {
-      if (r.error().message.find("NOGROUP") != std::string::npos) {
+    // Before new entries are read: the check for entries trimmed unread,
+    // in the same round trip.
+    std::vector<Command> cmds;
+    if (from == ">") cmds.push_back(unreadTrimmedCheck());
+    cmds.push_back(cmd);
+    auto replies = redis_.pipeline(cmds);
+    const redisReply* r = replies ? replies->back().get() : nullptr;
+    std::string error = !replies ? replies.error().message : r->type == REDIS_REPLY_ERROR ? replyString(r) : "";
+    if (!error.empty()) {
+      if (error.find("NOGROUP") != std::string::npos) {
         ensureGroup();
       } else if (!redis_down_) {  // once per outage
-        MG_LOG_WARN("webhooks: reading %s: %s; retrying", stream_.c_str(), r.error().message.c_str());
+        MG_LOG_WARN("webhooks: reading %s: %s; retrying", stream_.c_str(), error.c_str());
         redis_down_ = true;
       }
       return false;
@@ -109,7 +117,8 @@ bool WebhookDispatcher::readEntries(const std::string& from, unsigned block_ms) 
       MG_LOG_INFO("webhooks: reading %s again", stream_.c_str());
       redis_down_ = false;
     }
-    const redisReply* entries = streamEntries(r->get());
+    if (from == ">") logUnreadTrimmed(replies->front().get());
+    const redisReply* entries = streamEntries(r);
     if (entries == nullptr || entries->elements == 0) return true;
     for (size_t i = 0; i < entries->elements; ++i) {
       Event e = eventFromEntry(entries->element[i]);
@@ -199,20 +208,24 @@ void WebhookDispatcher::deadLetterTrimmed() {
               ids.size(), ids.front().c_str(), ids.back().c_str(), stream_.c_str(), dead.c_str());
 }
 
-void WebhookDispatcher::deadLetterUnreadTrimmed() {
-  std::string dead = StoreKeys(config_->redis_prefix).webhookDeadTrimmed();
-  auto r = redis_.eval(kUnreadTrimmed, {stream_, dead},
-                       {kWebhookGroup, std::to_string(nowMillis()), std::to_string(kDeadLetterMaxLen)});
-  if (!r) {  // an outage is logged by the read that follows
-    if (r.error().kind == Error::Kind::Server) MG_LOG_WARN("webhooks: checking %s for trimmed entries: %s",
-                                                           stream_.c_str(), r.error().message.c_str());
-    return;
+Command WebhookDispatcher::unreadTrimmedCheck() const {
+  return {"EVAL", kUnreadTrimmedLua, "2", stream_, StoreKeys(config_->redis_prefix).webhookDeadTrimmed(),
+          kWebhookGroup, std::to_string(nowMillis()), std::to_string(kDeadLetterMaxLen)};
+}
+
+void WebhookDispatcher::logUnreadTrimmed(const redisReply* r) {
+  if (r->type == REDIS_REPLY_ERROR) {  // e.g. out of memory for the dead letter: tried again next round
+    if (!dead_letter_failing_) {
+      MG_LOG_WARN("webhooks: checking %s for trimmed entries: %s; retrying", stream_.c_str(), replyString(r).c_str());
+      dead_letter_failing_ = true;
+    }
+  } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+    MG_LOG_WARN("webhooks: events %s to %s (%s entries) were trimmed from %s before any webhook read them; they "
+                "are lost (range in %s); raise events_maxlen, see mailgate.conf(5)",
+                replyString(r->element[0]).c_str(), replyString(r->element[1]).c_str(),
+                replyString(r->element[2]).c_str(), stream_.c_str(),
+                StoreKeys(config_->redis_prefix).webhookDeadTrimmed().c_str());
   }
-  if ((*r)->type != REDIS_REPLY_ARRAY || (*r)->elements != 3) return;
-  MG_LOG_WARN("webhooks: events %s to %s (%s entries) were trimmed from %s before any webhook read them; they "
-              "are lost (range in %s); raise events_maxlen, see mailgate.conf(5)",
-              replyString((*r)->element[0]).c_str(), replyString((*r)->element[1]).c_str(),
-              replyString((*r)->element[2]).c_str(), stream_.c_str(), dead.c_str());
 }
 
 void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
@@ -359,7 +372,6 @@ void WebhookDispatcher::run(const std::atomic<bool>& stop) {
     unsigned wait = waitMillis();
     bool posting = http_.inFlight() > 0;
     if (held_.size() < kMaxHeld) {
-      deadLetterUnreadTrimmed();
       if (!readEntries(">", posting ? 0 : wait) && !posting) {
         std::this_thread::sleep_for(std::chrono::milliseconds(wait > 0 ? wait : 100));
       }

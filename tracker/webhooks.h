@@ -65,10 +65,11 @@ class WebhookDispatcher {
   // the stream's cap removed before they were delivered, and acknowledges
   // them, in one transaction; kept for the next round when it fails.
   void deadLetterTrimmed();
-  // Before a read of new entries: logs and dead-letters (one record per
+  // Sent before each read of new entries: dead-letters (one record per
   // range, webhook:dead:trimmed) the entries trimmed before the group read
-  // them. Redis 7 and later.
-  void deadLetterUnreadTrimmed();
+  // them (Redis 7 and later); its reply is logged.
+  Command unreadTrimmedCheck() const;
+  void logUnreadTrimmed(const redisReply* reply);
   Command deadLetterEntry(const std::string& stream, const std::string& id, unsigned attempts,
                           const std::string& error, const std::string& event) const;
   Command xack(const std::vector<std::string>& ids) const;
