@@ -1,7 +1,7 @@
 // webhooks.cc — the webhook dispatcher loop (see webhooks.h): consumer-group
 // reads, per-account queues with backoff, batches, acknowledgements,
-// dead letters (also of pending entries trimmed away), claim refresh and
-// take-over of a dead consumer's entries.
+// dead letters (also of entries trimmed away, pending or unread), claim
+// refresh and take-over of a dead consumer's entries.
 #include "webhooks.h"
 
 #include <thread>
@@ -19,6 +19,48 @@ constexpr auto kClaimRefresh = std::chrono::seconds(30);
 constexpr auto kTakeOverIdle = std::chrono::minutes(5);
 constexpr unsigned kMaxWaitMs = 1000;
 constexpr int kDeadLetterMaxLen = 10000;
+
+// Finds, atomically, the entries the stream's cap removed before the group
+// read them: nothing at or before the group's last-delivered id is left in
+// the stream, and Redis counted more entries added than the group read plus
+// those left. Dead-letters that range once and moves the group's read
+// counter (XGROUP SETID ... ENTRIESREAD) past it, so the same loss is never
+// counted again. Needs Redis 7 (entries-read). KEYS: events stream,
+// dead-letter stream; ARGV: group, time, dead-letter cap. Returns
+// {from, to, count} or nil. Sent with EVAL in the pipeline of each read of
+// new entries (no NOSCRIPT round trip that would let the read go first).
+constexpr const char* kUnreadTrimmedLua = R"lua(
+local function field(t, name)
+  for i = 1, #t, 2 do if t[i] == name then return t[i + 1] end end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local stream = redis.call('XINFO', 'STREAM', KEYS[1])
+local group
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  if field(g, 'name') == ARGV[1] then group = g end
+end
+if not group then return false end
+local read, length = field(group, 'entries-read'), field(stream, 'length')
+if type(read) ~= 'number' then return false end
+local lost = field(stream, 'entries-added') - read - length
+local last = field(group, 'last-delivered-id')
+if lost <= 0 or #redis.call('XREVRANGE', KEYS[1], last, '-', 'COUNT', 1) > 0 then return false end
+local function split(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local ms, seq = split(last)
+local from = string.format('%d-%d', ms, seq + 1)
+local to = field(stream, 'last-generated-id')
+if length > 0 then
+  ms, seq = split(field(stream, 'first-entry')[1])
+  to = seq > 0 and string.format('%d-%d', ms, seq - 1) or string.format('%d-18446744073709551615', ms - 1)
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'from', from, 'to', to, 'count', lost,
+           'time', ARGV[2], 'error', 'trimmed-unread')
+redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], last, 'ENTRIESREAD', read + lost)
+return {from, to, lost}
+)lua";
 
 RedisSettings blockingSettings(const Config& config) {
   RedisSettings s = RedisSettings::fromConfig(config);
@@ -54,12 +96,19 @@ bool WebhookDispatcher::readEntries(const std::string& from, unsigned block_ms) 
       cmd.push_back(std::to_string(block_ms));
     }
     cmd.insert(cmd.end(), {"STREAMS", stream_, after});
-    auto r = redis_.command(cmd);
-    if (!r) {
-      if (r.error().message.find("NOGROUP") != std::string::npos) {
+    // Before new entries are read: the check for entries trimmed unread,
+    // in the same round trip.
+    std::vector<Command> cmds;
+    if (from == ">") cmds.push_back(unreadTrimmedCheck());
+    cmds.push_back(cmd);
+    auto replies = redis_.pipeline(cmds);
+    const redisReply* r = replies ? replies->back().get() : nullptr;
+    std::string error = !replies ? replies.error().message : r->type == REDIS_REPLY_ERROR ? replyString(r) : "";
+    if (!error.empty()) {
+      if (error.find("NOGROUP") != std::string::npos) {
         ensureGroup();
       } else if (!redis_down_) {  // once per outage
-        MG_LOG_WARN("webhooks: reading %s: %s; retrying", stream_.c_str(), r.error().message.c_str());
+        MG_LOG_WARN("webhooks: reading %s: %s; retrying", stream_.c_str(), error.c_str());
         redis_down_ = true;
       }
       return false;
@@ -68,17 +117,13 @@ bool WebhookDispatcher::readEntries(const std::string& from, unsigned block_ms) 
       MG_LOG_INFO("webhooks: reading %s again", stream_.c_str());
       redis_down_ = false;
     }
-    const redisReply* entries = streamEntries(r->get());
+    if (from == ">") logUnreadTrimmed(replies->front().get());
+    const redisReply* entries = streamEntries(r);
     if (entries == nullptr || entries->elements == 0) return true;
     for (size_t i = 0; i < entries->elements; ++i) {
-      Event e = eventFromEntry(entries->element[i]);  // [id, nil] for an entry trimmed while pending
+      Event e = eventFromEntry(entries->element[i]);
       after = e.id;
-      if (held_.count(e.id)) continue;
-      if (e.status.empty()) {  // trimmed from the stream while pending
-        trimmed_.insert(e.id);
-        continue;
-      }
-      route(std::move(e));
+      if (!held_.count(e.id)) route(std::move(e));
     }
     // New entries (">"): one batch per call; our pending history: to its end.
     if (from == ">" || held_.size() >= kMaxHeld) return true;
@@ -98,6 +143,10 @@ const WebhookDispatcher::Target* WebhookDispatcher::target(const std::string& ac
 }
 
 void WebhookDispatcher::route(Event e) {
+  if (e.status.empty()) {  // [id, nil]: trimmed from the stream while pending
+    trimmed_.insert(e.id);
+    return;
+  }
   if (e.account.empty()) {
     to_ack_.push_back(e.id);
     return;
@@ -137,20 +186,45 @@ Command WebhookDispatcher::deadLetterEntry(const std::string& stream, const std:
 void WebhookDispatcher::deadLetterTrimmed() {
   if (trimmed_.empty()) return;
   // The entries are gone, and with them their account: they go to one
-  // dead-letter stream of their own.
+  // dead-letter stream of their own, in one transaction with their XACK. A
+  // refused or lost transaction leaves them all here for the next round
+  // (ids named by XAUTOCLAIM are no longer pending in Redis).
   std::string dead = StoreKeys(config_->redis_prefix).webhookDeadTrimmed();
   std::vector<std::string> ids(trimmed_.begin(), trimmed_.end());
-  trimmed_.clear();
   std::vector<Command> cmds;
   for (const auto& id : ids) cmds.push_back(deadLetterEntry(dead, id, 0, "trimmed", ""));
   cmds.push_back(xack(ids));
-  if (auto r = checkedPipeline(redis_, cmds); !r) {
-    MG_LOG_WARN("webhooks: dead-lettering trimmed events: %s", r.error().message.c_str());
-    rescan_pending_ = true;  // still pending (or already acknowledged): read again later
-  } else {
-    MG_LOG_WARN("webhooks: %zu pending events (ids %s to %s) were trimmed from %s before their webhook took them; "
-                "they are lost (ids in %s); raise events_maxlen, see mailgate.conf(5)",
-                ids.size(), ids.front().c_str(), ids.back().c_str(), stream_.c_str(), dead.c_str());
+  if (auto r = transaction(redis_, cmds); !r) {
+    if (!dead_letter_failing_) {  // once until it works again
+      MG_LOG_WARN("webhooks: dead-lettering trimmed events: %s; retrying", r.error().message.c_str());
+      dead_letter_failing_ = true;
+    }
+    return;
+  }
+  dead_letter_failing_ = false;
+  trimmed_.clear();
+  MG_LOG_WARN("webhooks: %zu pending events (ids %s to %s) were trimmed from %s before their webhook took them; "
+              "they are lost (ids in %s); raise events_maxlen, see mailgate.conf(5)",
+              ids.size(), ids.front().c_str(), ids.back().c_str(), stream_.c_str(), dead.c_str());
+}
+
+Command WebhookDispatcher::unreadTrimmedCheck() const {
+  return {"EVAL", kUnreadTrimmedLua, "2", stream_, StoreKeys(config_->redis_prefix).webhookDeadTrimmed(),
+          kWebhookGroup, std::to_string(nowMillis()), std::to_string(kDeadLetterMaxLen)};
+}
+
+void WebhookDispatcher::logUnreadTrimmed(const redisReply* r) {
+  if (r->type == REDIS_REPLY_ERROR) {  // e.g. out of memory for the dead letter: tried again next round
+    if (!dead_letter_failing_) {
+      MG_LOG_WARN("webhooks: checking %s for trimmed entries: %s; retrying", stream_.c_str(), replyString(r).c_str());
+      dead_letter_failing_ = true;
+    }
+  } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+    MG_LOG_WARN("webhooks: events %s to %s (%s entries) were trimmed from %s before any webhook read them; they "
+                "are lost (range in %s); raise events_maxlen, see mailgate.conf(5)",
+                replyString(r->element[0]).c_str(), replyString(r->element[1]).c_str(),
+                replyString(r->element[2]).c_str(), stream_.c_str(),
+                StoreKeys(config_->redis_prefix).webhookDeadTrimmed().c_str());
   }
 }
 
@@ -255,7 +329,7 @@ void WebhookDispatcher::takeOver() {
     const redisReply* entries = (*r)->element[1];
     if (entries->elements > 0) MG_LOG_INFO("webhooks: took over %zu pending events", entries->elements);
     for (size_t i = 0; i < entries->elements; ++i) {
-      Event e = eventFromEntry(entries->element[i]);
+      Event e = eventFromEntry(entries->element[i]);  // [id, nil] before Redis 7 for a trimmed entry
       if (!held_.count(e.id)) route(std::move(e));
     }
     // Redis 7 drops trimmed entries from the pending list and names them here.

@@ -4,8 +4,9 @@
 // at once over libcurl's multi interface, so a slow endpoint delays no other
 // account), acknowledged only after a 2xx, retried with exponential backoff
 // and jitter, and moved to the account's dead-letter
-// stream once older than webhook_retry_for (pending entries trimmed from the
-// stream before delivery: to webhook:dead:trimmed, with a log line). Entries held in memory are
+// stream once older than webhook_retry_for (entries trimmed from the stream
+// before delivery, pending or not yet read: to webhook:dead:trimmed, with a
+// log line). Entries held in memory are
 // re-claimed every 30 s so other trackers do not take them; entries of a
 // consumer silent for 5 minutes are taken over (XAUTOCLAIM).
 #pragma once
@@ -51,6 +52,8 @@ class WebhookDispatcher {
   bool readEntries(const std::string& from, unsigned block_ms);
   void takeOver();
   void refreshClaims();
+  // Queues an event for its account's webhook, acknowledges one without,
+  // and notes an entry that was trimmed while pending ([id, nil]).
   void route(Event event);
   const Target* target(const std::string& account);
   // Starts a POST for every account that is due and has none in flight.
@@ -59,8 +62,14 @@ class WebhookDispatcher {
   void finish(const std::string& account, const HttpResult& result);
   void deadLetter(const std::string& account, Queue& q);
   // Logs and dead-letters (webhook:dead:trimmed) the pending entries that
-  // the stream's cap removed before they were delivered, and acknowledges them.
+  // the stream's cap removed before they were delivered, and acknowledges
+  // them, in one transaction; kept for the next round when it fails.
   void deadLetterTrimmed();
+  // Sent before each read of new entries: dead-letters (one record per
+  // range, webhook:dead:trimmed) the entries trimmed before the group read
+  // them (Redis 7 and later); its reply is logged.
+  Command unreadTrimmedCheck() const;
+  void logUnreadTrimmed(const redisReply* reply);
   Command deadLetterEntry(const std::string& stream, const std::string& id, unsigned attempts,
                           const std::string& error, const std::string& event) const;
   Command xack(const std::vector<std::string>& ids) const;
@@ -80,6 +89,7 @@ class WebhookDispatcher {
   // Pending ids whose entries were trimmed away (a rescan and XAUTOCLAIM may
   // both report one).
   std::set<std::string> trimmed_;
+  bool dead_letter_failing_ = false;  // logged once until a write succeeds
   std::mt19937_64 rng_{std::random_device{}()};
   Clock::time_point last_takeover_{};
   bool rescan_pending_ = true;
