@@ -92,10 +92,15 @@ TEST_F(WebhookDispatcherTest, EntriesTrimmedBeforeAnyReadAreDeadLetteredOnce) {
   ASSERT_EQ((*entries)->elements, 1u);
   const redisReply* fields = (*entries)->element[0]->element[1];
   std::string from = hashField(fields, "from"), to = hashField(fields, "to");
-  EXPECT_GT(from, last);  // the ids share their length: text order is id order here
-  EXPECT_LE(from, lost.front());
-  EXPECT_GE(to, lost.back());
-  EXPECT_LT(to, kept.front());
+  // Stream ids in id order ("ms-seq": "5-18446744073709551615" < "6-0").
+  auto id = [](const std::string& text) {
+    size_t dash = text.find('-');
+    return std::pair(std::stoull(text.substr(0, dash)), std::stoull(text.substr(dash + 1)));
+  };
+  EXPECT_GT(id(from), id(last)) << from;
+  EXPECT_LE(id(from), id(lost.front())) << from;
+  EXPECT_GE(id(to), id(lost.back())) << to;
+  EXPECT_LT(id(to), id(kept.front())) << to;
   EXPECT_EQ(hashField(fields, "count"), "5");
   EXPECT_EQ(hashField(fields, "error"), "trimmed-unread");
   size_t lines = 0;
