@@ -7,6 +7,8 @@ smtp-sink recorded under the account."""
 import json
 import os
 import shutil
+import socket
+import threading
 import time
 import unittest
 
@@ -102,6 +104,81 @@ class Exim(SharedStackTest):
         out = self.send(key=key, to="r1@example.net,r2@example.net")
         self.assertIn("<-  250 OK id=", out)
         self.assertIn("<** 451 4.7.1 rate limit exceeded, try again later", self.send(key=key))
+
+    def test_policy_service_gone_mid_request_defers(self):
+        """The policy service dies while Exim waits for its answer (a socket that
+        reads the request and closes: ${readsocket} returns an empty string, as
+        after a SIGKILL mid-request): that command is deferred, whatever the stage,
+        and nothing is delivered (the old ACLs accepted an empty answer)."""
+        s = self.stack
+        real = s.path("policy.sock.real")
+        for stage, reply in (("MAIL", "451 4.3.5 policy service unavailable"),
+                             ("RCPT", "451 4.3.5 policy service unavailable"),
+                             ("END-OF-MESSAGE", "451 4.3.5 policy service unavailable")):
+            subject = "exim gone at %s %d" % (stage, time.time_ns())
+            with self.DyingPolicy(s.path("policy.sock"), real, stage):
+                out = self.send(subject=subject)
+            self.assertIn("<** " + reply, out, stage)
+            self.assertNotIn("250 OK id=", out, stage)
+            time.sleep(2)
+            self.assertFalse([m for m in map(self.read, s.sink_messages()) if subject.encode() in m], stage)
+        # The real service is back: mail passes again.
+        self.assertIn("<-  250 OK id=", self.send())
+
+    class DyingPolicy:
+        """Takes the place of policy.sock (the real socket moved aside): forwards
+        each request to the real service, except requests of `stage`, which it
+        reads and then closes without a word."""
+
+        def __init__(self, path, real, stage):
+            self.path, self.real, self.stage = path, real, stage
+
+        def __enter__(self):
+            os.rename(self.path, self.real)
+            self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.srv.bind(self.path)
+            os.chmod(self.path, 0o666)
+            self.srv.listen(16)
+            self.srv.settimeout(0.2)
+            self.stopped = False
+            self.thread = threading.Thread(target=self.serve, daemon=True)
+            self.thread.start()
+            return self
+
+        def serve(self):
+            while not self.stopped:
+                try:
+                    conn, _ = self.srv.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                conn.settimeout(10)
+                with conn:
+                    request = b""
+                    while True:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        request += chunk
+                    if b"protocol_state=%s\n" % self.stage.encode() in request:
+                        continue  # "dies" mid-request
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as up:
+                        up.connect(self.real)
+                        up.sendall(request)
+                        up.shutdown(socket.SHUT_WR)
+                        while True:
+                            chunk = up.recv(65536)
+                            if not chunk:
+                                break
+                            conn.sendall(chunk)
+
+        def __exit__(self, *exc):
+            self.stopped = True
+            self.thread.join(5)
+            self.srv.close()
+            os.unlink(self.path)
+            os.rename(self.real, self.path)
 
 
 if __name__ == "__main__":
