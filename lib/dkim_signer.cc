@@ -167,4 +167,31 @@ std::vector<DkimEntry> selectSigningKeys(const std::string& from_domain,
   return {};
 }
 
+SigningAccount signingAccount(const std::string& account, const MessageAccount& data, const Config& config) {
+  SigningAccount who;
+  who.name = account;
+  for (const auto& [domain, entry] : data.policy.domains) {
+    if (entry.status == DomainStatus::Verified) who.domains.insert(domain);
+  }
+  std::string sender_domain = data.default_sender.substr(data.default_sender.rfind('@') + 1);
+  for (const std::string& d : {sender_domain, data.dkim_domain, config.dkim_default_domain}) {
+    if (!d.empty()) who.domains.insert(toLower(d));
+  }
+  return who;
+}
+
+std::string defaultSigningDomain(const MessageAccount& data, const Config& config) {
+  return data.dkim_domain.empty() ? config.dkim_default_domain : data.dkim_domain;
+}
+
+std::vector<std::string> signingDomains(const std::string& from_domain, const std::string& default_domain) {
+  std::vector<std::string> domains;
+  if (!from_domain.empty()) {
+    domains.push_back(toLower(from_domain));
+    for (auto& parent : parentDomains(domains[0])) domains.push_back(std::move(parent));
+  }
+  if (!default_domain.empty()) domains.push_back(default_domain);
+  return domains;
+}
+
 }  // namespace mailgate

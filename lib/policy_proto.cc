@@ -81,12 +81,14 @@ PolicyParser::Status PolicyParser::finish(PolicyRequest& out) {
   return complete(out);
 }
 
-std::string formatPolicyReply(std::string_view action) {
+std::string formatPolicyReply(std::string_view action, const std::vector<std::string>& attrs) {
   std::string r;
   r.reserve(action.size() + 9);
   r += "action=";
   r += action;
-  r += "\n\n";
+  r += "\n";
+  for (const auto& a : attrs) r += a + "\n";
+  r += "\n";
   return r;
 }
 

@@ -87,6 +87,22 @@ std::string rfc5322Date(int64_t ms) {
   return buf;
 }
 
+void addFromField(const std::string& value, MessageFacts& f) {
+  f.has_from = true;
+  bool invalid = false;
+  auto mailboxes = parseAddressList(value, &invalid);
+  // Only a From without any address is EMPTY-FROM; a mailbox that fails
+  // validation is refused, never skipped (the reader would still see it).
+  if (invalid && f.header_verdict.action == Action::Dunno) f.header_verdict = reject("550 5.6.0 invalid From:", "invalid_from");
+  if (!mailboxes.empty()) f.from = mailboxes.front();
+  for (const auto& m : mailboxes) {
+    std::string domain = m.address.substr(m.address.rfind('@') + 1);
+    if (std::find(f.from_domains.begin(), f.from_domains.end(), domain) == f.from_domains.end()) {
+      f.from_domains.push_back(std::move(domain));
+    }
+  }
+}
+
 MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64_t now_ms) {
   MessageFacts f;
   for (const char* name : {"From", "Subject", "Date"}) {
@@ -116,21 +132,7 @@ MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64
   }
   f.campaign = campaign && validTag(unfoldHeader(*campaign)) ? unfoldHeader(*campaign) : utcDate(now_ms);
   f.letter_id = letter && validTag(unfoldHeader(*letter)) ? unfoldHeader(*letter) : "";
-  if (const std::string* from = firstHeader(headers, "From")) {
-    f.has_from = true;
-    bool invalid = false;
-    auto mailboxes = parseAddressList(*from, &invalid);
-    // Only a From without any address is EMPTY-FROM; a mailbox that fails
-    // validation is refused, never skipped (the reader would still see it).
-    if (invalid && f.header_verdict.action == Action::Dunno) f.header_verdict = reject("550 5.6.0 invalid From:", "invalid_from");
-    if (!mailboxes.empty()) f.from = mailboxes.front();
-    for (const auto& m : mailboxes) {
-      std::string domain = m.address.substr(m.address.rfind('@') + 1);
-      if (std::find(f.from_domains.begin(), f.from_domains.end(), domain) == f.from_domains.end()) {
-        f.from_domains.push_back(std::move(domain));
-      }
-    }
-  }
+  if (const std::string* from = firstHeader(headers, "From")) addFromField(*from, f);
   if (const std::string* subject = firstHeader(headers, "Subject")) f.subject = unfoldHeader(*subject);
   return f;
 }
@@ -175,6 +177,32 @@ EndOfMessage finishMessage(const MessagePlan& plan, bool every_rcpt_suppressed, 
   return end;
 }
 
+Verdict checkFromDomains(const MessageFacts& facts, const AccountPolicy& policy) {
+  // Every From mailbox, not only the first (RFC 5322 allows several, with a Sender:).
+  for (const auto& domain : facts.from_domains) {
+    Verdict v = checkSendingDomain(domain, policy);
+    if (v.action != Action::Dunno) return v;
+  }
+  return dunno();
+}
+
+MessageFacts headerFromFacts(const std::optional<std::string>& from) {
+  MessageFacts f;
+  if (from) addFromField(*from, f);
+  return f;
+}
+
+Verdict checkHeaderFrom(const MessageFacts& facts, const MessageAccount& data, const Config& config) {
+  if (!facts.has_from && contains(config.required_headers, "From") && !contains(config.add_missing_headers, "From")) {
+    return reject("550 5.6.0 no From:", "missing_header");
+  }
+  if (facts.header_verdict.action != Action::Dunno) return facts.header_verdict;
+  if (!facts.from && facts.has_from && data.empty_from.value_or(config.empty_from) == EmptyFromMode::Reject) {
+    return reject("550 5.6.0 no email in From:", "empty_from");
+  }
+  return checkFromDomains(facts, data.policy);
+}
+
 MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
                           int64_t now_ms, const std::string& hostname) {
@@ -203,13 +231,9 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
       plan.rule = mode == EmptyFromMode::Rewrite ? "empty_from=mark (account has no default sender)" : "empty_from=mark";
     }
   }
-  // Every From mailbox, not only the first (RFC 5322 allows several, with a Sender:).
-  for (const auto& domain : facts.from_domains) {
-    Verdict v = checkSendingDomain(domain, data.policy);
-    if (v.action != Action::Dunno) {
-      plan.verdict = v;
-      return plan;
-    }
+  if (Verdict v = checkFromDomains(facts, data.policy); v.action != Action::Dunno) {
+    plan.verdict = v;
+    return plan;
   }
   if (data.campaign_blocked) {
     plan.verdict = reject("550 5.7.1 issue is blocked", "campaign_blocked");

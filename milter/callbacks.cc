@@ -253,7 +253,7 @@ struct Prepared {
   std::optional<Error> dkim_keys_error;  // the keys could not be read: on_redis_failure decides
   bool dkim_missing = false;  // no key for the domain
   std::string rewritten_from_domain;  // EMPTY-FROM rewritten: the default sender's domain
-  std::string dkim_domain;            // the account's default signing domain
+  std::string default_domain;         // signs when the From domain has no key (defaultSigningDomain)
   SigningAccount signing;             // whose keys, and which keys no account owns, it may sign with
 };
 
@@ -261,21 +261,16 @@ std::string fromDomain(const MessageFacts& facts) {
   return facts.from ? facts.from->address.substr(facts.from->address.rfind('@') + 1) : "";
 }
 
-void startSigning(Prepared& p, const Config& config, RedisConn& redis, const HeaderList& received,
+void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received,
                   const std::string& qid) {
-  std::vector<std::string> domains;
   // EMPTY-FROM signs with dkim_default_domain; a From rewritten to the
   // account's default sender with that sender's domain.
   std::string domain = fromDomain(p.facts);
   if (p.plan.rule == "empty_from=rewrite") domain = p.rewritten_from_domain;
   else if (!p.facts.from) domain.clear();
-  if (!domain.empty()) {
-    domains.push_back(toLower(domain));
-    for (auto& parent : parentDomains(domains[0])) domains.push_back(std::move(parent));
-  }
   // The account's own default signing domain wins over the server's.
-  std::string default_domain = p.dkim_domain.empty() ? config.dkim_default_domain : p.dkim_domain;
-  if (!default_domain.empty()) domains.push_back(default_domain);
+  const std::string& default_domain = p.default_domain;
+  std::vector<std::string> domains = signingDomains(domain, default_domain);
   if (domains.empty()) {
     p.dkim_missing = true;
     return;
@@ -369,19 +364,13 @@ void prepare(SMFICTX* ctx, Connection& c) {
   p->plan = decideMessage(p->facts, c.msg.headers, p->account, data, p->kept, config, now, hostname);
   p->base.message_id = p->plan.message_id;
   p->rewritten_from_domain = data.default_sender.substr(data.default_sender.rfind('@') + 1);
-  p->dkim_domain = data.dkim_domain;
+  p->default_domain = defaultSigningDomain(data, config);
   // Keys no account owns sign only for a domain the account was given: a
   // verified sending domain (not a parent it was not given), its default
   // sender's domain, dkim_domain, or the server's dkim_default_domain.
-  p->signing.name = p->account;
-  for (const auto& [domain, entry] : data.policy.domains) {
-    if (entry.status == DomainStatus::Verified) p->signing.domains.insert(domain);
-  }
-  for (const std::string& d : {p->rewritten_from_domain, p->dkim_domain, config.dkim_default_domain}) {
-    if (!d.empty()) p->signing.domains.insert(toLower(d));
-  }
+  p->signing = signingAccount(p->account, data, config);
   if (p->plan.verdict.action == Action::Dunno && p->plan.discard.empty() && !p->kept.empty()) {
-    startSigning(*p, config, redis, c.msg.headers, qid);
+    startSigning(*p, redis, c.msg.headers, qid);
   }
   c.prepared = std::move(p);
 }

@@ -67,13 +67,14 @@ int main(int argc, char** argv) {
 
   const unsigned max_connections = maxConnections(config);
   Store store(config);
+  DkimKeyCache dkim_keys(store.keys());  // Exim's data ACL asks which keys sign
   RedisSettings redis = RedisSettings::fromConfig(config);
   probeRedis(config);
   auto listenerOptions = [&](const char* name) {
     return ListenerOptions{name, config.policy_workers, config.policy_idle_timeout, redis, max_connections};
   };
   Listener policy(listenerOptions("policy"), std::move(policy_fd),
-                  [&](Worker& w) { return std::make_unique<PolicySession>(live.get(), store, w.redis); });
+                  [&](Worker& w) { return std::make_unique<PolicySession>(live.get(), store, dkim_keys, w.redis); });
   Listener auth(listenerOptions("auth"), std::move(auth_fd),
                 [&](Worker& w) { return std::make_unique<AuthConnection>(live.get(), store, w.redis); });
   policy.start();

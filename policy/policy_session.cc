@@ -9,6 +9,7 @@
 #include "mailgate/log.h"
 #include "mailgate/rules_auth.h"
 #include "mailgate/rules_envelope.h"
+#include "mailgate/rules_message.h"
 
 namespace mailgate::policy {
 namespace {
@@ -70,11 +71,84 @@ Verdict PolicySession::evaluate(const PolicyRequest& req, Event& event) {
     instance_counted_ = true;
   }
   if (state == "RCPT" && scope != PolicyScope::Sender) ++accepted_rcpts_;
+  if (state == "END-OF-MESSAGE" && req.get("x_checks") == "message") return checkMessage(req, event);
   return v;
+}
+
+// Exim's data ACL (contrib/exim/acl.conf): the header From as x_header_from
+// (absent: the message has none), the recipients as x_recipients. The
+// milter's rules on the From field, a sandbox key's message discarded, and
+// the keys to sign with chosen as the milter chooses them, returned as
+// x_account, x_dkim_domain and x_dkim_selectors for the transport.
+Verdict PolicySession::checkMessage(const PolicyRequest& req, Event& event) {
+  std::optional<std::string> from_field;
+  if (auto it = req.attrs.find("x_header_from"); it != req.attrs.end()) from_field = it->second;
+  MessageFacts facts = headerFromFacts(from_field);
+  auto data = store_.loadMessageAccount(redis_, event.account, event.key_id, facts.from_domains, "", {});
+  if (!data) {
+    event.text = data.error().message;
+    return redisFailureVerdict(config_.on_redis_failure);
+  }
+  if (Verdict v = checkHeaderFrom(facts, *data, config_); v.action != Action::Dunno) return v;
+  if (data->sandbox) return Verdict{Action::Discard, "DISCARD sandbox key", "sandbox"};
+
+  std::string from_domain = facts.from ? facts.from->address.substr(facts.from->address.rfind('@') + 1) : "";
+  std::string default_domain = defaultSigningDomain(*data, config_);
+  std::vector<std::string> domains = signingDomains(from_domain, default_domain);
+  SigningState dkim;
+  std::vector<DkimEntry> keys;
+  if (!domains.empty()) {
+    auto loaded = dkim_keys_.keysFor(redis_, domains);
+    if (!loaded) {
+      dkim.keys_unreadable = true;
+      event.text = loaded.error().message;
+    } else {
+      keys = selectSigningKeys(from_domain, *loaded, default_domain, signingAccount(event.account, *data, config_));
+    }
+  }
+  dkim.no_key = !dkim.keys_unreadable && keys.empty();
+  EndOfMessage end = finishMessage(MessagePlan{}, false, dkim, config_);
+  if (end.finish == Finish::RedisTempfail) return redisFailureVerdict(RedisFailure::TempFail);
+  if (end.finish == Finish::Refuse) return end.refusal;
+  reply_attrs_.push_back("x_account=" + event.account);
+  std::string rule = "message" + end.dkim_note;
+  if (!keys.empty()) {
+    std::string selectors;
+    for (const auto& k : keys) selectors += (selectors.empty() ? "" : ":") + k.selector;
+    reply_attrs_.push_back("x_dkim_domain=" + keys.front().domain);
+    reply_attrs_.push_back("x_dkim_selectors=" + selectors);
+    rule += " dkim=" + keys.front().domain + "/" + selectors;
+  }
+  return Verdict{Action::Dunno, "", rule};
+}
+
+// A sandbox key's message, discarded by Exim: one sandbox event per recipient
+// (x_recipients, Exim's "a@x, b@y"), as the milter records it.
+void PolicySession::recordDiscard(const PolicyRequest& req, const Event& event, const std::string& qid) {
+  std::vector<Event> events;
+  const std::string& list = req.get("x_recipients");
+  for (size_t pos = 0; pos <= list.size();) {
+    size_t comma = list.find(',', pos);
+    if (comma == std::string::npos) comma = list.size();
+    std::string rcpt(trimBlanks(std::string_view(list).substr(pos, comma - pos)));
+    if (!rcpt.empty()) {
+      Event e = event;
+      e.rcpt = rcpt;
+      e.status = "sandbox";
+      e.code = "250";
+      events.push_back(std::move(e));
+    }
+    pos = comma + 1;
+  }
+  if (events.empty()) return;
+  if (Status st = recordMessage(redis_, config_, events, nullptr); !st) {
+    MG_LOG_WARN("%s: discard not recorded: %s", qid.c_str(), st.error().message.c_str());
+  }
 }
 
 std::string PolicySession::decide(const PolicyRequest& req) {
   startTransaction(req.get("instance"));
+  reply_attrs_.clear();
   Event event;
   event.time_ms = nowMillis();
   event.queue_id = req.get("queue_id");
@@ -96,6 +170,12 @@ std::string PolicySession::decide(const PolicyRequest& req) {
                  printable(event.from).c_str(), printable(event.rcpt).c_str(), printable(event.account).c_str(),
                  printable(event.key_id).c_str(), v.rule.empty() ? "" : (" rule=" + v.rule).c_str());
     return actionOf(v);
+  }
+  if (v.action == Action::Discard) {
+    MG_LOG_INFO("%s: discard (%s): %s: from=<%s> account=%s key=%s", qid.c_str(), v.rule.c_str(), where.c_str(),
+                printable(event.from).c_str(), printable(event.account).c_str(), printable(event.key_id).c_str());
+    recordDiscard(req, event, qid);
+    return v.reply;
   }
   MG_LOG_INFO("%s: %s: %s: %s; from=<%s> to=<%s> account=%s key=%s rule=%s", qid.c_str(),
               v.action == Action::Reject ? "reject" : "defer", where.c_str(), v.reply.c_str(),
@@ -119,7 +199,8 @@ Session::Next PolicySession::onInput(std::string_view data, bool eof, std::strin
       out += formatPolicyReply("DEFER malformed policy request: " + parser_.error());
       return Next::CloseAfterWrite;
     }
-    out += formatPolicyReply(decide(req));
+    std::string action = decide(req);
+    out += formatPolicyReply(action, reply_attrs_);
   }
 }
 

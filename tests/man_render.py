@@ -40,7 +40,7 @@ CTL_SYNOPSES = [
     "dkim list [DOMAIN]",
     "dkim remove DOMAIN [--selector S]",
     "dkim dns DOMAIN",
-    "dkim export DIR",
+    "dkim export DIR [--group GROUP]",
     "webhook set NAME URL",
     "webhook show NAME",
     "webhook remove NAME",

@@ -14,7 +14,7 @@ namespace {
 [[noreturn]] void dkimUsage() {
   usage("dkim generate DOMAIN [--selector S] [--algo rsa2048|ed25519] [--account NAME] | "
         "dkim import DOMAIN --selector S --key FILE [--account NAME] | dkim list [DOMAIN] | "
-        "dkim remove DOMAIN [--selector S] | dkim dns DOMAIN | dkim export DIR");
+        "dkim remove DOMAIN [--selector S] | dkim dns DOMAIN | dkim export DIR [--group G]");
 }
 
 // "rsa202611" / "ed202611": a new selector each month, one per algorithm.

@@ -22,6 +22,7 @@ struct Args {
   bool no_smtp = false, sandbox = false;
   std::string status, key_id;  // --key: a key id (limit) or a key file (dkim import)
   std::string selector, algo;
+  std::string group;  // dkim export --group
   std::string account, day, campaign;  // --account, --day, --campaign
   bool follow = false;
   bool wide = false;  // net allow --wide

@@ -40,7 +40,7 @@ constexpr const char* kUsage =
     "  dkim generate DOMAIN [--selector S] [--algo rsa2048|ed25519] [--account NAME]\n"
     "  dkim import DOMAIN --selector S --key FILE [--account NAME]\n"
     "  dkim list [DOMAIN] | dkim remove DOMAIN [--selector S] | dkim dns DOMAIN\n"
-    "  dkim export DIR                             key files for Exim's DKIM signing\n"
+    "  dkim export DIR [--group G]                 key files for Exim's DKIM signing (G: Debian-exim)\n"
     "  webhook set NAME URL                        set the webhook (prints a new secret)\n"
     "  webhook show|remove|test NAME               show, remove or send a signed test event\n"
     "  webhook failures NAME [--count N]           events given up after webhook_retry_for\n"
@@ -67,6 +67,7 @@ Args parseArgs(int argc, char** argv) {
     else if (arg == "--account") a.account = value();
     else if (arg == "--selector") a.selector = value();
     else if (arg == "--algo") a.algo = value();
+    else if (arg == "--group") a.group = value();
     else if (arg == "--day") a.day = value();
     else if (arg == "--campaign") a.campaign = value();
     else if (arg == "--follow") a.follow = true;

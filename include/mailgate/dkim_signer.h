@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "mailgate/admin.h"
+#include "mailgate/config.h"
+#include "mailgate/rules_message.h"
 #include "mailgate/result.h"
 
 struct dkim_lib;
@@ -90,6 +92,19 @@ struct SigningAccount {
   std::string name;
   std::set<std::string> domains;  // its verified sending domains, dkim_domain, ...
 };
+
+// Who signs for `account`, from the data the message rules loaded: its
+// verified sending domains, its default sender's domain, its dkim_domain and
+// the server's dkim_default_domain (keys no account owns sign only for those).
+SigningAccount signingAccount(const std::string& account, const MessageAccount& data, const Config& config);
+
+// The domain that signs when the From domain has no usable key: the
+// account's dkim_domain, else the server's dkim_default_domain (may be empty).
+std::string defaultSigningDomain(const MessageAccount& data, const Config& config);
+
+// The domains whose keys selectSigningKeys() may need: `from_domain` (lower
+// case) and its parents, then `default_domain`; empty ones are left out.
+std::vector<std::string> signingDomains(const std::string& from_domain, const std::string& default_domain);
 
 // The keys to sign with: the usable keys of `from_domain`, else of its
 // nearest parent with usable keys, else of `default_domain`. A key is usable

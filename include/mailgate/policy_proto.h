@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace mailgate {
 
@@ -49,7 +50,8 @@ class PolicyParser {
   std::string error_;
 };
 
-// "action=<action>\n\n"
-std::string formatPolicyReply(std::string_view action);
+// "action=<action>\n\n", or with `attrs` ("name=value", for Exim's ACLs:
+// Postfix skips attributes other than action) between the two LFs.
+std::string formatPolicyReply(std::string_view action, const std::vector<std::string>& attrs = {});
 
 }  // namespace mailgate

@@ -36,6 +36,10 @@ struct MessageFacts {
 
 MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64_t now_ms);
 
+// Adds what one From field says to `facts` (extractFacts does it for the
+// first From header): the mailboxes, their domains, "550 5.6.0 invalid From:".
+void addFromField(const std::string& value, MessageFacts& facts);
+
 // The milter keeps at most this many header fields of a message (Postfix
 // passes more: its header_size_limit counts bytes); a message with more is
 // refused with tooManyHeaderFields(), never checked on the fields kept.
@@ -84,6 +88,21 @@ Verdict checkLocalSubmission(const Config& config);
 MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
                           int64_t now_ms, const std::string& hostname);
+
+// The From-domain rule of decideMessage: every From domain must be a sending
+// domain of the account (checkSendingDomain: 550 5.7.1 error/sender/...).
+Verdict checkFromDomains(const MessageFacts& facts, const AccountPolicy& policy);
+
+// The header From rules alone, for an MTA without a milter (Exim: its data
+// ACL passes the From field to mailgate-policy as x_header_from, absent when
+// the message has none). The facts of that one field (nullopt: no From).
+MessageFacts headerFromFacts(const std::optional<std::string>& from);
+// The milter's checks of it, in its order, with its replies: a missing From
+// when required ("550 5.6.0 no From:"), an invalid one ("550 5.6.0 invalid
+// From:"), one without an address under empty_from = reject ("550 5.6.0 no
+// email in From:"), then checkFromDomains. EMPTY-FROM under mark or rewrite
+// passes unchanged (the ACL cannot edit the header).
+Verdict checkHeaderFrom(const MessageFacts& facts, const MessageAccount& data, const Config& config);
 
 // What DKIM signing set up at end of headers (and met in the body).
 struct SigningState {

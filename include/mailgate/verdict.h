@@ -10,12 +10,13 @@
 namespace mailgate {
 
 // Permit ends a Postfix restriction list with OK; only the relay check
-// (policy_context=relay) gives it.
-enum class Action { Dunno, Permit, Reject, TempFail };
+// (policy_context=relay) gives it. Discard (accept and drop the message) is
+// answered only to Exim's data ACL (x_checks=message: a sandbox key's mail).
+enum class Action { Dunno, Permit, Reject, TempFail, Discard };
 
 struct Verdict {
   Action action = Action::Dunno;
-  std::string reply;  // "550 5.7.1 error/sender/unknown", "OK" for Permit; empty for Dunno
+  std::string reply;  // "550 5.7.1 error/sender/unknown", "OK" for Permit, "DISCARD ..."; empty for Dunno
   std::string rule;   // "unauthenticated", "redis", ...
 };
 

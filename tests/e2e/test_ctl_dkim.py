@@ -1,8 +1,13 @@
 """test_ctl_dkim.py — `mailgatectl dkim` against a real redis-server:
 generate (RSA and Ed25519) prints the record to publish, import takes an
-openssl-made key, list/dns/remove, and the errors for bad input."""
+openssl-made key, list/dns/remove, and the errors for bad input; export
+writes private key files that are never readable by others, not even for a
+moment, never through a planted link, and refuses a directory Exim cannot read."""
 
+import grp
 import os
+import re
+import stat
 import subprocess
 import tempfile
 import unittest
@@ -50,6 +55,101 @@ class CtlDkim(unittest.TestCase):
         self.assertEqual(r.stderr, "mailgatectl: no DKIM key for none.example\n")
         r = self.stack.ctl("dkim", "import", "shop.example", "--selector", "s", "--key", "/nonexistent.pem")
         self.assertEqual(r.stderr, "mailgatectl: /nonexistent.pem: cannot open\n")
+
+
+class CtlDkimExport(unittest.TestCase):
+    """`dkim export DIR --group mail` (mail stands for Debian-exim, which exists
+    only where Exim is installed)."""
+
+    def setUp(self):
+        self.stack = Stack()
+        self.addCleanup(self.stack.stop)
+        self.stack.start_redis()
+        self.stack.ctl_ok("dkim", "generate", "x.example", "--selector", "s1")
+        self.dir = self.stack.path("keys")
+        self.mail_gid = grp.getgrnam("mail").gr_gid
+
+    def export(self, directory=None, umask=0o022, strace=None, group="mail"):
+        argv = [self.stack.binary("mailgatectl"), "-c", self.stack.conf, "dkim", "export", directory or self.dir,
+                "--group", group]
+        if strace:
+            argv = ["strace", "-f", "-o", strace, "-e", "trace=openat,fchmod,fchown,write,rename,renameat,renameat2"] + argv
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30, preexec_fn=lambda: os.umask(umask))
+
+    def test_missing_directory_is_made_for_the_group(self):
+        r = self.export()
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        self.assertEqual(r.stdout, "1 keys of 1 domains exported to %s (group mail)\n" % self.dir)
+        st = os.stat(self.dir)
+        self.assertEqual((oct(stat.S_IMODE(st.st_mode)), st.st_uid, st.st_gid), ("0o750", 0, self.mail_gid))
+        for name in ("x.example.s1.pem", "owners"):
+            st = os.lstat(os.path.join(self.dir, name))
+            self.assertEqual((oct(stat.S_IMODE(st.st_mode)), st.st_uid, st.st_gid), ("0o640", 0, self.mail_gid), name)
+        with open(os.path.join(self.dir, "owners")) as f:
+            self.assertEqual(f.read(), "# written by mailgatectl dkim export; do not edit\nx.example.s1:\n")
+
+    def test_key_is_private_from_creation_whatever_the_umask(self):
+        """The key file is created 0600 with O_EXCL|O_NOFOLLOW and gets its group
+        and 0640 before the first byte of the key is written (strace)."""
+        os.mkdir(self.dir, 0o750)
+        os.chown(self.dir, 0, self.mail_gid)
+        for umask in (0, 0o022):
+            trace = self.stack.path("strace.%o" % umask)
+            r = self.export(umask=umask, strace=trace)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(trace) as f:
+                calls = f.read()
+            m = re.search(r'openat\(\d+, "x\.example\.s1\.pem\.tmp", ([A-Z_|]+), (0\d+)\) += (\d+)', calls)
+            self.assertIsNotNone(m, calls[-3000:])
+            flags, mode, fd = m.group(1).split("|"), m.group(2), m.group(3)
+            self.assertTrue({"O_CREAT", "O_EXCL", "O_NOFOLLOW"} <= set(flags), flags)
+            self.assertEqual(mode, "0600")
+            after = calls[m.end():]
+            chmod = re.search(r"fchmod\(%s, 0640\) += 0" % fd, after)
+            chown = re.search(r"fchown\(%s, -1, %d\) += 0" % (fd, self.mail_gid), after)
+            write = re.search(r"write\(%s, \"-----BEGIN PRIVATE KEY" % fd, after)
+            self.assertTrue(chmod and chown and write, after[:3000])
+            self.assertLess(max(chmod.start(), chown.start()), write.start())
+            st = os.stat(os.path.join(self.dir, "x.example.s1.pem"))
+            self.assertEqual(oct(stat.S_IMODE(st.st_mode)), "0o640")
+
+    def test_planted_link_at_the_temporary_name_is_not_followed(self):
+        os.mkdir(self.dir, 0o750)
+        os.chown(self.dir, 0, self.mail_gid)
+        victim = self.stack.path("victim")
+        with open(victim, "w") as f:
+            f.write("victim\n")
+        os.chmod(victim, 0o644)
+        os.symlink(victim, os.path.join(self.dir, "x.example.s1.pem.tmp"))
+        os.symlink(victim, os.path.join(self.dir, "owners.tmp"))
+        r = self.export()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "victim\n")
+        self.assertEqual(oct(stat.S_IMODE(os.stat(victim).st_mode)), "0o644")
+        key = os.path.join(self.dir, "x.example.s1.pem")
+        self.assertTrue(stat.S_ISREG(os.lstat(key).st_mode))
+        with open(key) as f:
+            self.assertIn("PRIVATE KEY", f.read())
+        self.assertFalse(os.path.lexists(key + ".tmp"))
+
+    def test_directory_exim_cannot_read_is_refused(self):
+        os.mkdir(self.dir, 0o700)
+        r = self.export()
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (1, "", (
+            "mailgatectl: %s: group mail cannot read this directory (0700 root:root), so Exim would send mail "
+            "unsigned; run chgrp mail %s && chmod 0750 %s\n") % (self.dir, self.dir, self.dir)))
+        self.assertEqual(os.listdir(self.dir), [])
+        # A parent the group cannot enter.
+        parent = self.stack.path("closed")
+        os.mkdir(parent, 0o700)
+        r = self.export(os.path.join(parent, "keys"))
+        self.assertEqual((r.returncode, r.stderr), (1, (
+            "mailgatectl: %s: group mail cannot enter this directory (0700 root:root), so Exim would send mail "
+            "unsigned; run chmod o+x %s\n") % (parent, parent)))
+        r = self.export(group="no-such-group")
+        self.assertEqual((r.returncode, r.stderr), (
+            1, "mailgatectl: group no-such-group does not exist; give the group Exim runs as with --group\n"))
 
 
 if __name__ == "__main__":

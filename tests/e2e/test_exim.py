@@ -33,13 +33,23 @@ class Exim(SharedStackTest):
         s = cls.stack
         s.ctl_ok("dkim", "generate", "example.org", "--selector", "s1")
         s.ctl_ok("dkim", "generate", "example.org", "--selector", "e1", "--algo", "ed25519")
+        # Two customers, each with its own domain and key; beta also owns a key
+        # of alpha's domain, which must never sign alpha's mail.
+        s.make_account("alpha", domains=("a.example",))
+        s.ctl_ok("domain", "add", "alpha", "mod.a.example", "--status", "onmoderation")
+        s.make_account("beta", domains=("b.example",))
+        cls.alpha_key, _ = s.make_key("alpha", create_account=False)
+        cls.alpha_sandbox_key, cls.alpha_sandbox_id = s.make_key("alpha", "--sandbox", create_account=False)
+        s.ctl_ok("dkim", "generate", "a.example", "--selector", "a1", "--account", "alpha")
+        s.ctl_ok("dkim", "generate", "b.example", "--selector", "b1", "--account", "beta")
+        s.ctl_ok("dkim", "generate", "a.example", "--selector", "intruder", "--account", "beta")
         os.makedirs(s.path("dkim"), mode=0o750)
         shutil.chown(s.path("dkim"), "root", "Debian-exim")
         s.ctl_ok("dkim", "export", s.path("dkim"))
 
-    def send(self, **kw):
+    def send(self, *extra, **kw):
         kw.setdefault("key", self.key)
-        return self.stack.swaks(port=self.stack.exim_port, tls=False, **kw)
+        return self.stack.swaks(*extra, port=self.stack.exim_port, tls=False, **kw)
 
     def test_auth_and_delivery(self):
         out = self.send()
@@ -50,8 +60,10 @@ class Exim(SharedStackTest):
 
     def test_dkim_signed_delivery(self):
         s = self.stack
-        with open(s.path("dkim/selectors")) as f:
-            self.assertIn("example.org: ", f.read())
+        with open(s.path("dkim/owners")) as f:
+            owners = f.read()
+        self.assertIn("\nexample.org.s1:\n", owners)
+        self.assertIn("\na.example.a1: alpha\n", owners)
         self.assertEqual(oct(os.stat(s.path("dkim/example.org.s1.pem")).st_mode & 0o777), "0o640")
         subject = "exim dkim %d" % time.time_ns()
         out = self.send(subject=subject)
@@ -77,6 +89,71 @@ class Exim(SharedStackTest):
         self.assertFalse(os.path.exists(s.path("dkim/example.org.e1.pem")))
         s.ctl_ok("dkim", "generate", "example.org", "--selector", "e1", "--algo", "ed25519")
         s.ctl_ok("dkim", "export", s.path("dkim"))
+
+    def delivered(self, subject):
+        msg = wait_for(lambda: next((m for m in map(self.read, self.stack.sink_messages()) if subject.encode() in m),
+                                    None), 30, "the message at smtp-sink")
+        return Dkim.message_of(msg)
+
+    def verify_all(self, msg):
+        """The d= of each DKIM-Signature, after checking that each verifies (python3-dkim)."""
+        records = {}
+        for rec in json.loads(self.stack.ctl_ok("--json", "dkim", "dns", "a.example")):
+            records[("%s._domainkey.%s." % (rec["selector"], rec["domain"])).encode()] = rec["txt"].encode()
+        sigs = [line for line in msg.split(b"\r\n") if line.lower().startswith(b"dkim-signature:")]
+        d = dkim.DKIM(msg)
+        for i in range(len(sigs)):
+            self.assertTrue(d.verify(idx=i, dnsfunc=lambda name, timeout=5: records.get(name, b"")),
+                            "signature %d does not verify:\n%s" % (i, msg[:2000]))
+        return sigs
+
+    def test_header_from_of_another_account_is_refused(self):
+        """Under Exim too the header From must be a sending domain of the account
+        (the milter's rule, asked in the data ACL): account alpha may not write
+        From: ceo@b.example, which beta's key would have signed (issue 14 item 1)."""
+        s = self.stack
+        cases = (("CEO <ceo@b.example>", "550 5.7.1 error/sender/unknown"),
+                 ("News <news@a.example>, CEO <ceo@b.example>", "550 5.7.1 error/sender/unknown"),
+                 ("news@mod.a.example", "550 5.7.1 error/sender/onmoderation"),
+                 ("news@a.example, a..b@victim.example", "550 5.6.0 invalid From:"))
+        for frm, reply in cases:
+            subject = "exim cross from %d" % time.time_ns()
+            out = self.send("--header", "From: " + frm, key=self.alpha_key, sender="news@a.example", subject=subject)
+            self.assertIn("<** " + reply, out, frm)
+            self.assertNotIn("250 OK id=", out, frm)
+        time.sleep(2)
+        self.assertFalse([m for m in map(self.read, s.sink_messages()) if b"exim cross from" in m])
+        self.assertIn("account=alpha", s.log("policy"))
+
+    def test_own_from_is_signed_only_with_own_key(self):
+        """alpha's own From leaves signed d=a.example with alpha's key only: not
+        with the key beta owns for a.example, never d=b.example."""
+        subject = "exim own from %d" % time.time_ns()
+        out = self.send("--header", "From: News <news@a.example>", key=self.alpha_key, sender="news@a.example",
+                        subject=subject)
+        self.assertIn("<-  250 OK id=", out)
+        msg = self.delivered(subject)
+        sigs = self.verify_all(msg)
+        self.assertEqual(len(sigs), 1, msg[:2000])
+        self.assertIn(b"d=a.example", msg)
+        self.assertIn(b"s=a1", msg)
+        self.assertNotIn(b"s=intruder", msg)
+        self.assertNotIn(b"d=b.example", msg)
+
+    def test_sandbox_key_is_accepted_and_not_delivered(self):
+        """A sandbox key's message is accepted (250), discarded by Exim, recorded
+        as sandbox, as under the milter."""
+        s = self.stack
+        subject = "exim sandbox %d" % time.time_ns()
+        out = self.send(key=self.alpha_sandbox_key, sender="news@a.example", to="r1@example.net,r2@example.net",
+                        subject=subject)
+        self.assertRegex(out, r"<-  250 OK id=[\w-]+\n -> QUIT")
+        events = wait_for(lambda: [e for e in s.events(50) if e["status"] == "sandbox"], 10, "sandbox events")
+        self.assertEqual(sorted(e["rcpt"] for e in events), ["r1@example.net", "r2@example.net"])
+        self.assertEqual({(e["account"], e["key_id"]) for e in events}, {("alpha", self.alpha_sandbox_id)})
+        time.sleep(3)
+        self.assertFalse([m for m in map(self.read, s.sink_messages()) if subject.encode() in m])
+        self.assertIn("discard (sandbox)", s.log("policy"))
 
     @staticmethod
     def read(path):

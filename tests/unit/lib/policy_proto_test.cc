@@ -131,3 +131,8 @@ TEST(PolicyProto, StrayBlankLinesBetweenRequestsAreIgnored) {
 TEST(PolicyProto, ReplyFormat) { EXPECT_EQ(formatPolicyReply("DUNNO"), "action=DUNNO\n\n"); }
 
 }  // namespace
+
+TEST(PolicyProto, ReplyWithAttributesForExim) {
+  EXPECT_EQ(formatPolicyReply("DUNNO", {"x_account=alpha", "x_dkim_domain=a.example"}),
+            "action=DUNNO\nx_account=alpha\nx_dkim_domain=a.example\n\n");
+}

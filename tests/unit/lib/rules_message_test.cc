@@ -283,3 +283,37 @@ TEST(FinishMessage, RulesThenSuppressionThenDkim) {
 TEST(RulesMessage, Rfc5322Date) { EXPECT_EQ(rfc5322Date(0), "Thu, 01 Jan 1970 00:00:00 +0000"); }
 
 }  // namespace
+
+// Exim's data ACL passes only the From field (x_header_from): the same
+// replies as the milter gives for the same From, in a table.
+TEST(RulesMessage, HeaderFromAloneGetsTheMilterReplies) {
+  Rules r;
+  struct Case {
+    std::optional<std::string> from;
+    std::optional<EmptyFromMode> empty_from;
+    const char* reply;  // "" passes
+  };
+  const Case cases[] = {
+      {"Shop <news@shop.example>", {}, ""},
+      {"CEO <ceo@other.example>", {}, "550 5.7.1 error/sender/unknown"},
+      {"Shop <news@shop.example>, CEO <ceo@other.example>", {}, "550 5.7.1 error/sender/unknown"},
+      {"news@mod.example", {}, "550 5.7.1 error/sender/onmoderation"},
+      {"news@shop.example, a..b@victim.example", {}, "550 5.6.0 invalid From:"},
+      {"alice@", {}, "550 5.6.0 invalid From:"},
+      {std::nullopt, {}, "550 5.6.0 no From:"},
+      {"Victim <not an address>", {}, ""},
+      {"Victim <not an address>", EmptyFromMode::Reject, "550 5.6.0 no email in From:"},
+      {"Victim <not an address>", EmptyFromMode::Rewrite, ""},
+  };
+  for (const auto& c : cases) {
+    MessageAccount a = shopAccount();
+    a.empty_from = c.empty_from;
+    Verdict v = checkHeaderFrom(headerFromFacts(c.from), a, r.config);
+    EXPECT_EQ(v.reply, c.reply) << c.from.value_or("(none)");
+    // The milter answers the same for a message with this From.
+    if (c.from) {
+      HeaderList h = standard(*c.from);
+      EXPECT_EQ(r.plan(h, a).verdict.reply, c.reply) << *c.from;
+    }
+  }
+}
