@@ -177,6 +177,11 @@ EndOfMessage finishMessage(const MessagePlan& plan, bool every_rcpt_suppressed, 
   return end;
 }
 
+bool isSinkRecipient(std::string_view rcpt, const Config& config) {
+  auto mailbox = parseMailbox(rcpt);
+  return mailbox && contains(config.sink_recipients, mailbox->key());
+}
+
 Verdict checkFromDomains(const MessageFacts& facts, const AccountPolicy& policy) {
   // Every From mailbox, not only the first (RFC 5322 allows several, with a Sender:).
   for (const auto& domain : facts.from_domains) {
@@ -256,11 +261,7 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
     }
   }
   plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
-  for (const auto& r : rcpts) {
-    auto mailbox = parseMailbox(r);
-    bool sink = mailbox && contains(config.sink_recipients, mailbox->key());
-    (sink ? plan.sink_rcpts : plan.deliver_rcpts).push_back(r);
-  }
+  for (const auto& r : rcpts) (isSinkRecipient(r, config) ? plan.sink_rcpts : plan.deliver_rcpts).push_back(r);
   if (data.sandbox) plan.discard = "sandbox";
   else if (plan.deliver_rcpts.empty()) plan.discard = "sink";
   return plan;

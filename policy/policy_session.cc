@@ -72,6 +72,14 @@ Verdict PolicySession::evaluate(const PolicyRequest& req, Event& event) {
   }
   if (state == "RCPT" && scope != PolicyScope::Sender) ++accepted_rcpts_;
   if (state == "END-OF-MESSAGE" && req.get("x_checks") == "message") return checkMessage(req, event);
+  // Exim's RCPT ACL (x_checks=recipient) drops, for the milter it does not
+  // have, sink recipients and those accept-and-drop suppression keeps.
+  if (state == "RCPT" && req.get("x_checks") == "recipient") {
+    if (v.rule == "stoplist_suppressed" || v.rule == "bounced_suppressed") {
+      return Verdict{Action::Discard, "DISCARD suppressed recipient", v.rule};
+    }
+    if (isSinkRecipient(req.get("recipient"), config_)) return Verdict{Action::Discard, "DISCARD sink recipient", "sink"};
+  }
   return v;
 }
 
@@ -122,23 +130,33 @@ Verdict PolicySession::checkMessage(const PolicyRequest& req, Event& event) {
   return Verdict{Action::Dunno, "", rule};
 }
 
-// A sandbox key's message, discarded by Exim: one sandbox event per recipient
-// (x_recipients, Exim's "a@x, b@y"), as the milter records it.
-void PolicySession::recordDiscard(const PolicyRequest& req, const Event& event, const std::string& qid) {
+// What Exim discards, recorded as the milter records it: a sandbox key's
+// message as one sandbox event per recipient (x_recipients, Exim's "a@x,
+// b@y"), a sink recipient as sink, a suppressed one as suppressed.
+void PolicySession::recordDiscard(const PolicyRequest& req, const Verdict& v, const Event& event,
+                                  const std::string& qid) {
   std::vector<Event> events;
-  const std::string& list = req.get("x_recipients");
-  for (size_t pos = 0; pos <= list.size();) {
-    size_t comma = list.find(',', pos);
-    if (comma == std::string::npos) comma = list.size();
-    std::string rcpt(trimBlanks(std::string_view(list).substr(pos, comma - pos)));
-    if (!rcpt.empty()) {
-      Event e = event;
-      e.rcpt = rcpt;
-      e.status = "sandbox";
-      e.code = "250";
-      events.push_back(std::move(e));
+  auto add = [&](std::string rcpt, const char* status, const char* code, const std::string& text) {
+    Event e = event;
+    e.rcpt = std::move(rcpt);
+    e.status = status;
+    e.code = code;
+    e.text = text;
+    events.push_back(std::move(e));
+  };
+  if (v.rule == "sink") {
+    add(req.get("recipient"), "sink", "250", "");
+  } else if (v.rule != "sandbox") {
+    add(req.get("recipient"), "suppressed", "", v.rule);
+  } else {
+    const std::string& list = req.get("x_recipients");
+    for (size_t pos = 0; pos <= list.size();) {
+      size_t comma = list.find(',', pos);
+      if (comma == std::string::npos) comma = list.size();
+      std::string rcpt(trimBlanks(std::string_view(list).substr(pos, comma - pos)));
+      if (!rcpt.empty()) add(std::move(rcpt), "sandbox", "250", "");
+      pos = comma + 1;
     }
-    pos = comma + 1;
   }
   if (events.empty()) return;
   if (Status st = recordMessage(redis_, config_, events, nullptr); !st) {
@@ -172,9 +190,10 @@ std::string PolicySession::decide(const PolicyRequest& req) {
     return actionOf(v);
   }
   if (v.action == Action::Discard) {
-    MG_LOG_INFO("%s: discard (%s): %s: from=<%s> account=%s key=%s", qid.c_str(), v.rule.c_str(), where.c_str(),
-                printable(event.from).c_str(), printable(event.account).c_str(), printable(event.key_id).c_str());
-    recordDiscard(req, event, qid);
+    MG_LOG_INFO("%s: discard (%s): %s: from=<%s> to=<%s> account=%s key=%s", qid.c_str(), v.rule.c_str(),
+                where.c_str(), printable(event.from).c_str(), printable(event.rcpt).c_str(),
+                printable(event.account).c_str(), printable(event.key_id).c_str());
+    recordDiscard(req, v, event, qid);
     return v.reply;
   }
   MG_LOG_INFO("%s: %s: %s: %s; from=<%s> to=<%s> account=%s key=%s rule=%s", qid.c_str(),

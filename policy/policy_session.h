@@ -4,7 +4,8 @@
 // `instance` was already counted against the limits, how many recipients it
 // has) lives here. Exim, which has no milter, also asks at end of message for
 // the milter's header From rule, sandbox discarding and the DKIM key choice
-// (x_checks=message).
+// (x_checks=message), and at RCPT to drop sink and suppressed recipients
+// (x_checks=recipient).
 #pragma once
 
 #include <cstdint>
@@ -39,7 +40,7 @@ class PolicySession : public Session {
  private:
   Verdict evaluate(const PolicyRequest& request, Event& event);
   Verdict checkMessage(const PolicyRequest& request, Event& event);
-  void recordDiscard(const PolicyRequest& request, const Event& event, const std::string& qid);
+  void recordDiscard(const PolicyRequest& request, const Verdict& verdict, const Event& event, const std::string& qid);
   void startTransaction(const std::string& instance);
 
   std::shared_ptr<const Config> snapshot_;

@@ -89,6 +89,9 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
                           int64_t now_ms, const std::string& hostname);
 
+// A recipient of sink_recipients: accepted, never delivered, never counted.
+bool isSinkRecipient(std::string_view rcpt, const Config& config);
+
 // The From-domain rule of decideMessage: every From domain must be a sending
 // domain of the account (checkSendingDomain: 550 5.7.1 error/sender/...).
 Verdict checkFromDomains(const MessageFacts& facts, const AccountPolicy& policy);

@@ -155,6 +155,26 @@ class Exim(SharedStackTest):
         self.assertFalse([m for m in map(self.read, s.sink_messages()) if subject.encode() in m])
         self.assertIn("discard (sandbox)", s.log("policy"))
 
+    def test_sink_and_suppressed_recipients_are_dropped(self):
+        """What the milter removes under Postfix, Exim drops at RCPT (DISCARD from
+        mailgate-policy, x_checks=recipient): a sink recipient and one that
+        accept-and-drop suppression keeps; both get 250 and are recorded."""
+        s = self.stack
+        key, _ = s.make_key("dropper")
+        s.ctl_ok("account", "set", "dropper", "suppression=accept-and-drop")
+        s.ctl_ok("stoplist", "add", "dropper", "stopped@example.net")
+        subject = "exim dropped %d" % time.time_ns()
+        out = self.send(key=key, to="test@test.ru,stopped@example.net,live@example.net", subject=subject)
+        self.assertEqual(out.count("<-  250 Accepted"), 3, out)
+        self.assertIn("<-  250 OK id=", out)
+        path = wait_for(lambda: next((p for p in s.sink_messages() if subject.encode() in self.read(p)), None), 30,
+                        "the message at smtp-sink")
+        self.assertEqual(s.sink_recipients(path), ["live@example.net"])
+        events = [e for e in s.events(100) if e["account"] == "dropper"]
+        self.assertIn(("test@test.ru", "sink", "250"), [(e["rcpt"], e["status"], e["code"]) for e in events])
+        self.assertIn(("stopped@example.net", "suppressed", "stoplist_suppressed"),
+                      [(e["rcpt"], e["status"], e["text"]) for e in events])
+
     @staticmethod
     def read(path):
         with open(path, "rb") as f:
