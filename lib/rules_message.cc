@@ -87,6 +87,17 @@ std::string rfc5322Date(int64_t ms) {
   return buf;
 }
 
+void addTagFields(const std::string* campaign, const std::string* letter, int64_t now_ms, MessageFacts& f) {
+  if (f.header_verdict.action == Action::Dunno && campaign && !validTag(unfoldHeader(*campaign))) {
+    f.header_verdict = reject("550 5.6.0 invalid X-Campaign-Id", "invalid_tag");
+  }
+  if (f.header_verdict.action == Action::Dunno && letter && !validTag(unfoldHeader(*letter))) {
+    f.header_verdict = reject("550 5.6.0 invalid X-Letter-Id", "invalid_tag");
+  }
+  f.campaign = campaign && validTag(unfoldHeader(*campaign)) ? unfoldHeader(*campaign) : utcDate(now_ms);
+  f.letter_id = letter && validTag(unfoldHeader(*letter)) ? unfoldHeader(*letter) : "";
+}
+
 void addFromField(const std::string& value, MessageFacts& f) {
   f.has_from = true;
   bool invalid = false;
@@ -122,16 +133,7 @@ MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64
       break;
     }
   }
-  const std::string* campaign = firstHeader(headers, "X-Campaign-Id");
-  const std::string* letter = firstHeader(headers, "X-Letter-Id");
-  if (f.header_verdict.action == Action::Dunno && campaign && !validTag(unfoldHeader(*campaign))) {
-    f.header_verdict = reject("550 5.6.0 invalid X-Campaign-Id", "invalid_tag");
-  }
-  if (f.header_verdict.action == Action::Dunno && letter && !validTag(unfoldHeader(*letter))) {
-    f.header_verdict = reject("550 5.6.0 invalid X-Letter-Id", "invalid_tag");
-  }
-  f.campaign = campaign && validTag(unfoldHeader(*campaign)) ? unfoldHeader(*campaign) : utcDate(now_ms);
-  f.letter_id = letter && validTag(unfoldHeader(*letter)) ? unfoldHeader(*letter) : "";
+  addTagFields(firstHeader(headers, "X-Campaign-Id"), firstHeader(headers, "X-Letter-Id"), now_ms, f);
   if (const std::string* from = firstHeader(headers, "From")) addFromField(*from, f);
   if (const std::string* subject = firstHeader(headers, "Subject")) f.subject = unfoldHeader(*subject);
   return f;
@@ -191,13 +193,15 @@ Verdict checkFromDomains(const MessageFacts& facts, const AccountPolicy& policy)
   return dunno();
 }
 
-MessageFacts headerFromFacts(const std::optional<std::string>& from) {
+MessageFacts headerFieldFacts(const std::optional<std::string>& from, const std::optional<std::string>& campaign,
+                              const std::optional<std::string>& letter, int64_t now_ms) {
   MessageFacts f;
+  addTagFields(campaign ? &*campaign : nullptr, letter ? &*letter : nullptr, now_ms, f);
   if (from) addFromField(*from, f);
   return f;
 }
 
-Verdict checkHeaderFrom(const MessageFacts& facts, const MessageAccount& data, const Config& config) {
+Verdict checkHeaderFields(const MessageFacts& facts, const MessageAccount& data, const Config& config) {
   if (!facts.has_from && contains(config.required_headers, "From") && !contains(config.add_missing_headers, "From")) {
     return reject("550 5.6.0 no From:", "missing_header");
   }
@@ -205,7 +209,9 @@ Verdict checkHeaderFrom(const MessageFacts& facts, const MessageAccount& data, c
   if (!facts.from && facts.has_from && data.empty_from.value_or(config.empty_from) == EmptyFromMode::Reject) {
     return reject("550 5.6.0 no email in From:", "empty_from");
   }
-  return checkFromDomains(facts, data.policy);
+  if (Verdict v = checkFromDomains(facts, data.policy); v.action != Action::Dunno) return v;
+  if (data.campaign_blocked) return reject("550 5.7.1 issue is blocked", "campaign_blocked");
+  return dunno();
 }
 
 MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,

@@ -83,21 +83,29 @@ Verdict PolicySession::evaluate(const PolicyRequest& req, Event& event) {
   return v;
 }
 
-// Exim's data ACL (contrib/exim/acl.conf): the header From as x_header_from
-// (absent: the message has none), the recipients as x_recipients. The
-// milter's rules on the From field, a sandbox key's message discarded, and
+// Exim's data ACL (contrib/exim/acl.conf): the header From and tags as
+// x_header_from, x_header_x_campaign_id, x_header_x_letter_id (absent: the
+// message has none), the recipients as x_recipients. The milter's rules on
+// those fields, a sandbox key's message discarded, and
 // the keys to sign with chosen as the milter chooses them, returned as
 // x_account, x_dkim_domain and x_dkim_selectors for the transport.
 Verdict PolicySession::checkMessage(const PolicyRequest& req, Event& event) {
-  std::optional<std::string> from_field;
-  if (auto it = req.attrs.find("x_header_from"); it != req.attrs.end()) from_field = it->second;
-  MessageFacts facts = headerFromFacts(from_field);
-  auto data = store_.loadMessageAccount(redis_, event.account, event.key_id, facts.from_domains, "", {});
+  // Exim's $rh_ keeps the blank after the colon and the final newline (the
+  // ACL folds them to spaces); the milter gets neither.
+  auto field = [&](const char* name) {
+    auto it = req.attrs.find(name);
+    return it == req.attrs.end() ? std::nullopt : std::optional<std::string>(trimBlanks(it->second));
+  };
+  MessageFacts facts = headerFieldFacts(field("x_header_from"), field("x_header_x_campaign_id"),
+                                        field("x_header_x_letter_id"), event.time_ms);
+  event.campaign = facts.campaign;
+  event.letter_id = facts.letter_id;
+  auto data = store_.loadMessageAccount(redis_, event.account, event.key_id, facts.from_domains, facts.campaign, {});
   if (!data) {
     event.text = data.error().message;
     return redisFailureVerdict(config_.on_redis_failure);
   }
-  if (Verdict v = checkHeaderFrom(facts, *data, config_); v.action != Action::Dunno) return v;
+  if (Verdict v = checkHeaderFields(facts, *data, config_); v.action != Action::Dunno) return v;
   if (data->sandbox) return Verdict{Action::Discard, "DISCARD sandbox key", "sandbox"};
 
   std::string from_domain = facts.from ? facts.from->address.substr(facts.from->address.rfind('@') + 1) : "";

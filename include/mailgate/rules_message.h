@@ -36,8 +36,11 @@ struct MessageFacts {
 
 MessageFacts extractFacts(const HeaderList& headers, const Config& config, int64_t now_ms);
 
-// Adds what one From field says to `facts` (extractFacts does it for the
-// first From header): the mailboxes, their domains, "550 5.6.0 invalid From:".
+// Add what the tag fields (nullptr: absent) and one From field say to
+// `facts`, as extractFacts does with the first of each: the campaign (else
+// the daily one) and letter id, "550 5.6.0 invalid X-Campaign-Id" /
+// "X-Letter-Id"; the From mailboxes, their domains, "550 5.6.0 invalid From:".
+void addTagFields(const std::string* campaign, const std::string* letter, int64_t now_ms, MessageFacts& facts);
 void addFromField(const std::string& value, MessageFacts& facts);
 
 // The milter keeps at most this many header fields of a message (Postfix
@@ -96,16 +99,20 @@ bool isSinkRecipient(std::string_view rcpt, const Config& config);
 // domain of the account (checkSendingDomain: 550 5.7.1 error/sender/...).
 Verdict checkFromDomains(const MessageFacts& facts, const AccountPolicy& policy);
 
-// The header From rules alone, for an MTA without a milter (Exim: its data
-// ACL passes the From field to mailgate-policy as x_header_from, absent when
-// the message has none). The facts of that one field (nullopt: no From).
-MessageFacts headerFromFacts(const std::optional<std::string>& from);
-// The milter's checks of it, in its order, with its replies: a missing From
-// when required ("550 5.6.0 no From:"), an invalid one ("550 5.6.0 invalid
-// From:"), one without an address under empty_from = reject ("550 5.6.0 no
-// email in From:"), then checkFromDomains. EMPTY-FROM under mark or rewrite
-// passes unchanged (the ACL cannot edit the header).
-Verdict checkHeaderFrom(const MessageFacts& facts, const MessageAccount& data, const Config& config);
+// The header rules on From and the tags alone, for an MTA without a milter
+// (Exim: its data ACL passes those fields to mailgate-policy as
+// x_header_from, x_header_x_campaign_id, x_header_x_letter_id, each absent
+// when the message has none). The facts of those fields (nullopt: absent).
+MessageFacts headerFieldFacts(const std::optional<std::string>& from, const std::optional<std::string>& campaign,
+                              const std::optional<std::string>& letter, int64_t now_ms);
+// The milter's checks of them, in its order, with its replies: a missing From
+// when required ("550 5.6.0 no From:"), an invalid tag or From ("550 5.6.0
+// invalid X-Campaign-Id", "... invalid From:"), one without an address under
+// empty_from = reject ("550 5.6.0 no email in From:"), checkFromDomains, and
+// a blocked campaign ("550 5.7.1 issue is blocked"; `data` loaded for
+// facts.campaign). EMPTY-FROM under mark or rewrite passes unchanged (the
+// ACL cannot edit the header).
+Verdict checkHeaderFields(const MessageFacts& facts, const MessageAccount& data, const Config& config);
 
 // What DKIM signing set up at end of headers (and met in the body).
 struct SigningState {

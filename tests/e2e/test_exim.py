@@ -125,6 +125,17 @@ class Exim(SharedStackTest):
         self.assertFalse([m for m in map(self.read, s.sink_messages()) if b"exim cross from" in m])
         self.assertIn("account=alpha", s.log("policy"))
 
+    def test_tags_are_checked_and_blocked_campaigns_refused(self):
+        """The milter's tag rules under Exim too: an invalid X-Campaign-Id and a
+        campaign the admin blocked are refused."""
+        self.stack.ctl_ok("campaign", "block", "alpha", "spring")
+        for header, reply in (("X-Campaign-Id: spring", "<** 550 5.7.1 issue is blocked"),
+                              ("X-Campaign-Id: bad campaign!", "<** 550 5.6.0 invalid X-Campaign-Id"),
+                              ("X-Letter-Id: %s" % ("x" * 129), "<** 550 5.6.0 invalid X-Letter-Id"),
+                              ("X-Campaign-Id: autumn", "<-  250 OK id=")):
+            out = self.send("--header", header, key=self.alpha_key, sender="news@a.example")
+            self.assertIn(reply, out, header)
+
     def test_own_from_is_signed_only_with_own_key(self):
         """alpha's own From leaves signed d=a.example with alpha's key only: not
         with the key beta owns for a.example, never d=b.example."""

@@ -284,35 +284,44 @@ TEST(RulesMessage, Rfc5322Date) { EXPECT_EQ(rfc5322Date(0), "Thu, 01 Jan 1970 00
 
 }  // namespace
 
-// Exim's data ACL passes only the From field (x_header_from): the same
-// replies as the milter gives for the same From, in a table.
-TEST(RulesMessage, HeaderFromAloneGetsTheMilterReplies) {
+// Exim's data ACL passes only the From and tag fields (x_header_*): the
+// same replies as the milter gives for the same fields, in a table.
+TEST(RulesMessage, HeaderFieldsAloneGetTheMilterReplies) {
   Rules r;
   struct Case {
-    std::optional<std::string> from;
+    std::optional<std::string> from, campaign;
     std::optional<EmptyFromMode> empty_from;
+    bool blocked;
     const char* reply;  // "" passes
   };
   const Case cases[] = {
-      {"Shop <news@shop.example>", {}, ""},
-      {"CEO <ceo@other.example>", {}, "550 5.7.1 error/sender/unknown"},
-      {"Shop <news@shop.example>, CEO <ceo@other.example>", {}, "550 5.7.1 error/sender/unknown"},
-      {"news@mod.example", {}, "550 5.7.1 error/sender/onmoderation"},
-      {"news@shop.example, a..b@victim.example", {}, "550 5.6.0 invalid From:"},
-      {"alice@", {}, "550 5.6.0 invalid From:"},
-      {std::nullopt, {}, "550 5.6.0 no From:"},
-      {"Victim <not an address>", {}, ""},
-      {"Victim <not an address>", EmptyFromMode::Reject, "550 5.6.0 no email in From:"},
-      {"Victim <not an address>", EmptyFromMode::Rewrite, ""},
+      {"Shop <news@shop.example>", {}, {}, false, ""},
+      {"CEO <ceo@other.example>", {}, {}, false, "550 5.7.1 error/sender/unknown"},
+      {"Shop <news@shop.example>, CEO <ceo@other.example>", {}, {}, false, "550 5.7.1 error/sender/unknown"},
+      {"news@mod.example", {}, {}, false, "550 5.7.1 error/sender/onmoderation"},
+      {"news@shop.example, a..b@victim.example", {}, {}, false, "550 5.6.0 invalid From:"},
+      {"alice@", {}, {}, false, "550 5.6.0 invalid From:"},
+      {std::nullopt, {}, {}, false, "550 5.6.0 no From:"},
+      {"Victim <not an address>", {}, {}, false, ""},
+      {"Victim <not an address>", {}, EmptyFromMode::Reject, false, "550 5.6.0 no email in From:"},
+      {"Victim <not an address>", {}, EmptyFromMode::Rewrite, false, ""},
+      {"news@shop.example", "spring-2026", {}, false, ""},
+      {"news@shop.example", "bad campaign!", {}, false, "550 5.6.0 invalid X-Campaign-Id"},
+      {"alice@", "bad campaign!", {}, false, "550 5.6.0 invalid X-Campaign-Id"},
+      {"news@shop.example", "spring-2026", {}, true, "550 5.7.1 issue is blocked"},
+      {"CEO <ceo@other.example>", "spring-2026", {}, true, "550 5.7.1 error/sender/unknown"},
   };
   for (const auto& c : cases) {
     MessageAccount a = shopAccount();
     a.empty_from = c.empty_from;
-    Verdict v = checkHeaderFrom(headerFromFacts(c.from), a, r.config);
-    EXPECT_EQ(v.reply, c.reply) << c.from.value_or("(none)");
-    // The milter answers the same for a message with this From.
+    a.campaign_blocked = c.blocked;
+    MessageFacts f = headerFieldFacts(c.from, c.campaign, std::nullopt, kNow);
+    EXPECT_EQ(f.campaign, c.campaign && validTag(*c.campaign) ? *c.campaign : utcDate(kNow));
+    EXPECT_EQ(checkHeaderFields(f, a, r.config).reply, c.reply) << c.from.value_or("(none)");
+    // The milter answers the same for a message with these fields.
     if (c.from) {
       HeaderList h = standard(*c.from);
+      if (c.campaign) h.emplace_back("X-Campaign-Id", *c.campaign);
       EXPECT_EQ(r.plan(h, a).verdict.reply, c.reply) << *c.from;
     }
   }
