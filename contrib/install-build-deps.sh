@@ -11,7 +11,7 @@ PACKAGES=(
   postfix redis-server swaks libnet-ssleay-perl openssl python3 python3-dkim groff-base
   man-db bsdextrautils
   curl nodejs npm
-  debootstrap
+  debootstrap iproute2
 )
 
 missing=()

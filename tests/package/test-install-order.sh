@@ -12,7 +12,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 deb=$(readlink -f -- "${1:-}" || true)
-cache=/var/tmp/mailgate-chroot
+cache=${MG_CHROOT_CACHE:-/var/tmp/mailgate-chroot}
 mirror=${MG_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Bump when the list changes: the cached base is rebuilt.
 base_packages="adduser,libmilter1.0.1,libhiredis0.14,libopendkim11,libcurl4,libidn2-0,libssl3,libsystemd0"
@@ -242,5 +242,6 @@ scenarios=${MG_INSTALL_ORDERS:-postfix-then-mailgate mailgate-then-postfix exim-
 for scenario in $scenarios; do
   # Killing the namespace's init ends every process the scenario started.
   unshare --mount --net --pid --fork --mount-proc bash "$0" --inside "$scenario" "$deb"
+  rm -rf "$cache/run/$scenario"  # kept when the scenario failed
 done
 echo "test-install-order.sh: install orders passed: $scenarios ($(( $(date +%s) - start )) s, of which $prepared s preparing the base)"
