@@ -10,8 +10,8 @@ PACKAGES=(
   libcurl4-openssl-dev libsystemd-dev libidn2-dev debhelper dpkg-dev lintian fakeroot
   postfix redis-server swaks libnet-ssleay-perl openssl python3 python3-dkim groff-base
   man-db bsdextrautils
-  curl nodejs npm
   debootstrap iproute2
+  curl nodejs npm
 )
 
 missing=()
