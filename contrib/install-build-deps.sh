@@ -10,6 +10,7 @@ PACKAGES=(
   libcurl4-openssl-dev libsystemd-dev libidn2-dev debhelper dpkg-dev lintian fakeroot
   postfix redis-server swaks libnet-ssleay-perl openssl python3 python3-dkim groff-base
   man-db bsdextrautils
+  debootstrap iproute2
   curl nodejs npm
   strace
 )

@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <memory>
 
 #include "ctl.h"
 #include "mailgate/events.h"
@@ -19,30 +21,61 @@
 namespace mailgate::ctl {
 namespace {
 
+constexpr auto kConnectTimeout = std::chrono::seconds(1);
+
+// A non-blocking connect() that gives up at the deadline. A TCP connect in
+// progress is awaited with poll(); a UNIX socket whose listen queue is full
+// answers EAGAIN at once (a blocking connect would wait for an accept() that
+// may never come), so it is tried again until the deadline.
+std::string connectWithin(int fd, const sockaddr* sa, socklen_t len) {
+  auto deadline = std::chrono::steady_clock::now() + kConnectTimeout;
+  auto msLeft = [&] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(0, left.count()));
+  };
+  const std::string timeout = "not reachable: no answer within 1 s";
+  while (connect(fd, sa, len) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {  // UNIX socket, listen queue full
+      if (msLeft() == 0) return timeout;
+      poll(nullptr, 0, std::min(50, msLeft()));
+      continue;
+    }
+    if (errno != EINPROGRESS) return std::string("not reachable: ") + std::strerror(errno);
+    pollfd p{fd, POLLOUT, 0};
+    int n;
+    while ((n = poll(&p, 1, msLeft())) < 0 && errno == EINTR) {
+    }
+    if (n <= 0) return n == 0 ? timeout : std::string("not reachable: ") + std::strerror(errno);
+    int err = 0;
+    socklen_t err_len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0) err = errno;
+    return err == 0 ? "ok" : std::string("not reachable: ") + std::strerror(err);
+  }
+  return "ok";
+}
+
 // Connects to a daemon's socket within 1 s; "ok" or why not.
 std::string reach(const Endpoint& e) {
-  UniqueFd fd;
-  int rc = -1;
   if (e.kind == Endpoint::Kind::Unix) {
-    fd = UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) return std::string("not reachable: socket: ") + std::strerror(errno);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     if (e.path.size() >= sizeof sa.sun_path) return "path too long";
     std::memcpy(sa.sun_path, e.path.c_str(), e.path.size() + 1);
-    rc = connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  } else {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (getaddrinfo(e.host.c_str(), std::to_string(e.port).c_str(), &hints, &res) != 0 || res == nullptr) {
-      return "cannot resolve " + e.host;
-    }
-    fd = UniqueFd(socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    rc = connect(fd.get(), res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
+    return connectWithin(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
   }
-  if (rc != 0) return std::string("not reachable: ") + std::strerror(errno);
-  return "ok";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(e.host.c_str(), std::to_string(e.port).c_str(), &hints, &res) != 0 || res == nullptr) {
+    return "cannot resolve " + e.host;
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
+  UniqueFd fd(socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return std::string("not reachable: socket: ") + std::strerror(errno);
+  return connectWithin(fd.get(), res->ai_addr, res->ai_addrlen);
 }
 
 // The milter spec ("unix:/path", "local:/path", "inet:port@host") as an Endpoint.

@@ -52,6 +52,15 @@ class PostfixRecipes(unittest.TestCase):
         n = subprocess.run(["postconf", "-c", etc, "-h", "mg-yahoo_destination_rate_delay",
                             "smtpd_policy_service_default_action"], capture_output=True, text=True)
         self.assertEqual(n.stdout.split("\n")[:2], ["1s", "451 4.3.5 Server configuration problem"])
+        # Dead-destination detection stays Postfix's quick default (1 failed cohort) for every
+        # transport and is set per provider transport only (postconf(5)).
+        providers = ("mg-gmail", "mg-microsoft", "mg-yahoo", "mg-mailru", "mg-yandex")
+        c = subprocess.run(["postconf", "-c", etc, "-h", "default_destination_concurrency_failed_cohort_limit"] +
+                           ["%s_destination_concurrency_failed_cohort_limit" % t for t in providers],
+                           capture_output=True, text=True)
+        self.assertEqual((c.stdout.split(), c.stderr), (["1"] * 6, ""))
+        self.assertNotIn("default_destination_concurrency_failed_cohort_limit",
+                         subprocess.run(["postconf", "-c", etc, "-n"], capture_output=True, text=True).stdout)
 
 
 RESTRICTION_LISTS = ("smtpd_relay_restrictions", "smtpd_sender_restrictions", "smtpd_recipient_restrictions",
