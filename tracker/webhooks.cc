@@ -185,7 +185,7 @@ bool WebhookDispatcher::mayHold(const std::string& account) {
   return true;
 }
 
-void WebhookDispatcher::leavePending(const std::string& account, const std::string& id) {
+void WebhookDispatcher::leavePending(const std::string& account, const std::string& id, bool capped) {
   StreamId before = StreamId::parse(id).previous();
   auto [it, fresh] = backlog_.try_emplace(account, Backlog{before});
   if (!fresh) {
@@ -193,6 +193,7 @@ void WebhookDispatcher::leavePending(const std::string& account, const std::stri
     it->second.refilling = false;
     return;
   }
+  if (!capped) return;
   MG_LOG_INFO("webhooks: %s: %zu events held in memory (webhook_max_held_per_account %zu, %zu of webhook_max_held "
               "%llu for all); later events wait pending in Redis",
               account.c_str(), heldBy(account), cap(), held_.size(),
@@ -259,7 +260,7 @@ void WebhookDispatcher::route(Event e) {
   }
   const Target* t = target(e.account);
   if (t == nullptr) {  // Redis trouble: leave it pending, read it again later
-    leavePending(e.account, e.id);
+    leavePending(e.account, e.id, false);
     return;
   }
   if (t->url.empty()) {
@@ -358,7 +359,8 @@ void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
     // Still pending: they are read back and dead-lettered again.
     leavePending(account, *std::min_element(ids.begin(), ids.end(), [](const std::string& x, const std::string& y) {
                    return StreamId::parse(x) < StreamId::parse(y);
-                 }));
+                 }),
+                 false);
   } else {
     MG_LOG_WARN("webhooks: %zu events of account %s gave up after %u attempts (%s); see mailgatectl webhook failures",
                 ids.size(), account.c_str(), q.attempt, q.last_error.c_str());

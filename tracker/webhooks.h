@@ -81,8 +81,9 @@ class WebhookDispatcher {
   size_t heldBy(const std::string& account) const;
   // The account holding the most events it could give back (not in flight).
   std::map<std::string, Queue>::iterator largestQueue();
-  // Notes that `id` of `account` stays pending in Redis, not held.
-  void leavePending(const std::string& account, const std::string& id);
+  // Notes that `id` of `account` stays pending in Redis, not held (logged
+  // when the account starts to wait there because it reached a cap).
+  void leavePending(const std::string& account, const std::string& id, bool capped = true);
   const Target* target(const std::string& account);
   // Starts a POST for every account that is due and has none in flight.
   void startReady();

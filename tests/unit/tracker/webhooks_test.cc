@@ -259,4 +259,51 @@ TEST_F(WebhookDispatcherTest, ADeadEndpointDelaysNoOtherAccountAndGetsEachEventO
   std::cout << "[ timing   ] whole test " << seconds(started) << " s\n";
 }
 
+TEST_F(WebhookDispatcherTest, ManyDeadEndpointsShareTheMemoryBoundAndDelayNoOtherAccount) {
+  uint16_t dead_port = mailgate::testing::freePort();
+  mailgate::testing::HttpReceiver live;
+  for (const char* account : {"d1", "d2", "d3"}) {
+    ASSERT_TRUE(redis_.command({"HSET", keys_.account(account), "state", "active", "webhook_url",
+                                "http://127.0.0.1:" + std::to_string(dead_port) + "/", "webhook_secret", "s"}));
+  }
+  ASSERT_TRUE(redis_.command({"HSET", keys_.account("live"), "webhook_url", live.url(), "webhook_secret", "s"}));
+  // 2,000 events of each dead account, then 500 of the live one: the dead
+  // ones alone are more than the 1,000 all accounts may hold together.
+  std::vector<std::string> dead_ids, live_ids;
+  std::vector<Command> cmds;
+  for (int i = 0; i < 6500; ++i) {
+    std::string account = i < 6000 ? "d" + std::to_string(i % 3 + 1) : "live";
+    cmds.push_back({"XADD", stream_, "*", "account", account, "status", "delivered"});
+  }
+  auto r = redis_.pipeline(cmds);
+  ASSERT_TRUE(r);
+  for (size_t i = 0; i < r->size(); ++i) (i < 6000 ? dead_ids : live_ids).push_back(replyString((*r)[i].get()));
+  LiveConfig config{parseConfig(configText() +
+                                    "webhook_max_held = 1000\nwebhook_max_held_per_account = 1000\n"
+                                    "webhook_retry_initial = 50ms\nwebhook_retry_max = 200ms\n",
+                                "x")};
+  ::testing::internal::CaptureStderr();
+  tracker::WebhookDispatcher dispatcher(config, "node1");
+  std::atomic<bool> stop{false};
+  std::thread t([&] { dispatcher.run(stop); });
+  for (int i = 0; i < 200 && live.idCount() < 500; ++i) std::this_thread::sleep_for(50ms);
+  auto got = live.ids();
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), std::set<std::string>(live_ids.begin(), live_ids.end()));
+  EXPECT_EQ(got.size(), 500u);
+  auto pending = [&] { return (*redis_.command({"XPENDING", stream_, kWebhookGroup}))->element[0]->integer; };
+  for (int i = 0; i < 100 && pending() != 6000; ++i) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(pending(), 6000);
+  mailgate::testing::HttpReceiver back(dead_port);
+  for (int i = 0; i < 400 && back.idCount() < 6000; ++i) std::this_thread::sleep_for(50ms);
+  std::this_thread::sleep_for(300ms);
+  stop = true;
+  t.join();
+  std::string log = ::testing::internal::GetCapturedStderr();
+  got = back.ids();
+  EXPECT_EQ(got.size(), 6000u) << "an event was delivered twice, or not at all";
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), std::set<std::string>(dead_ids.begin(), dead_ids.end()));
+  EXPECT_EQ(pending(), 0);
+  for (const char* account : {"d1", "d2", "d3"}) EXPECT_EQ(len(keys_.webhookDead(account)), 0) << account;
+}
+
 }  // namespace
