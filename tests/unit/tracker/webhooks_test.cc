@@ -2,7 +2,8 @@
 // entries the events stream lost to its cap, pending or never read, are
 // dead-lettered (webhook:dead:trimmed) once and logged, not dropped silently;
 // a dead endpoint with a backlog larger than memory may hold delays no other
-// account, and gets each of its events once when it is back.
+// account, and gets each of its events once when it is back (also after a
+// restart); a URL's query never reaches the log.
 #include "webhooks.h"
 
 #include <functional>
@@ -293,11 +294,17 @@ TEST_F(WebhookDispatcherTest, ManyDeadEndpointsShareTheMemoryBoundAndDelayNoOthe
   auto pending = [&] { return (*redis_.command({"XPENDING", stream_, kWebhookGroup}))->element[0]->integer; };
   for (int i = 0; i < 100 && pending() != 6000; ++i) std::this_thread::sleep_for(50ms);
   EXPECT_EQ(pending(), 6000);
+  // A restart reads them back from the pending list, within the caps again.
+  stop = true;
+  t.join();
+  tracker::WebhookDispatcher restarted(config, "node1");
+  stop = false;
+  std::thread t2([&] { restarted.run(stop); });
   mailgate::testing::HttpReceiver back(dead_port);
   for (int i = 0; i < 400 && back.idCount() < 6000; ++i) std::this_thread::sleep_for(50ms);
   std::this_thread::sleep_for(300ms);
   stop = true;
-  t.join();
+  t2.join();
   std::string log = ::testing::internal::GetCapturedStderr();
   got = back.ids();
   EXPECT_EQ(got.size(), 6000u) << "an event was delivered twice, or not at all";
