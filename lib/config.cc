@@ -317,6 +317,25 @@ const std::vector<Param>& params() {
        [](Config& c, std::string_view v) { c.webhook_retry_max = parseDuration(v); }},
       {"webhook_retry_for", "24h",
        [](Config& c, std::string_view v) { c.webhook_retry_for = parseDuration(v); }},
+      {"webhook_max_held", "50000",
+       [](Config& c, std::string_view v) {
+         c.webhook_max_held = parseUnsigned(v, 100000000, "expected 100..100000000");
+         if (c.webhook_max_held < 100) throw std::invalid_argument("expected 100..100000000");
+       }},
+      {"webhook_max_held_per_account", "10000",
+       [](Config& c, std::string_view v) {
+         c.webhook_max_held_per_account = parseUnsigned(v, 100000000, "expected 100..100000000");
+         if (c.webhook_max_held_per_account < 100) throw std::invalid_argument("expected 100..100000000");
+       }},
+      {"webhook_allow_networks", "",
+       [](Config& c, std::string_view v) {
+         c.webhook_allow_networks.clear();
+         for (const auto& n : parseList(v)) {
+           auto cidr = parseCidr(n);
+           if (!cidr) throw std::invalid_argument("\"" + n + "\" is not a network (CIDR)");
+           c.webhook_allow_networks.push_back(*cidr);
+         }
+       }},
   };
   return kParams;
 }

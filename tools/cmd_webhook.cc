@@ -16,6 +16,12 @@ int cmdWebhook(const Args& a) {
   const std::string &sub = a.words[1], &name = a.words[2];
   Context ctx(a);
   if (sub == "set" && a.words.size() == 4) {
+    // The tracker refuses such addresses when it connects; an address
+    // literal is refused here already.
+    if (std::string range = refusedUrlHost(a.words[3], ctx.config.webhook_allow_networks); !range.empty()) {
+      die("webhook URL host is a " + range + " address, which webhooks may not reach; "
+          "allow its network with webhook_allow_networks (mailgate.conf(5))");
+    }
     std::string secret = orDie(ctx.admin.setWebhook(name, a.words[3]));
     if (a.json) printJson({{"account", name}, {"url", a.words[3]}, {"secret", secret}});
     else std::cout << "webhook of " << name << " set to " << a.words[3] << "\nsecret: " << secret << "\n";
@@ -53,11 +59,12 @@ int cmdWebhook(const Args& a) {
     e.status = "test";
     e.code = "2.0.0";
     e.text = "a test event sent by mailgatectl webhook test";
-    WebhookClient client(ctx.config.webhook_timeout);
+    WebhookClient client(ctx.config.webhook_timeout, ctx.config.webhook_allow_networks);
     HttpResult r = client.post(v.url, v.secret, {e});
-    if (a.json) printJson({{"url", v.url}, {"status", r.status}, {"ok", r.ok()}, {"error", r.error}});
-    else if (r.ok()) std::cout << "POST " << v.url << ": HTTP " << r.status << "\n";
-    if (!r.ok()) die("POST " + v.url + ": " + r.error);
+    std::string url = loggableUrl(v.url);
+    if (a.json) printJson({{"url", url}, {"status", r.status}, {"ok", r.ok()}, {"error", r.error}});
+    else if (r.ok()) std::cout << "POST " << url << ": HTTP " << r.status << "\n";
+    if (!r.ok()) die("POST " + url + ": " + r.error);
     return 0;
   }
   if (sub == "failures") {

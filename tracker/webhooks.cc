@@ -1,9 +1,11 @@
 // webhooks.cc — the webhook dispatcher loop (see webhooks.h): consumer-group
-// reads, per-account queues with backoff, batches, acknowledgements,
+// reads, per-account queues with caps and backoff (events beyond the caps
+// left pending in Redis and read back later), batches, acknowledgements,
 // dead letters (also of entries trimmed away, pending or unread), claim
 // refresh and take-over of a dead consumer's entries.
 #include "webhooks.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "mailgate/log.h"
@@ -12,8 +14,9 @@
 namespace mailgate::tracker {
 namespace {
 
-constexpr size_t kMaxHeld = 50000;
 constexpr size_t kReadCount = 500;
+constexpr unsigned kRescanRounds = 20;  // batches of our pending entries read back per round at start
+constexpr unsigned kRefillRounds = 4;   // per account and round
 constexpr auto kTargetTtl = std::chrono::seconds(5);
 constexpr auto kClaimRefresh = std::chrono::seconds(30);
 constexpr auto kTakeOverIdle = std::chrono::minutes(5);
@@ -76,7 +79,7 @@ WebhookDispatcher::WebhookDispatcher(const LiveConfig& live, std::string consume
       consumer_(std::move(consumer)),
       stream_(eventsStreamKey(*config_)),
       redis_(blockingSettings(*config_)),
-      http_(config_->webhook_timeout) {}
+      http_(config_->webhook_timeout, config_->webhook_allow_networks) {}
 
 bool WebhookDispatcher::ensureGroup() {
   auto r = redis_.command({"XGROUP", "CREATE", stream_, kWebhookGroup, "$", "MKSTREAM"});
@@ -87,46 +90,148 @@ bool WebhookDispatcher::ensureGroup() {
   return r.error().message.find("BUSYGROUP") != std::string::npos;
 }
 
-bool WebhookDispatcher::readEntries(const std::string& from, unsigned block_ms) {
-  std::string after = from;
-  while (true) {
-    Command cmd{"XREADGROUP", "GROUP", kWebhookGroup, consumer_, "COUNT", std::to_string(kReadCount)};
-    if (block_ms > 0) {
-      cmd.push_back("BLOCK");
-      cmd.push_back(std::to_string(block_ms));
-    }
-    cmd.insert(cmd.end(), {"STREAMS", stream_, after});
-    // Before new entries are read: the check for entries trimmed unread,
-    // in the same round trip.
-    std::vector<Command> cmds;
-    if (from == ">") cmds.push_back(unreadTrimmedCheck());
-    cmds.push_back(cmd);
-    auto replies = redis_.pipeline(cmds);
-    const redisReply* r = replies ? replies->back().get() : nullptr;
-    std::string error = !replies ? replies.error().message : r->type == REDIS_REPLY_ERROR ? replyString(r) : "";
+void WebhookDispatcher::readFailed(const std::string& error) {
+  if (error.find("NOGROUP") != std::string::npos) {
+    ensureGroup();
+  } else if (!redis_down_) {  // once per outage
+    MG_LOG_WARN("webhooks: reading %s: %s; retrying", stream_.c_str(), error.c_str());
+    redis_down_ = true;
+  }
+}
+
+bool WebhookDispatcher::readNew(unsigned block_ms) {
+  Command cmd{"XREADGROUP", "GROUP", kWebhookGroup, consumer_, "COUNT", std::to_string(kReadCount)};
+  if (block_ms > 0) {
+    cmd.push_back("BLOCK");
+    cmd.push_back(std::to_string(block_ms));
+  }
+  cmd.insert(cmd.end(), {"STREAMS", stream_, ">"});
+  // Before new entries are read: the check for entries trimmed unread, in
+  // the same round trip.
+  auto replies = redis_.pipeline({unreadTrimmedCheck(), cmd});
+  const redisReply* r = replies ? replies->back().get() : nullptr;
+  std::string error = !replies ? replies.error().message : r->type == REDIS_REPLY_ERROR ? replyString(r) : "";
+  if (!error.empty()) {
+    readFailed(error);
+    return false;
+  }
+  if (redis_down_) {
+    MG_LOG_INFO("webhooks: reading %s again", stream_.c_str());
+    redis_down_ = false;
+  }
+  logUnreadTrimmed(replies->front().get());
+  const redisReply* entries = streamEntries(r);
+  for (size_t i = 0; entries != nullptr && i < entries->elements; ++i) route(eventFromEntry(entries->element[i]));
+  return true;
+}
+
+WebhookDispatcher::Scan WebhookDispatcher::scanPending(StreamId after, unsigned rounds,
+                                                       const std::function<bool(const Event&)>& next) {
+  std::string from = after.toString();
+  for (unsigned round = 0; round < rounds; ++round) {
+    auto r = redis_.command({"XREADGROUP", "GROUP", kWebhookGroup, consumer_, "COUNT", std::to_string(kReadCount),
+                             "STREAMS", stream_, from});
+    std::string error = !r ? r.error().message : (*r)->type == REDIS_REPLY_ERROR ? replyString(r->get()) : "";
     if (!error.empty()) {
-      if (error.find("NOGROUP") != std::string::npos) {
-        ensureGroup();
-      } else if (!redis_down_) {  // once per outage
-        MG_LOG_WARN("webhooks: reading %s: %s; retrying", stream_.c_str(), error.c_str());
-        redis_down_ = true;
-      }
-      return false;
+      readFailed(error);
+      return Scan::Error;
     }
-    if (redis_down_) {
-      MG_LOG_INFO("webhooks: reading %s again", stream_.c_str());
-      redis_down_ = false;
-    }
-    if (from == ">") logUnreadTrimmed(replies->front().get());
-    const redisReply* entries = streamEntries(r);
-    if (entries == nullptr || entries->elements == 0) return true;
+    const redisReply* entries = streamEntries(r->get());
+    if (entries == nullptr || entries->elements == 0) return Scan::End;
     for (size_t i = 0; i < entries->elements; ++i) {
       Event e = eventFromEntry(entries->element[i]);
-      after = e.id;
-      if (!held_.count(e.id)) route(std::move(e));
+      from = e.id;
+      route(e);
+      if (!next(e)) return Scan::More;
     }
-    // New entries (">"): one batch per call; our pending history: to its end.
-    if (from == ">" || held_.size() >= kMaxHeld) return true;
+    if (entries->elements < kReadCount) return Scan::End;
+  }
+  return Scan::More;
+}
+
+size_t WebhookDispatcher::cap() const {
+  return static_cast<size_t>(std::min(config_->webhook_max_held_per_account, config_->webhook_max_held));
+}
+
+size_t WebhookDispatcher::heldBy(const std::string& account) const {
+  auto it = queues_.find(account);
+  return it == queues_.end() ? 0 : it->second.events.size();
+}
+
+std::map<std::string, WebhookDispatcher::Queue>::iterator WebhookDispatcher::largestQueue() {
+  auto largest = queues_.end();
+  for (auto it = queues_.begin(); it != queues_.end(); ++it) {
+    const Queue& q = it->second;
+    if (q.events.size() > q.in_flight && (largest == queues_.end() || q.events.size() > largest->second.events.size()))
+      largest = it;
+  }
+  return largest;
+}
+
+bool WebhookDispatcher::mayHold(const std::string& account) {
+  auto b = backlog_.find(account);
+  if (b != backlog_.end() && !b->second.refilling) return false;  // its older events wait in Redis: first those
+  size_t size = heldBy(account);
+  if (size >= cap()) return false;
+  if (held_.size() < config_->webhook_max_held) return true;
+  // All accounts together hold the most allowed: the one holding the most
+  // gives its newest event back to Redis, if it holds more than this one.
+  auto largest = largestQueue();
+  if (largest == queues_.end() || largest->second.events.size() <= size + 1) return false;
+  std::string id = largest->second.events.back().id;
+  largest->second.events.pop_back();
+  held_.erase(id);
+  leavePending(largest->first, id);
+  return true;
+}
+
+void WebhookDispatcher::leavePending(const std::string& account, const std::string& id, bool capped) {
+  StreamId before = StreamId::parse(id).previous();
+  auto [it, fresh] = backlog_.try_emplace(account, Backlog{before});
+  if (!fresh) {
+    it->second.after = std::min(it->second.after, before);
+    it->second.refilling = false;
+    return;
+  }
+  if (!capped) return;
+  MG_LOG_INFO("webhooks: %s: %zu events held in memory (webhook_max_held_per_account %zu, %zu of webhook_max_held "
+              "%llu for all); later events wait pending in Redis",
+              account.c_str(), heldBy(account), cap(), held_.size(),
+              static_cast<unsigned long long>(config_->webhook_max_held));
+}
+
+void WebhookDispatcher::refill() {
+  // An account is read back when it holds at most half its cap and there is
+  // room (or another account holds more than it, see mayHold).
+  std::vector<std::string> due;
+  auto largest = largestQueue();
+  size_t most = largest == queues_.end() ? 0 : largest->second.events.size();
+  for (const auto& [account, _] : backlog_) {
+    size_t size = heldBy(account);
+    if (size <= cap() / 2 && (held_.size() < config_->webhook_max_held || most > size + 1)) due.push_back(account);
+  }
+  for (const auto& account : due) {
+    auto b = backlog_.find(account);
+    if (b == backlog_.end()) continue;
+    b->second.refilling = true;
+    Scan scan = scanPending(b->second.after, kRefillRounds, [&](const Event& e) {
+      auto it = backlog_.find(account);
+      if (it == backlog_.end() || !it->second.refilling) return false;  // full again
+      it->second.after = StreamId::parse(e.id);  // everything of it up to here is held now
+      return true;
+    });
+    b = backlog_.find(account);
+    if (b == backlog_.end()) continue;
+    if (scan == Scan::End && b->second.refilling) {
+      backlog_.erase(b);
+      MG_LOG_INFO("webhooks: %s: no more events wait in Redis", account.c_str());
+    } else {
+      b->second.refilling = false;
+    }
+    // While its endpoint fails, events read back that are already too old
+    // are dead-lettered now, not after the next attempt.
+    auto q = queues_.find(account);
+    if (q != queues_.end() && q->second.attempt > 0 && q->second.in_flight == 0) deadLetter(account, q->second);
   }
 }
 
@@ -143,6 +248,8 @@ const WebhookDispatcher::Target* WebhookDispatcher::target(const std::string& ac
 }
 
 void WebhookDispatcher::route(Event e) {
+  // Read again (a rescan, a take-over): held, or delivered and not yet acknowledged.
+  if (held_.count(e.id) || std::find(to_ack_.begin(), to_ack_.end(), e.id) != to_ack_.end()) return;
   if (e.status.empty()) {  // [id, nil]: trimmed from the stream while pending
     trimmed_.insert(e.id);
     return;
@@ -153,11 +260,15 @@ void WebhookDispatcher::route(Event e) {
   }
   const Target* t = target(e.account);
   if (t == nullptr) {  // Redis trouble: leave it pending, read it again later
-    rescan_pending_ = true;
+    leavePending(e.account, e.id, false);
     return;
   }
   if (t->url.empty()) {
     to_ack_.push_back(e.id);
+    return;
+  }
+  if (!mayHold(e.account)) {
+    leavePending(e.account, e.id);
     return;
   }
   held_.insert(e.id);
@@ -242,14 +353,18 @@ void WebhookDispatcher::deadLetter(const std::string& account, Queue& q) {
   }
   if (ids.empty()) return;
   cmds.push_back(xack(ids));
+  for (const auto& id : ids) held_.erase(id);
   if (auto r = checkedPipeline(redis_, cmds); !r) {
     MG_LOG_WARN("webhooks: dead-lettering for %s: %s", account.c_str(), r.error().message.c_str());
-    rescan_pending_ = true;  // still pending: they come back and are dead-lettered again
+    // Still pending: they are read back and dead-lettered again.
+    leavePending(account, *std::min_element(ids.begin(), ids.end(), [](const std::string& x, const std::string& y) {
+                   return StreamId::parse(x) < StreamId::parse(y);
+                 }),
+                 false);
   } else {
     MG_LOG_WARN("webhooks: %zu events of account %s gave up after %u attempts (%s); see mailgatectl webhook failures",
                 ids.size(), account.c_str(), q.attempt, q.last_error.c_str());
   }
-  for (const auto& id : ids) held_.erase(id);
 }
 
 void WebhookDispatcher::startReady() {
@@ -300,7 +415,8 @@ void WebhookDispatcher::finish(const std::string& account, const HttpResult& res
                           std::uniform_real_distribution<double>(0.0, 1.0)(rng_));
   q.next_try = Clock::now() + delay;
   MG_LOG_WARN("webhooks: %s: POST %s failed (%s); attempt %u, next in %lld ms", account.c_str(),
-              printable(q.url).c_str(), res.error.c_str(), q.attempt, static_cast<long long>(delay.count()));
+              loggableUrl(q.url).c_str(), printable(res.error).c_str(), q.attempt,
+              static_cast<long long>(delay.count()));
   deadLetter(account, q);
 }
 
@@ -320,7 +436,7 @@ void WebhookDispatcher::refreshClaims() {
 
 void WebhookDispatcher::takeOver() {
   std::string cursor = "0-0";
-  for (int round = 0; round < 100 && held_.size() < kMaxHeld; ++round) {
+  for (int round = 0; round < 100 && held_.size() < config_->webhook_max_held; ++round) {
     auto r = redis_.command({"XAUTOCLAIM", stream_, kWebhookGroup, consumer_,
                              std::to_string(std::chrono::milliseconds(kTakeOverIdle).count()), cursor, "COUNT",
                              "100"});
@@ -329,8 +445,7 @@ void WebhookDispatcher::takeOver() {
     const redisReply* entries = (*r)->element[1];
     if (entries->elements > 0) MG_LOG_INFO("webhooks: took over %zu pending events", entries->elements);
     for (size_t i = 0; i < entries->elements; ++i) {
-      Event e = eventFromEntry(entries->element[i]);  // [id, nil] before Redis 7 for a trimmed entry
-      if (!held_.count(e.id)) route(std::move(e));
+      route(eventFromEntry(entries->element[i]));  // [id, nil] before Redis 7 for a trimmed entry
     }
     // Redis 7 drops trimmed entries from the pending list and names them here.
     for (size_t i = 0; (*r)->elements > 2 && i < (*r)->element[2]->elements; ++i) {
@@ -355,28 +470,35 @@ unsigned WebhookDispatcher::waitMillis() const {
 void WebhookDispatcher::run(const std::atomic<bool>& stop) {
   bool group_ready = false;
   while (!stop.load()) {
-    config_ = live_.get();
+    if (auto fresh = live_.get(); fresh != config_) {
+      config_ = fresh;
+      http_.setAllowNetworks(config_->webhook_allow_networks);
+    }
     if (!group_ready && !(group_ready = ensureGroup())) {
       std::this_thread::sleep_for(std::chrono::seconds(1));
       continue;
     }
     auto now = Clock::now();
-    if (rescan_pending_) rescan_pending_ = !readEntries("0", 0);
+    if (rescan_) {
+      Scan scan = scanPending(*rescan_, kRescanRounds, [&](const Event& e) {
+        rescan_ = StreamId::parse(e.id);
+        return true;
+      });
+      if (scan == Scan::End) rescan_.reset();
+    }
     if (now - last_takeover_ >= kClaimRefresh) {
       last_takeover_ = now;
       refreshClaims();
       takeOver();
     }
+    refill();
     // While POSTs are in flight, Redis is only polled and the wait is spent
-    // on the transfers.
+    // on the transfers. New entries are always read: those beyond the caps
+    // stay pending in Redis.
     unsigned wait = waitMillis();
     bool posting = http_.inFlight() > 0;
-    if (held_.size() < kMaxHeld) {
-      if (!readEntries(">", posting ? 0 : wait) && !posting) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(wait > 0 ? wait : 100));
-      }
-    } else if (!posting) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+    if (!readNew(posting ? 0 : wait) && !posting) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(wait > 0 ? wait : 100));
     }
     startReady();
     for (const auto& [account, result] : http_.run(std::chrono::milliseconds(std::min(wait, 100u)))) {

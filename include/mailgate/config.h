@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "mailgate/cidr.h"
+
 namespace mailgate {
 
 // A bad configuration: the message names file, line and the offending value,
@@ -87,6 +89,9 @@ struct Config {
   std::chrono::milliseconds webhook_retry_initial{1000};
   std::chrono::milliseconds webhook_retry_max{600000};
   std::chrono::milliseconds webhook_retry_for{86400000};
+  uint64_t webhook_max_held = 50000;              // events in memory, all accounts together
+  uint64_t webhook_max_held_per_account = 10000;  // the rest wait pending in Redis
+  std::vector<Cidr> webhook_allow_networks;       // non-public networks webhooks may reach
 };
 
 // Reads and validates `path`. Throws ConfigError.

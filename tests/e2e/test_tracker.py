@@ -77,7 +77,8 @@ class Tracker(SharedStackTest):
         cls.receiver = Receiver()
         stack = Stack(with_tracker=True, extra_config="webhook_retry_initial = 200ms\n"
                                                      "webhook_retry_max = 1s\n"
-                                                     "webhook_retry_for = 6s\n")
+                                                     "webhook_retry_for = 6s\n"
+                                                     "webhook_allow_networks = 127.0.0.0/8\n")
 
         def failing_sinks():
             soft = stack.start_sink("sink-soft", free_port(), ("-r", "RCPT"))
@@ -234,6 +235,14 @@ class Tracker(SharedStackTest):
         self.assertEqual(bad.returncode, 1)
         self.assertIn('bad webhook URL "ftp://x"', bad.stderr)
         self.assertIn('unknown account "nobody"', s.ctl("webhook", "show", "nobody").stderr)
+        # Non-public address literals are refused at set time (127.0.0.0/8 is allowed here).
+        for url, kind in (("http://169.254.169.254/latest/meta-data/", "link-local"),
+                          ("http://[::1]:6379/", "loopback"), ("http://10.0.0.1/admin", "private")):
+            bad = s.ctl("webhook", "set", "acme", url)
+            self.assertEqual(bad.returncode, 1, bad.stdout)
+            self.assertIn("webhook URL host is a %s address, which webhooks may not reach; allow its network "
+                          "with webhook_allow_networks (mailgate.conf(5))" % kind, bad.stderr)
+        self.assertEqual(json.loads(s.ctl_ok("--json", "webhook", "show", "acme"))["url"], self.receiver.url())
 
         # An endpoint that never answers: events go to the dead-letter stream
         # after webhook_retry_for (6 s here).

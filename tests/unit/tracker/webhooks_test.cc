@@ -1,12 +1,18 @@
 // webhooks_test.cc — the webhook dispatcher against a real redis-server:
 // entries the events stream lost to its cap, pending or never read, are
-// dead-lettered (webhook:dead:trimmed) once and logged, not dropped silently.
+// dead-lettered (webhook:dead:trimmed) once and logged, not dropped silently;
+// a dead endpoint with a backlog larger than memory may hold delays no other
+// account, and gets each of its events once when it is back (also after a
+// restart); a URL's query never reaches the log.
 #include "webhooks.h"
 
 #include <functional>
 #include <gtest/gtest.h>
+#include <iostream>
+#include <set>
 
 #include "mailgate/store.h"
+#include "../lib/http_receiver.h"
 #include "../lib/redis_server.h"
 
 using namespace mailgate;
@@ -44,9 +50,11 @@ class WebhookDispatcherTest : public mailgate::testing::RedisFixture {
     t.join();
   }
 
-  LiveConfig live_{parseConfig("redis_server = tcp:127.0.0.1:" + std::to_string(server_->port()) +
-                                   "\nredis_prefix = t:\n",
-                               "x")};
+  std::string configText() const {
+    return "redis_server = tcp:127.0.0.1:" + std::to_string(server_->port()) +
+           "\nredis_prefix = t:\nwebhook_allow_networks = 127.0.0.0/8\n";
+  }
+  LiveConfig live_{parseConfig(configText(), "x")};
   StoreKeys keys_{"t:"};
   std::string stream_ = eventsStreamKey(*live_.get());
   std::string dead_ = keys_.webhookDeadTrimmed();
@@ -132,6 +140,177 @@ TEST_F(WebhookDispatcherTest, TrimmedPendingEntriesSurviveARefusedDeadLetterWrit
   EXPECT_EQ(len(dead_), 3);  // kept until written, and written once
   auto pending = redis_.command({"XPENDING", stream_, kWebhookGroup});
   EXPECT_EQ((*pending)->element[0]->integer, 0);
+}
+
+TEST_F(WebhookDispatcherTest, NonPublicEndpointIsRefusedWithOneTextAndNoUrlTokenInTheLog) {
+  mailgate::testing::HttpReceiver listener;
+  ASSERT_TRUE(redis_.command({"HSET", keys_.account("acme"), "webhook_url",
+                              listener.url("/hook/abc?token=SECRETTOKEN"), "webhook_secret", "s"}));
+  add(2);
+  // No webhook_allow_networks: 127.0.0.1 is refused.
+  LiveConfig config{parseConfig("redis_server = tcp:127.0.0.1:" + std::to_string(server_->port()) +
+                                    "\nredis_prefix = t:\nwebhook_retry_initial = 50ms\nwebhook_retry_max = 100ms\n"
+                                    "webhook_retry_for = 1s\n",
+                                "x")};
+  ::testing::internal::CaptureStderr();
+  {
+    tracker::WebhookDispatcher dispatcher(config, "node1");
+    std::atomic<bool> stop{false};
+    std::thread t([&] { dispatcher.run(stop); });
+    for (int i = 0; i < 200 && len(keys_.webhookDead("acme")) < 2; ++i) std::this_thread::sleep_for(50ms);
+    stop = true;
+    t.join();
+  }
+  std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(listener.accepts(), 0u);
+  auto failures = redis_.command({"XRANGE", keys_.webhookDead("acme"), "-", "+"});
+  ASSERT_TRUE(failures);
+  ASSERT_EQ((*failures)->elements, 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(hashField((*failures)->element[i]->element[1], "error"), kWebhookAddressRefused);
+  }
+  EXPECT_EQ(log.find("SECRETTOKEN"), std::string::npos) << log;
+  EXPECT_EQ(log.find("token="), std::string::npos) << log;
+  EXPECT_EQ(log.find("/abc"), std::string::npos) << log;
+  EXPECT_NE(log.find("POST http://127.0.0.1:" + std::to_string(listener.port()) + "/hook... failed (" +
+                     kWebhookAddressRefused + ")"),
+            std::string::npos)
+      << log;
+}
+
+TEST_F(WebhookDispatcherTest, ADeadEndpointDelaysNoOtherAccountAndGetsEachEventOnceWhenBack) {
+  auto started = std::chrono::steady_clock::now();
+  auto seconds = [](std::chrono::steady_clock::time_point since) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+  };
+  uint16_t dead_port = mailgate::testing::freePort();  // nothing listens: connection refused
+  mailgate::testing::HttpReceiver live;
+  ASSERT_TRUE(redis_.command({"HSET", keys_.account("dead"), "state", "active", "webhook_url",
+                              "http://127.0.0.1:" + std::to_string(dead_port) + "/hook", "webhook_secret", "s1"}));
+  ASSERT_TRUE(redis_.command({"HSET", keys_.account("live"), "state", "active", "webhook_url", live.url(),
+                              "webhook_secret", "s2"}));
+  // 60,000 events: 50,000 of the dead account (more than the old shared cap
+  // of 50,000), then 5,000 of each, interleaved.
+  std::set<std::string> dead_ids, live_ids;
+  std::vector<Command> batch;
+  std::vector<std::string> accounts;
+  auto flush = [&] {
+    auto r = redis_.pipeline(batch);
+    ASSERT_TRUE(r);
+    for (size_t i = 0; i < r->size(); ++i) (accounts[i] == "dead" ? dead_ids : live_ids).insert(replyString((*r)[i].get()));
+    batch.clear();
+    accounts.clear();
+  };
+  for (int i = 0; i < 60000; ++i) {
+    std::string account = i < 50000 || i % 2 == 0 ? "dead" : "live";
+    batch.push_back({"XADD", stream_, "*", "account", account, "status", "delivered", "rcpt",
+                     "r" + std::to_string(i) + "@example.net"});
+    accounts.push_back(account);
+    if (batch.size() == 1000) flush();
+  }
+  ASSERT_EQ(dead_ids.size(), 55000u);
+  ASSERT_EQ(live_ids.size(), 5000u);
+  std::cout << "[ timing   ] 60000 events added in " << seconds(started) << " s\n";
+
+  LiveConfig live_config{parseConfig(configText() +
+                                         "webhook_max_held_per_account = 1000\nwebhook_batch_size = 500\n"
+                                         "webhook_retry_initial = 50ms\nwebhook_retry_max = 200ms\n",
+                                     "x")};
+  ::testing::internal::CaptureStderr();
+  tracker::WebhookDispatcher dispatcher(live_config, "node1");
+  std::atomic<bool> stop{false};
+  std::thread t([&] { dispatcher.run(stop); });
+  auto waitFor = [](const std::function<bool()>& done, double limit) {
+    auto since = std::chrono::steady_clock::now();
+    while (!done() && std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count() < limit) {
+      std::this_thread::sleep_for(20ms);
+    }
+    return done();
+  };
+  auto run_started = std::chrono::steady_clock::now();
+  bool live_done = waitFor([&] { return live.idCount() >= 5000; }, 20);
+  double live_seconds = seconds(run_started);
+  std::cout << "[ timing   ] the live account's 5000 events delivered in " << live_seconds << " s\n";
+  EXPECT_TRUE(live_done) << live.idCount() << " of 5000 live events delivered";
+  auto got = live.ids();
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), live_ids);
+  EXPECT_EQ(got.size(), 5000u);
+  // The dead account's events all wait in Redis: pending, none dead-lettered.
+  auto pending = [&] { return (*redis_.command({"XPENDING", stream_, kWebhookGroup}))->element[0]->integer; };
+  EXPECT_TRUE(waitFor([&] { return pending() == 55000; }, 5)) << pending();
+  EXPECT_EQ(len(keys_.webhookDead("dead")), 0);
+
+  mailgate::testing::HttpReceiver back(dead_port);
+  auto back_started = std::chrono::steady_clock::now();
+  bool back_done = waitFor([&] { return back.idCount() >= 55000; }, 40);
+  std::cout << "[ timing   ] the dead account's 55000 events delivered " << seconds(back_started)
+            << " s after its endpoint came back\n";
+  EXPECT_TRUE(back_done) << back.idCount() << " of 55000 events delivered";
+  std::this_thread::sleep_for(500ms);  // a repeat would arrive now
+  stop = true;
+  t.join();
+  std::string log = ::testing::internal::GetCapturedStderr();
+  got = back.ids();
+  EXPECT_EQ(got.size(), 55000u) << "an event was delivered twice";
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), dead_ids);
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(len(keys_.webhookDead("dead")), 0);
+  EXPECT_NE(log.find("webhooks: dead: 1000 events held in memory"), std::string::npos) << log.substr(0, 3000);
+  EXPECT_NE(log.find("webhooks: dead: no more events wait in Redis"), std::string::npos);
+  std::cout << "[ timing   ] whole test " << seconds(started) << " s\n";
+}
+
+TEST_F(WebhookDispatcherTest, ManyDeadEndpointsShareTheMemoryBoundAndDelayNoOtherAccount) {
+  uint16_t dead_port = mailgate::testing::freePort();
+  mailgate::testing::HttpReceiver live;
+  for (const char* account : {"d1", "d2", "d3"}) {
+    ASSERT_TRUE(redis_.command({"HSET", keys_.account(account), "state", "active", "webhook_url",
+                                "http://127.0.0.1:" + std::to_string(dead_port) + "/", "webhook_secret", "s"}));
+  }
+  ASSERT_TRUE(redis_.command({"HSET", keys_.account("live"), "webhook_url", live.url(), "webhook_secret", "s"}));
+  // 2,000 events of each dead account, then 500 of the live one: the dead
+  // ones alone are more than the 1,000 all accounts may hold together.
+  std::vector<std::string> dead_ids, live_ids;
+  std::vector<Command> cmds;
+  for (int i = 0; i < 6500; ++i) {
+    std::string account = i < 6000 ? "d" + std::to_string(i % 3 + 1) : "live";
+    cmds.push_back({"XADD", stream_, "*", "account", account, "status", "delivered"});
+  }
+  auto r = redis_.pipeline(cmds);
+  ASSERT_TRUE(r);
+  for (size_t i = 0; i < r->size(); ++i) (i < 6000 ? dead_ids : live_ids).push_back(replyString((*r)[i].get()));
+  LiveConfig config{parseConfig(configText() +
+                                    "webhook_max_held = 1000\nwebhook_max_held_per_account = 1000\n"
+                                    "webhook_retry_initial = 50ms\nwebhook_retry_max = 200ms\n",
+                                "x")};
+  ::testing::internal::CaptureStderr();
+  tracker::WebhookDispatcher dispatcher(config, "node1");
+  std::atomic<bool> stop{false};
+  std::thread t([&] { dispatcher.run(stop); });
+  for (int i = 0; i < 200 && live.idCount() < 500; ++i) std::this_thread::sleep_for(50ms);
+  auto got = live.ids();
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), std::set<std::string>(live_ids.begin(), live_ids.end()));
+  EXPECT_EQ(got.size(), 500u);
+  auto pending = [&] { return (*redis_.command({"XPENDING", stream_, kWebhookGroup}))->element[0]->integer; };
+  for (int i = 0; i < 100 && pending() != 6000; ++i) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(pending(), 6000);
+  // A restart reads them back from the pending list, within the caps again.
+  stop = true;
+  t.join();
+  tracker::WebhookDispatcher restarted(config, "node1");
+  stop = false;
+  std::thread t2([&] { restarted.run(stop); });
+  mailgate::testing::HttpReceiver back(dead_port);
+  for (int i = 0; i < 400 && back.idCount() < 6000; ++i) std::this_thread::sleep_for(50ms);
+  std::this_thread::sleep_for(300ms);
+  stop = true;
+  t2.join();
+  std::string log = ::testing::internal::GetCapturedStderr();
+  got = back.ids();
+  EXPECT_EQ(got.size(), 6000u) << "an event was delivered twice, or not at all";
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), std::set<std::string>(dead_ids.begin(), dead_ids.end()));
+  EXPECT_EQ(pending(), 0);
+  for (const char* account : {"d1", "d2", "d3"}) EXPECT_EQ(len(keys_.webhookDead(account)), 0) << account;
 }
 
 }  // namespace
