@@ -130,6 +130,30 @@ class Exim(SharedStackTest):
         self.assertFalse([m for m in map(self.read, s.sink_messages()) if b"exim cross from" in m])
         self.assertIn("account=alpha", s.log("policy"))
 
+    def test_second_from_hidden_from_h_from_is_refused(self):
+        """$h_from: joins two From fields into one (the first can open a comment
+        the second closes) and does not see "From :" at all: a second From of
+        another tenant must not pass under Exim either ("duplicate From:" as
+        the milter answers), nor one behind the 64 KiB of header Exim shows."""
+        message = ("{froms}To: bob@example.net\nSubject: {subject}\nDate: Wed, 25 Nov 2026 10:00:00 +0000\n"
+                   "Message-Id: <{subject}@a.example>\nMIME-Version: 1.0\nContent-Type: text/plain\n\nbody\n")
+        pad = "X-Pad: " + "p" * 70000 + "\n"
+        cases = (("From: news@a.example (\nFrom: CEO <ceo@b.example>)\n", "<** 550 5.6.0 duplicate From:"),
+                 ("From: news@a.example\nFrom : CEO <ceo@b.example>\n", "<** 550 5.6.0 duplicate From:"),
+                 ("From: news@a.example\nfrom\t: ceo@b.example\n", "<** 550 5.6.0 duplicate From:"),
+                 (pad + "From: news@a.example\nFrom : ceo@b.example\n", "<** 550 5.6.0 too many header fields"),
+                 ("From : CEO <ceo@b.example>\n", "<** 550 5.6.0 no From:"),
+                 ("From: news@a.example (folded\n  comment)\nX-Pad: " + "p" * 900 + "\n", "<-  250 OK id="))
+        for froms, reply in cases:
+            subject = "exim hidden from %d" % time.time_ns()
+            out = self.send(key=self.alpha_key, sender="news@a.example",
+                            data=message.format(froms=froms, subject=subject))
+            self.assertIn(reply, out, froms[:200])
+        msg = self.delivered("exim hidden from")
+        self.assertIn(b"(folded", msg)
+        time.sleep(2)
+        self.assertEqual(len([m for m in map(self.read, self.stack.sink_messages()) if b"exim hidden from" in m]), 1)
+
     def test_tags_are_checked_and_blocked_campaigns_refused(self):
         """The milter's tag rules under Exim too: an invalid X-Campaign-Id and a
         campaign the admin blocked are refused."""
