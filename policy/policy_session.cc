@@ -172,6 +172,10 @@ void PolicySession::recordDiscard(const PolicyRequest& req, const Verdict& v, co
     add(req.get("recipient"), "suppressed", "", v.rule);
   } else {
     const std::string& list = req.get("x_recipients");
+    if (!req.attrs.count("x_recipients")) {
+      MG_LOG_WARN("%s: sandbox message not recorded: recipient list too long for the request (%s recipients)",
+                  qid.c_str(), printable(req.get("recipient_count")).c_str());
+    }
     for (size_t pos = 0; pos <= list.size();) {
       size_t comma = list.find(',', pos);
       if (comma == std::string::npos) comma = list.size();
