@@ -201,6 +201,12 @@ MessageFacts headerFieldFacts(const std::optional<std::string>& from, const std:
   return f;
 }
 
+void addHeaderSection(uint64_t from_fields, uint64_t header_bytes, MessageFacts& f) {
+  if (header_bytes >= kEximHeaderBytes) f.header_verdict = tooManyHeaderFields();
+  else if (from_fields > 1) f.header_verdict = reject("550 5.6.0 duplicate From:", "duplicate_header");
+  else if (from_fields == 1 && !f.has_from) f.header_verdict = reject("550 5.6.0 invalid From:", "invalid_from");
+}
+
 Verdict checkHeaderFields(const MessageFacts& facts, const MessageAccount& data, const Config& config) {
   if (!facts.has_from && contains(config.required_headers, "From") && !contains(config.add_missing_headers, "From")) {
     return reject("550 5.6.0 no From:", "missing_header");

@@ -98,6 +98,20 @@ Verdict PolicySession::checkMessage(const PolicyRequest& req, Event& event) {
   };
   MessageFacts facts = headerFieldFacts(field("x_header_from"), field("x_header_x_campaign_id"),
                                         field("x_header_x_letter_id"), event.time_ms);
+  // Without the count of From fields a second From could pass unseen: an
+  // ACL older than this service's is not trusted to have checked it.
+  auto count = [&](const char* name) -> std::optional<uint64_t> {
+    const std::string& v = req.get(name);
+    if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::stoull(v);
+  };
+  auto from_fields = count("x_header_from_fields");
+  auto header_bytes = count("x_header_bytes");
+  if (!from_fields || !header_bytes) {
+    return Verdict{Action::TempFail, "451 4.3.5 policy request without x_header_from_fields: update the Exim ACL",
+                   "exim_acl"};
+  }
+  addHeaderSection(*from_fields, *header_bytes, facts);
   event.campaign = facts.campaign;
   event.letter_id = facts.letter_id;
   auto data = store_.loadMessageAccount(redis_, event.account, event.key_id, facts.from_domains, facts.campaign, {});
@@ -158,6 +172,10 @@ void PolicySession::recordDiscard(const PolicyRequest& req, const Verdict& v, co
     add(req.get("recipient"), "suppressed", "", v.rule);
   } else {
     const std::string& list = req.get("x_recipients");
+    if (!req.attrs.count("x_recipients")) {
+      MG_LOG_WARN("%s: sandbox message not recorded: recipient list too long for the request (%s recipients)",
+                  qid.c_str(), printable(req.get("recipient_count")).c_str());
+    }
     for (size_t pos = 0; pos <= list.size();) {
       size_t comma = list.find(',', pos);
       if (comma == std::string::npos) comma = list.size();

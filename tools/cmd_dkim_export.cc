@@ -5,9 +5,11 @@
 // Files are created 0600 without following links, given group G and 0640
 // before a byte is written, then renamed into place; a DIR that G (the group
 // Exim runs as) cannot read is refused; keys no longer in Redis are removed.
+// Exports into one DIR run one at a time (flock on DIR).
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,6 +144,11 @@ int cmdDkimExport(const Args& a, Context& ctx) {
   checkReadable(dir, group, gid);
   Fd dirfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dirfd.get() < 0) die(dir.string() + ": " + errnoText());
+  // One export at a time (cron and an admin): both write DIR/name.tmp, and
+  // one would rename the other's half-written file into place.
+  while (flock(dirfd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) die(dir.string() + ": cannot lock: " + errnoText());
+  }
 
   auto entries = orDie(ctx.admin.listDkimKeys(""));
   std::set<std::string> written, domains;

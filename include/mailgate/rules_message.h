@@ -105,6 +105,17 @@ Verdict checkFromDomains(const MessageFacts& facts, const AccountPolicy& policy)
 // when the message has none). The facts of those fields (nullopt: absent).
 MessageFacts headerFieldFacts(const std::optional<std::string>& from, const std::optional<std::string>& campaign,
                               const std::optional<std::string>& letter, int64_t now_ms);
+// Exim's $h_from: joins every From field into one (a second field can hide
+// in a comment the first one opens) and misses "From :" (blanks before the
+// colon); its data ACL therefore also counts the From fields of the raw
+// header section (x_header_from_fields) and gives the section's size
+// (x_header_bytes), which Exim cuts at kEximHeaderBytes. The milter's
+// refusals for what x_header_from cannot show, put first into
+// facts.header_verdict: "550 5.6.0 duplicate From:", a From field $h_from:
+// missed ("550 5.6.0 invalid From:"), and a section past the cut
+// (tooManyHeaderFields(): a second From could hide behind it).
+constexpr uint64_t kEximHeaderBytes = 64 * 1024;
+void addHeaderSection(uint64_t from_fields, uint64_t header_bytes, MessageFacts& facts);
 // The milter's checks of them, in its order, with its replies: a missing From
 // when required ("550 5.6.0 no From:"), an invalid tag or From ("550 5.6.0
 // invalid X-Campaign-Id", "... invalid From:"), one without an address under

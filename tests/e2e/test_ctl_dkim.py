@@ -133,6 +133,29 @@ class CtlDkimExport(unittest.TestCase):
             self.assertIn("PRIVATE KEY", f.read())
         self.assertFalse(os.path.lexists(key + ".tmp"))
 
+    def test_concurrent_exports_all_succeed_with_whole_files(self):
+        """Two exports at once (cron and an admin) both write DIR/name.tmp: one
+        must wait for the other, never rename the other's half-written file
+        into place nor fail with "cannot replace"."""
+        for i in range(20):
+            self.stack.ctl_ok("dkim", "generate", "d%d.example" % i, "--selector", "s1", "--algo", "ed25519")
+        os.mkdir(self.dir, 0o750)
+        os.chown(self.dir, 0, self.mail_gid)
+        argv = [self.stack.binary("mailgatectl"), "-c", self.stack.conf, "dkim", "export", self.dir, "--group", "mail"]
+        for _ in range(5):
+            runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+            for p in runs:
+                out, err = p.communicate(timeout=60)
+                self.assertEqual((p.returncode, err), (0, ""))
+                self.assertEqual(out, "21 keys of 21 domains exported to %s (group mail)\n" % self.dir)
+        names = sorted(os.listdir(self.dir))
+        self.assertEqual(len(names), 22, names)
+        for name in names:
+            with open(os.path.join(self.dir, name)) as f:
+                text = f.read()
+            self.assertTrue(text.endswith("-----END PRIVATE KEY-----\n") if name.endswith(".pem")
+                            else text.count("\n") == 22, name)
+
     def test_directory_exim_cannot_read_is_refused(self):
         os.mkdir(self.dir, 0o700)
         r = self.export()

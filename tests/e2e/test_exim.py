@@ -7,6 +7,7 @@ smtp-sink recorded under the account."""
 import json
 import os
 import shutil
+import smtplib
 import socket
 import threading
 import time
@@ -121,14 +122,54 @@ class Exim(SharedStackTest):
             out = self.send("--header", "From: " + frm, key=self.alpha_key, sender="news@a.example", subject=subject)
             self.assertIn("<** " + reply, out, frm)
             self.assertNotIn("250 OK id=", out, frm)
-        # A second From header (the milter refuses "duplicate From:"; Exim joins the two).
+        # A second From header: "duplicate From:", as the milter answers (Exim
+        # joins the two in $h_from:, the ACL counts the fields).
         subject = "exim cross from %d" % time.time_ns()
         out = self.send("--add-header", "From: CEO <ceo@b.example>", key=self.alpha_key, sender="news@a.example",
                         subject=subject)
-        self.assertIn("<** 550 5.7.1 error/sender/unknown", out)
+        self.assertIn("<** 550 5.6.0 duplicate From:", out)
         time.sleep(2)
         self.assertFalse([m for m in map(self.read, s.sink_messages()) if b"exim cross from" in m])
         self.assertIn("account=alpha", s.log("policy"))
+
+    def test_second_from_hidden_from_h_from_is_refused(self):
+        """$h_from: joins two From fields into one (the first can open a comment
+        the second closes) and does not see "From :" at all: a second From of
+        another tenant must not pass under Exim either ("duplicate From:" as
+        the milter answers), nor one behind the 64 KiB of header Exim shows."""
+        message = ("{froms}To: bob@example.net\nSubject: {subject}\nDate: Wed, 25 Nov 2026 10:00:00 +0000\n"
+                   "Message-Id: <{subject}@a.example>\nMIME-Version: 1.0\nContent-Type: text/plain\n\nbody\n")
+        pad = "X-Pad: " + "p" * 70000 + "\n"
+        cases = (("From: news@a.example (\nFrom: CEO <ceo@b.example>)\n", "<** 550 5.6.0 duplicate From:"),
+                 ("From: news@a.example\nFrom : CEO <ceo@b.example>\n", "<** 550 5.6.0 duplicate From:"),
+                 ("From: news@a.example\nfrom\t: ceo@b.example\n", "<** 550 5.6.0 duplicate From:"),
+                 (pad + "From: news@a.example\nFrom : ceo@b.example\n", "<** 550 5.6.0 too many header fields"),
+                 ("From : CEO <ceo@b.example>\n", "<** 550 5.6.0 no From:"),
+                 ("From: news@a.example (folded\n  comment)\nX-Pad: " + "p" * 900 + "\n", "<-  250 OK id="))
+        for froms, reply in cases:
+            subject = "exim hidden from %d" % time.time_ns()
+            out = self.send(key=self.alpha_key, sender="news@a.example",
+                            data=message.format(froms=froms, subject=subject))
+            self.assertIn(reply, out, froms[:200])
+        msg = self.delivered("exim hidden from")
+        self.assertIn(b"(folded", msg)
+        time.sleep(2)
+        self.assertEqual(len([m for m in map(self.read, self.stack.sink_messages()) if b"exim hidden from" in m]), 1)
+
+    def test_many_long_recipients_are_accepted(self):
+        """1000 recipients (max_recipients) of 72 octets: the data ACL's request
+        must stay under mailgate-policy's 64 KiB limit (the recipient list, only
+        needed for sandbox records, is left out), not be deferred at every try."""
+        rcpts = ["recipient.number.%04d.with.a.long.name@mail.subdomain.example.net" % i for i in range(1000)]
+        for key, reply in ((self.alpha_key, "250"), (self.alpha_sandbox_key, "250")):
+            with smtplib.SMTP("127.0.0.1", self.stack.exim_port, timeout=60) as smtp:
+                smtp.login("", key)
+                smtp.mail("news@a.example")
+                self.assertEqual([smtp.rcpt(r)[0] for r in rcpts], [250] * 1000)
+                code, text = smtp.data(b"From: news@a.example\r\nTo: news@a.example\r\nSubject: many\r\n\r\nbody\r\n")
+            self.assertEqual(code, 250, text)
+        self.assertIn("sandbox message not recorded: recipient list too long for the request (1000 recipients)",
+                      self.stack.log("policy"))
 
     def test_tags_are_checked_and_blocked_campaigns_refused(self):
         """The milter's tag rules under Exim too: an invalid X-Campaign-Id and a

@@ -326,3 +326,36 @@ TEST(RulesMessage, HeaderFieldsAloneGetTheMilterReplies) {
     }
   }
 }
+
+// Exim's $h_from: joins two From fields (a second can hide in a comment the
+// first opens) and misses "From :": the ACL's count of From fields and the
+// header size decide what x_header_from cannot show, as the milter answers.
+TEST(HeaderFieldFacts, FromFieldCountAndHeaderSizeComeFirst) {
+  Rules r;
+  struct Case {
+    std::optional<std::string> from;
+    uint64_t from_fields, header_bytes;
+    const char* reply;
+  };
+  const Case cases[] = {
+      {"news@shop.example", 1, 300, ""},
+      {"news@shop.example ( ceo@other.example)", 2, 300, "550 5.6.0 duplicate From:"},
+      {"news@shop.example", 2, 300, "550 5.6.0 duplicate From:"},
+      {"a..b@victim.example", 2, 300, "550 5.6.0 duplicate From:"},
+      {"news@shop.example", 1, kEximHeaderBytes - 1, ""},
+      {"news@shop.example", 1, kEximHeaderBytes, "550 5.6.0 too many header fields"},
+      {std::nullopt, 1, 300, "550 5.6.0 no From:"},  // "From : ..." alone, From required
+      {std::nullopt, 0, 300, "550 5.6.0 no From:"},
+  };
+  for (const auto& c : cases) {
+    MessageFacts f = headerFieldFacts(c.from, std::string("bad campaign!"), std::nullopt, kNow);
+    addHeaderSection(c.from_fields, c.header_bytes, f);
+    std::string want = *c.reply ? c.reply : "550 5.6.0 invalid X-Campaign-Id";
+    EXPECT_EQ(checkHeaderFields(f, shopAccount(), r.config).reply, want) << c.from.value_or("(none)");
+  }
+  // Without From in required_headers, a From field $h_from: missed is refused too.
+  r.config.required_headers = {"To"};
+  MessageFacts f = headerFieldFacts(std::nullopt, std::nullopt, std::nullopt, kNow);
+  addHeaderSection(1, 300, f);
+  EXPECT_EQ(checkHeaderFields(f, shopAccount(), r.config).reply, "550 5.6.0 invalid From:");
+}
