@@ -5,7 +5,8 @@
 // Files are created 0600 without following links, given group G and 0640
 // before a byte is written, then renamed into place; a DIR that G (the group
 // Exim runs as) cannot read is refused; keys no longer in Redis are removed.
-// Exports into one DIR run one at a time (flock on DIR).
+// Exports into one DIR run one at a time (flock on DIR); a DIR others than
+// root may change is refused.
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -90,6 +91,26 @@ void checkReadable(const fs::path& dir, const std::string& group, gid_t gid) {
   }
 }
 
+// Refuses (exit 1) a DIR, a directory above it or a link on the way that
+// someone but root may change (a sticky directory above DIR may be writable:
+// its entries stay their owners'): a local user could swap the key files
+// Exim signs with, or put a link there that takes this export's writes and
+// its removal of stale *.pem files into another directory. Walks `path`
+// (absolute) up to the root; the caller checks the resolved path too.
+void checkWriters(const fs::path& path) {
+  struct stat st {};
+  for (fs::path p = path;; p = p.parent_path()) {
+    if (lstat(p.c_str(), &st) != 0) die(p.string() + ": " + errnoText());
+    const mode_t others = (st.st_gid == 0 ? 0 : S_IWGRP) | S_IWOTH;
+    const bool writable = (st.st_mode & others) != 0 && !S_ISLNK(st.st_mode) && (p == path || !(st.st_mode & S_ISVTX));
+    if ((st.st_uid != 0 && st.st_uid != geteuid()) || writable) {
+      die(p.string() + ": others than root may change it (" + describe(st) + "), and so the keys Exim signs "
+          "with; export into a directory only root can write");
+    }
+    if (p == p.root_path()) break;
+  }
+}
+
 // A missing DIR is made root:GROUP 0750 (its parent must exist).
 void ensureDirectory(const fs::path& dir, gid_t gid) {
   struct stat st {};
@@ -141,8 +162,13 @@ int cmdDkimExport(const Args& a, Context& ctx) {
   const gid_t gid = gr->gr_gid;
   checkParents(fs::absolute(dir), group, gid);
   ensureDirectory(dir, gid);
+  checkWriters(fs::absolute(dir));
+  std::error_code resolve_error;
+  fs::path real = fs::canonical(dir, resolve_error);
+  if (resolve_error) die(dir.string() + ": " + resolve_error.message());
+  checkWriters(real);
   checkReadable(dir, group, gid);
-  Fd dirfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  Fd dirfd(open(real.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (dirfd.get() < 0) die(dir.string() + ": " + errnoText());
   // One export at a time (cron and an admin): both write DIR/name.tmp, and
   // one would rename the other's half-written file into place.
@@ -164,7 +190,7 @@ int cmdDkimExport(const Args& a, Context& ctx) {
 
   unsigned removed = 0;
   std::error_code ec;
-  for (const auto& f : fs::directory_iterator(dir, ec)) {
+  for (const auto& f : fs::directory_iterator(real, ec)) {
     std::string name = f.path().filename().string();
     if (name.ends_with(".pem") && !written.count(name) && fs::remove(f.path(), ec)) ++removed;
   }

@@ -6,6 +6,7 @@ moment, never through a planted link, and refuses a directory Exim cannot read."
 
 import grp
 import os
+import pwd
 import re
 import stat
 import subprocess
@@ -155,6 +156,41 @@ class CtlDkimExport(unittest.TestCase):
                 text = f.read()
             self.assertTrue(text.endswith("-----END PRIVATE KEY-----\n") if name.endswith(".pem")
                             else text.count("\n") == 22, name)
+
+    def test_directory_others_may_change_is_refused(self):
+        """A DIR, or a directory above it, that a local user may write, and a link
+        a local user owns, are refused before anything is written or removed: the
+        user could swap the keys Exim signs with, or point DIR at another
+        directory whose *.pem files the export would remove."""
+        nobody = pwd.getpwnam("nobody").pw_uid
+        victim = self.stack.path("victim")
+        os.mkdir(victim, 0o750)
+        os.chown(victim, 0, self.mail_gid)
+        with open(os.path.join(victim, "tls.pem"), "w") as f:
+            f.write("a key of something else\n")
+        open_dir = self.stack.path("open")
+        os.mkdir(open_dir)
+        os.chmod(open_dir, 0o777)
+        link = self.stack.path("link")
+        os.symlink(victim, link)
+        os.lchown(link, nobody, -1)
+        owned = self.stack.path("owned")
+        os.mkdir(owned, 0o750)
+        os.chown(owned, nobody, self.mail_gid)
+        for path, culprit, mode in ((os.path.join(open_dir, "keys"), open_dir, "0777 root:root"),
+                                    (link, link, "0777 nobody:root"),
+                                    (owned, owned, "0750 nobody:mail")):
+            r = self.export(path)
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (1, "", (
+                "mailgatectl: %s: others than root may change it (%s), and so the keys Exim signs with; export into "
+                "a directory only root can write\n") % (culprit, mode)), path)
+        self.assertEqual(sorted(os.listdir(victim)), ["tls.pem"])
+        self.assertEqual(os.listdir(owned), [])
+        # A link root owns to a directory only root can write is followed.
+        os.lchown(link, 0, -1)
+        r = self.export(link)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        self.assertEqual(sorted(os.listdir(victim)), ["owners", "x.example.s1.pem"])
 
     def test_directory_exim_cannot_read_is_refused(self):
         os.mkdir(self.dir, 0o700)
