@@ -435,15 +435,19 @@ void WebhookDispatcher::refreshClaims() {
 }
 
 void WebhookDispatcher::takeOver() {
+  // Not bounded by what this tracker holds: route() leaves what does not fit
+  // pending (now ours) in Redis, so a dead consumer's events of other
+  // accounts are taken over even while dead endpoints fill the memory bound.
   std::string cursor = "0-0";
-  for (int round = 0; round < 100 && held_.size() < config_->webhook_max_held; ++round) {
+  size_t taken = 0;
+  for (int round = 0; round < 100; ++round) {
     auto r = redis_.command({"XAUTOCLAIM", stream_, kWebhookGroup, consumer_,
                              std::to_string(std::chrono::milliseconds(kTakeOverIdle).count()), cursor, "COUNT",
                              "100"});
-    if (!r || (*r)->type != REDIS_REPLY_ARRAY || (*r)->elements < 2) return;
+    if (!r || (*r)->type != REDIS_REPLY_ARRAY || (*r)->elements < 2) break;
     cursor = replyString((*r)->element[0]);
     const redisReply* entries = (*r)->element[1];
-    if (entries->elements > 0) MG_LOG_INFO("webhooks: took over %zu pending events", entries->elements);
+    taken += entries->elements;
     for (size_t i = 0; i < entries->elements; ++i) {
       route(eventFromEntry(entries->element[i]));  // [id, nil] before Redis 7 for a trimmed entry
     }
@@ -451,8 +455,11 @@ void WebhookDispatcher::takeOver() {
     for (size_t i = 0; (*r)->elements > 2 && i < (*r)->element[2]->elements; ++i) {
       trimmed_.insert(replyString((*r)->element[2]->element[i]));
     }
-    if (cursor == "0-0") return;
+    if (cursor == "0-0") break;
   }
+  // One line per take-over, every 30 s (events left pending here past the
+  // idle time are counted too: they are claimed again).
+  if (taken > 0) MG_LOG_INFO("webhooks: took over %zu pending events", taken);
 }
 
 unsigned WebhookDispatcher::waitMillis() const {

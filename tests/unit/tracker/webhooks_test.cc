@@ -313,4 +313,41 @@ TEST_F(WebhookDispatcherTest, ManyDeadEndpointsShareTheMemoryBoundAndDelayNoOthe
   for (const char* account : {"d1", "d2", "d3"}) EXPECT_EQ(len(keys_.webhookDead(account)), 0) << account;
 }
 
+TEST_F(WebhookDispatcherTest, ADeadConsumersEventsAreTakenOverWhileDeadEndpointsFillTheMemoryBound) {
+  uint16_t dead_port = mailgate::testing::freePort();
+  mailgate::testing::HttpReceiver live;
+  for (const char* account : {"d1", "d2"}) {
+    ASSERT_TRUE(redis_.command({"HSET", keys_.account(account), "state", "active", "webhook_url",
+                                "http://127.0.0.1:" + std::to_string(dead_port) + "/", "webhook_secret", "s"}));
+  }
+  ASSERT_TRUE(redis_.command({"HSET", keys_.account("live"), "webhook_url", live.url(), "webhook_secret", "s"}));
+  // This tracker read 150 events of each dead account before it restarted:
+  // they fill all it may hold (2 x 100).
+  std::vector<Command> cmds;
+  for (int i = 0; i < 300; ++i) {
+    cmds.push_back({"XADD", stream_, "*", "account", i % 2 == 0 ? "d1" : "d2", "status", "delivered"});
+  }
+  ASSERT_TRUE(redis_.pipeline(cmds));
+  ASSERT_TRUE(redis_.command({"XREADGROUP", "GROUP", kWebhookGroup, "node1", "COUNT", "1000", "STREAMS", stream_, ">"}));
+  // Another tracker read an event of the live account and died 10 minutes ago.
+  auto id = redis_.command({"XADD", stream_, "*", "account", "live", "status", "delivered"});
+  ASSERT_TRUE(id);
+  std::string live_id = replyString(id->get());
+  ASSERT_TRUE(redis_.command({"XREADGROUP", "GROUP", kWebhookGroup, "node2", "COUNT", "1", "STREAMS", stream_, ">"}));
+  ASSERT_TRUE(redis_.command({"XCLAIM", stream_, kWebhookGroup, "node2", "0", live_id, "IDLE", "600000", "JUSTID"}));
+  LiveConfig config{parseConfig(configText() +
+                                    "webhook_max_held = 200\nwebhook_max_held_per_account = 100\n"
+                                    "webhook_retry_initial = 50ms\nwebhook_retry_max = 200ms\n",
+                                "x")};
+  ::testing::internal::CaptureStderr();
+  tracker::WebhookDispatcher dispatcher(config, "node1");
+  std::atomic<bool> stop{false};
+  std::thread t([&] { dispatcher.run(stop); });
+  for (int i = 0; i < 100 && live.idCount() < 1; ++i) std::this_thread::sleep_for(50ms);
+  stop = true;
+  t.join();
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(live.ids(), std::vector<std::string>{live_id}) << "the dead consumer's event was not taken over";
+}
+
 }  // namespace
