@@ -113,6 +113,10 @@ bool WebhookDispatcher::readNew(unsigned block_ms) {
   std::string error = !replies ? replies.error().message : r->type == REDIS_REPLY_ERROR ? replyString(r) : "";
   if (!error.empty()) {
     readFailed(error);
+    // Redis may have handed out entries whose reply was lost: they are
+    // pending for us now, after the last new entry we saw (a rescan under
+    // way reaches them anyway).
+    if (!rescan_) rescan_ = last_new_;
     return false;
   }
   if (redis_down_) {
@@ -121,7 +125,11 @@ bool WebhookDispatcher::readNew(unsigned block_ms) {
   }
   logUnreadTrimmed(replies->front().get());
   const redisReply* entries = streamEntries(r);
-  for (size_t i = 0; entries != nullptr && i < entries->elements; ++i) route(eventFromEntry(entries->element[i]));
+  for (size_t i = 0; entries != nullptr && i < entries->elements; ++i) {
+    Event e = eventFromEntry(entries->element[i]);
+    last_new_ = std::max(last_new_, StreamId::parse(e.id));
+    route(std::move(e));
+  }
   return true;
 }
 
@@ -491,7 +499,10 @@ void WebhookDispatcher::run(const std::atomic<bool>& stop) {
         rescan_ = StreamId::parse(e.id);
         return true;
       });
-      if (scan == Scan::End) rescan_.reset();
+      if (scan == Scan::End) {
+        last_new_ = std::max(last_new_, *rescan_);  // everything pending for us so far was read
+        rescan_.reset();
+      }
     }
     if (now - last_takeover_ >= kClaimRefresh) {
       last_takeover_ = now;

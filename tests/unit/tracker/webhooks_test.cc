@@ -3,7 +3,9 @@
 // dead-lettered (webhook:dead:trimmed) once and logged, not dropped silently;
 // a dead endpoint with a backlog larger than memory may hold delays no other
 // account, and gets each of its events once when it is back (also after a
-// restart); a URL's query never reaches the log.
+// restart); a dead tracker's events are taken over and a read whose reply
+// was lost is read back, whatever dead endpoints hold; a URL's query never
+// reaches the log.
 #include "webhooks.h"
 
 #include <functional>
@@ -348,6 +350,39 @@ TEST_F(WebhookDispatcherTest, ADeadConsumersEventsAreTakenOverWhileDeadEndpoints
   t.join();
   ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(live.ids(), std::vector<std::string>{live_id}) << "the dead consumer's event was not taken over";
+}
+
+TEST_F(WebhookDispatcherTest, EventsOfAReadWhoseReplyWasLostAreReadBackAtOnce) {
+  mailgate::testing::HttpReceiver live;
+  ASSERT_TRUE(redis_.command({"HSET", keys_.account("acme"), "webhook_url", live.url(), "webhook_secret", "s"}));
+  mailgate::testing::ReplyDroppingProxy proxy(server_->port());
+  LiveConfig config{parseConfig("redis_server = tcp:127.0.0.1:" + std::to_string(proxy.settings().endpoint.port) +
+                                    "\nredis_prefix = t:\nwebhook_allow_networks = 127.0.0.0/8\n",
+                                "x")};
+  ::testing::internal::CaptureStderr();
+  tracker::WebhookDispatcher dispatcher(config, "node1");
+  std::atomic<bool> stop{false};
+  std::thread t([&] { dispatcher.run(stop); });
+  std::this_thread::sleep_for(500ms);
+  // While the dispatcher waits for new entries (XREADGROUP BLOCK), an event
+  // arrives, Redis hands it to the dispatcher (now pending for it) and the
+  // reply is lost on the way.
+  std::vector<std::string> ids;
+  for (int round = 0; round < 3; ++round) {
+    proxy.dropNextReply();
+    std::this_thread::sleep_for(100ms);
+    ids.push_back(add(1).front());
+    std::this_thread::sleep_for(1500ms);
+  }
+  // Not only after the 5 minutes of a take-over.
+  for (int i = 0; i < 80 && live.idCount() < ids.size(); ++i) std::this_thread::sleep_for(50ms);
+  stop = true;
+  t.join();
+  ::testing::internal::GetCapturedStderr();
+  auto got = live.ids();
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), std::set<std::string>(ids.begin(), ids.end()));
+  EXPECT_EQ(got.size(), ids.size());
+  EXPECT_EQ((*redis_.command({"XPENDING", stream_, kWebhookGroup}))->element[0]->integer, 0);
 }
 
 }  // namespace
