@@ -113,6 +113,10 @@ bool WebhookDispatcher::readNew(unsigned block_ms) {
   std::string error = !replies ? replies.error().message : r->type == REDIS_REPLY_ERROR ? replyString(r) : "";
   if (!error.empty()) {
     readFailed(error);
+    // Redis may have handed out entries whose reply was lost: they are
+    // pending for us now, after the last new entry we saw (a rescan under
+    // way reaches them anyway).
+    if (!rescan_) rescan_ = last_new_;
     return false;
   }
   if (redis_down_) {
@@ -121,7 +125,11 @@ bool WebhookDispatcher::readNew(unsigned block_ms) {
   }
   logUnreadTrimmed(replies->front().get());
   const redisReply* entries = streamEntries(r);
-  for (size_t i = 0; entries != nullptr && i < entries->elements; ++i) route(eventFromEntry(entries->element[i]));
+  for (size_t i = 0; entries != nullptr && i < entries->elements; ++i) {
+    Event e = eventFromEntry(entries->element[i]);
+    last_new_ = std::max(last_new_, StreamId::parse(e.id));
+    route(std::move(e));
+  }
   return true;
 }
 
@@ -435,15 +443,19 @@ void WebhookDispatcher::refreshClaims() {
 }
 
 void WebhookDispatcher::takeOver() {
+  // Not bounded by what this tracker holds: route() leaves what does not fit
+  // pending (now ours) in Redis, so a dead consumer's events of other
+  // accounts are taken over even while dead endpoints fill the memory bound.
   std::string cursor = "0-0";
-  for (int round = 0; round < 100 && held_.size() < config_->webhook_max_held; ++round) {
+  size_t taken = 0;
+  for (int round = 0; round < 100; ++round) {
     auto r = redis_.command({"XAUTOCLAIM", stream_, kWebhookGroup, consumer_,
                              std::to_string(std::chrono::milliseconds(kTakeOverIdle).count()), cursor, "COUNT",
                              "100"});
-    if (!r || (*r)->type != REDIS_REPLY_ARRAY || (*r)->elements < 2) return;
+    if (!r || (*r)->type != REDIS_REPLY_ARRAY || (*r)->elements < 2) break;
     cursor = replyString((*r)->element[0]);
     const redisReply* entries = (*r)->element[1];
-    if (entries->elements > 0) MG_LOG_INFO("webhooks: took over %zu pending events", entries->elements);
+    taken += entries->elements;
     for (size_t i = 0; i < entries->elements; ++i) {
       route(eventFromEntry(entries->element[i]));  // [id, nil] before Redis 7 for a trimmed entry
     }
@@ -451,8 +463,11 @@ void WebhookDispatcher::takeOver() {
     for (size_t i = 0; (*r)->elements > 2 && i < (*r)->element[2]->elements; ++i) {
       trimmed_.insert(replyString((*r)->element[2]->element[i]));
     }
-    if (cursor == "0-0") return;
+    if (cursor == "0-0") break;
   }
+  // One line per take-over, every 30 s (events left pending here past the
+  // idle time are counted too: they are claimed again).
+  if (taken > 0) MG_LOG_INFO("webhooks: took over %zu pending events", taken);
 }
 
 unsigned WebhookDispatcher::waitMillis() const {
@@ -484,7 +499,10 @@ void WebhookDispatcher::run(const std::atomic<bool>& stop) {
         rescan_ = StreamId::parse(e.id);
         return true;
       });
-      if (scan == Scan::End) rescan_.reset();
+      if (scan == Scan::End) {
+        last_new_ = std::max(last_new_, *rescan_);  // everything pending for us so far was read
+        rescan_.reset();
+      }
     }
     if (now - last_takeover_ >= kClaimRefresh) {
       last_takeover_ = now;

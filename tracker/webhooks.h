@@ -125,6 +125,9 @@ class WebhookDispatcher {
   // Our own pending entries are read back after this id at start (a few
   // batches per round, so new entries are read meanwhile).
   std::optional<StreamId> rescan_ = StreamId{};
+  // The newest entry read so far (new, or by the rescan to its end): a failed
+  // read of new entries rescans after it.
+  StreamId last_new_;
   bool redis_down_ = false;  // logged once per outage
 };
 

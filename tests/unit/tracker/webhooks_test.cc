@@ -3,7 +3,9 @@
 // dead-lettered (webhook:dead:trimmed) once and logged, not dropped silently;
 // a dead endpoint with a backlog larger than memory may hold delays no other
 // account, and gets each of its events once when it is back (also after a
-// restart); a URL's query never reaches the log.
+// restart); a dead tracker's events are taken over and a read whose reply
+// was lost is read back, whatever dead endpoints hold; a URL's query never
+// reaches the log.
 #include "webhooks.h"
 
 #include <functional>
@@ -311,6 +313,76 @@ TEST_F(WebhookDispatcherTest, ManyDeadEndpointsShareTheMemoryBoundAndDelayNoOthe
   EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), std::set<std::string>(dead_ids.begin(), dead_ids.end()));
   EXPECT_EQ(pending(), 0);
   for (const char* account : {"d1", "d2", "d3"}) EXPECT_EQ(len(keys_.webhookDead(account)), 0) << account;
+}
+
+TEST_F(WebhookDispatcherTest, ADeadConsumersEventsAreTakenOverWhileDeadEndpointsFillTheMemoryBound) {
+  uint16_t dead_port = mailgate::testing::freePort();
+  mailgate::testing::HttpReceiver live;
+  for (const char* account : {"d1", "d2"}) {
+    ASSERT_TRUE(redis_.command({"HSET", keys_.account(account), "state", "active", "webhook_url",
+                                "http://127.0.0.1:" + std::to_string(dead_port) + "/", "webhook_secret", "s"}));
+  }
+  ASSERT_TRUE(redis_.command({"HSET", keys_.account("live"), "webhook_url", live.url(), "webhook_secret", "s"}));
+  // This tracker read 150 events of each dead account before it restarted:
+  // they fill all it may hold (2 x 100).
+  std::vector<Command> cmds;
+  for (int i = 0; i < 300; ++i) {
+    cmds.push_back({"XADD", stream_, "*", "account", i % 2 == 0 ? "d1" : "d2", "status", "delivered"});
+  }
+  ASSERT_TRUE(redis_.pipeline(cmds));
+  ASSERT_TRUE(redis_.command({"XREADGROUP", "GROUP", kWebhookGroup, "node1", "COUNT", "1000", "STREAMS", stream_, ">"}));
+  // Another tracker read an event of the live account and died 10 minutes ago.
+  auto id = redis_.command({"XADD", stream_, "*", "account", "live", "status", "delivered"});
+  ASSERT_TRUE(id);
+  std::string live_id = replyString(id->get());
+  ASSERT_TRUE(redis_.command({"XREADGROUP", "GROUP", kWebhookGroup, "node2", "COUNT", "1", "STREAMS", stream_, ">"}));
+  ASSERT_TRUE(redis_.command({"XCLAIM", stream_, kWebhookGroup, "node2", "0", live_id, "IDLE", "600000", "JUSTID"}));
+  LiveConfig config{parseConfig(configText() +
+                                    "webhook_max_held = 200\nwebhook_max_held_per_account = 100\n"
+                                    "webhook_retry_initial = 50ms\nwebhook_retry_max = 200ms\n",
+                                "x")};
+  ::testing::internal::CaptureStderr();
+  tracker::WebhookDispatcher dispatcher(config, "node1");
+  std::atomic<bool> stop{false};
+  std::thread t([&] { dispatcher.run(stop); });
+  for (int i = 0; i < 100 && live.idCount() < 1; ++i) std::this_thread::sleep_for(50ms);
+  stop = true;
+  t.join();
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(live.ids(), std::vector<std::string>{live_id}) << "the dead consumer's event was not taken over";
+}
+
+TEST_F(WebhookDispatcherTest, EventsOfAReadWhoseReplyWasLostAreReadBackAtOnce) {
+  mailgate::testing::HttpReceiver live;
+  ASSERT_TRUE(redis_.command({"HSET", keys_.account("acme"), "webhook_url", live.url(), "webhook_secret", "s"}));
+  mailgate::testing::ReplyDroppingProxy proxy(server_->port());
+  LiveConfig config{parseConfig("redis_server = tcp:127.0.0.1:" + std::to_string(proxy.settings().endpoint.port) +
+                                    "\nredis_prefix = t:\nwebhook_allow_networks = 127.0.0.0/8\n",
+                                "x")};
+  ::testing::internal::CaptureStderr();
+  tracker::WebhookDispatcher dispatcher(config, "node1");
+  std::atomic<bool> stop{false};
+  std::thread t([&] { dispatcher.run(stop); });
+  std::this_thread::sleep_for(500ms);
+  // While the dispatcher waits for new entries (XREADGROUP BLOCK), an event
+  // arrives, Redis hands it to the dispatcher (now pending for it) and the
+  // reply is lost on the way.
+  std::vector<std::string> ids;
+  for (int round = 0; round < 3; ++round) {
+    proxy.dropNextReply();
+    std::this_thread::sleep_for(100ms);
+    ids.push_back(add(1).front());
+    std::this_thread::sleep_for(1500ms);
+  }
+  // Not only after the 5 minutes of a take-over.
+  for (int i = 0; i < 80 && live.idCount() < ids.size(); ++i) std::this_thread::sleep_for(50ms);
+  stop = true;
+  t.join();
+  ::testing::internal::GetCapturedStderr();
+  auto got = live.ids();
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), std::set<std::string>(ids.begin(), ids.end()));
+  EXPECT_EQ(got.size(), ids.size());
+  EXPECT_EQ((*redis_.command({"XPENDING", stream_, kWebhookGroup}))->element[0]->integer, 0);
 }
 
 }  // namespace
