@@ -298,6 +298,23 @@ const std::vector<Param>& params() {
          if (v.find_first_of(" \t{}") != std::string_view::npos) throw std::invalid_argument("expected a name");
          c.tracker_name = v;
        }},
+      {"tracker_syslog_names", "postfix*",
+       [](Config& c, std::string_view v) {
+         // Postfix syslog_name values ("postfix", "postfix-out", "postfix/relay"), a trailing '*' a prefix.
+         const char* what = "expected syslog_name values such as postfix, postfix-out or postfix*";
+         c.tracker_syslog_names = parseList(v);
+         if (c.tracker_syslog_names.empty()) throw std::invalid_argument(what);
+         for (const auto& n : c.tracker_syslog_names) {
+           std::string_view name = n;
+           if (name.ends_with('*')) name.remove_suffix(1);
+           bool ok = !name.empty() || n == "*";
+           for (char ch : name) {
+             ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                         std::strchr("._/-", ch) != nullptr);
+           }
+           if (!ok) throw std::invalid_argument(what);
+         }
+       }},
       {"webhook_timeout", "10s",
        [](Config& c, std::string_view v) {
          c.webhook_timeout = parseDuration(v);

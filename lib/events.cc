@@ -10,6 +10,7 @@
 #include <tuple>
 #include <nlohmann/json.hpp>
 
+#include "mailgate/address.h"
 #include "mailgate/limits.h"
 #include "mailgate/store.h"
 
@@ -60,13 +61,22 @@ Command xaddCommand(const Config& config, const Event& e) {
           "text",       e.text};
 }
 
+std::string trackedRecipientKey(std::string_view address) {
+  auto keys = recipientKeys(address, false);
+  return keys && !keys->empty() ? keys->front() : std::string(address);
+}
+
 std::vector<Command> queueRecordCommands(const Config& config, const QueueRecord& r) {
   std::string key = StoreKeys(config.redis_prefix).queueRecord(r.queue_id);
+  // The recipients the tracker accepts delivery lines for, one a line (SMTP
+  // addresses hold no line breaks).
+  std::string rcpts;
+  for (const auto& rcpt : r.rcpts) rcpts += (rcpts.empty() ? "" : "\n") + trackedRecipientKey(rcpt);
   return {
       {"DEL", key},  // a short queue id may be reused: start afresh
       {"HSET", key, "account", r.account, "key", r.key_id, "campaign", r.campaign, "letter", r.letter_id, "from",
        r.from, "subject_sha256", r.subject_hash, "time", std::to_string(r.time_ms), "nrcpt",
-       std::to_string(r.nrcpt), "msgid", r.message_id},
+       std::to_string(r.nrcpt), "msgid", r.message_id, "rcpts", rcpts},
       {"EXPIRE", key, std::to_string(config.queue_record_ttl.count())},
   };
 }

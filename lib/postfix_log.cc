@@ -1,6 +1,7 @@
-// postfix_log.cc — Postfix log line parser for mailgate-tracker: finds the
-// program tag and queue id, then reads `name=value, ` fields (addresses in
-// angle brackets may hold commas; the status text runs to the last ')').
+// postfix_log.cc — Postfix log line parser for mailgate-tracker: reads the
+// syslog prefix strictly (time stamp, host, then the tag), the queue id, then
+// `name=value, ` fields (addresses in angle brackets may hold commas; the
+// status text runs to the last ')'); and which tags are Postfix's.
 #include "mailgate/postfix_log.h"
 
 #include <cctype>
@@ -17,6 +18,57 @@ bool splitQueueId(std::string_view msg, std::string_view& qid, std::string_view&
   if (colon == std::string_view::npos || !isQueueId(msg.substr(0, colon))) return false;
   qid = msg.substr(0, colon);
   rest = msg.substr(colon + 2);
+  return true;
+}
+
+// The next space-separated token of `s` (leading spaces skipped), removed from `s`.
+std::string_view nextToken(std::string_view& s) {
+  size_t start = s.find_first_not_of(' ');
+  if (start == std::string_view::npos) start = s.size();
+  size_t end = s.find(' ', start);
+  if (end == std::string_view::npos) end = s.size();
+  std::string_view token = s.substr(start, end - start);
+  s.remove_prefix(end);
+  return token;
+}
+
+bool allOf(std::string_view s, std::string_view chars) {
+  return !s.empty() && s.find_first_not_of(chars) == std::string_view::npos;
+}
+
+bool isMonth(std::string_view s) {
+  constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  for (std::string_view m : kMonths) {
+    if (s == m) return true;
+  }
+  return false;
+}
+
+// "... host tag[pid]: message" as syslog daemons and `journalctl -o short`
+// write it: a time stamp ("Nov 26 01:17:30", optionally with fractions, or
+// one ISO 8601 or Unix-time token), the host, then the tag, which is taken
+// only from there: a "tag[pid]:" further on is part of the message, which
+// any local user chooses (logger(1)).
+bool splitSyslogPrefix(std::string_view line, std::string_view& program, std::string_view& message) {
+  std::string_view s = line;
+  std::string_view first = nextToken(s);
+  if (isMonth(first)) {
+    std::string_view day = nextToken(s), time = nextToken(s);
+    if (!allOf(day, "0123456789") || day.size() > 2 || !allOf(time, "0123456789:.")) return false;
+  } else if (first.empty() || first[0] < '0' || first[0] > '9') {
+    return false;
+  }
+  if (nextToken(s).empty()) return false;  // the host
+  std::string_view tag = nextToken(s);
+  if (tag.size() < 5 || !tag.ends_with("]:")) return false;
+  size_t open = tag.find('[');
+  if (open == 0 || open == std::string_view::npos || !allOf(tag.substr(open + 1, tag.size() - open - 3), "0123456789")) {
+    return false;
+  }
+  if (!s.starts_with(' ')) return false;
+  program = tag.substr(0, open);
+  message = s.substr(1);
   return true;
 }
 
@@ -89,21 +141,36 @@ bool isQueueId(std::string_view s) {
   return true;
 }
 
+bool isPostfixTag(std::string_view tag, const std::vector<std::string>& syslog_names) {
+  // The programs that log the lines tracking reads: delivery agents (to=),
+  // qmgr (expired, removed, some deferrals), bounce (notifications) and
+  // postsuper (removed).
+  constexpr std::string_view kPrograms[] = {"smtp",    "lmtp",    "local", "virtual", "pipe",  "error",
+                                            "retry",   "discard", "qmgr",  "oqmgr",   "bounce", "postsuper"};
+  size_t slash = tag.rfind('/');
+  if (slash == std::string_view::npos) return false;
+  std::string_view name = tag.substr(0, slash), program = tag.substr(slash + 1);
+  bool known = false;
+  for (std::string_view p : kPrograms) known = known || program == p;
+  if (!known) return false;
+  for (const std::string& pattern : syslog_names) {
+    if (pattern.ends_with('*') ? name.starts_with(std::string_view(pattern).substr(0, pattern.size() - 1))
+                               : name == pattern) {
+      return true;
+    }
+  }
+  return false;
+}
+
 LogRecord parsePostfixLogLine(std::string_view line) {
   LogRecord r;
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   std::string_view qid, rest;
   if (!splitQueueId(line, qid, rest)) {
     // syslog / journal "short": "... host syslog_name/program[pid]: message"
-    size_t end = line.find("]: ");
-    if (end == std::string_view::npos) return r;
-    size_t open = line.rfind('[', end);
-    if (open == std::string_view::npos) return r;
-    size_t start = line.rfind(' ', open);
-    start = start == std::string_view::npos ? 0 : start + 1;
-    std::string_view program = line.substr(start, open - start);
-    if (program.find('/') == std::string_view::npos) return r;
-    if (!splitQueueId(line.substr(end + 3), qid, rest)) return r;
+    std::string_view program, message;
+    if (!splitSyslogPrefix(line, program, message) || program.find('/') == std::string_view::npos) return r;
+    if (!splitQueueId(message, qid, rest)) return r;
     r.program = program;
   }
   r.queue_id = qid;

@@ -139,6 +139,11 @@ Result<std::vector<Reply>> RedisConn::pipeline(const std::vector<Command>& comma
   return replies;
 }
 
+Result<std::vector<Reply>> RedisConn::pipelineOnSameConnection(const std::vector<Command>& commands) {
+  bool unsent = false;
+  return pipelineOnce(commands, unsent, false);
+}
+
 bool RedisConn::closedByServer() const {
   // Redis never speaks first (no RESP3 pushes here): an idle connection
   // that is readable holds an end of file or a reset, e.g. after a restart.
@@ -147,12 +152,17 @@ bool RedisConn::closedByServer() const {
   return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
-Result<std::vector<Reply>> RedisConn::pipelineOnce(const std::vector<Command>& commands, bool& unsent) {
+Result<std::vector<Reply>> RedisConn::pipelineOnce(const std::vector<Command>& commands, bool& unsent,
+                                                   bool may_connect) {
   unsent = false;
   if (ctx_ != nullptr && closedByServer()) {
     redisFree(ctx_);
     ctx_ = nullptr;
     next_attempt_ = {};
+  }
+  if (ctx_ == nullptr && !may_connect) {
+    unsent = true;
+    return Error{Error::Kind::Unavailable, "redis " + settings_.endpoint.toString() + ": connection lost"};
   }
   if (Status s = ensureConnected(); !s) return s.error();
   std::vector<size_t> lens;
@@ -250,25 +260,47 @@ Result<std::vector<Reply>> checkedPipeline(RedisConn& redis, const std::vector<C
   return replies;
 }
 
-Result<Reply> transaction(RedisConn& redis, const std::vector<Command>& commands) {
+namespace {
+
+// MULTI, `commands`, EXEC through `send`; EXEC's reply (nil when a watched key changed).
+template <class Send>
+Result<Reply> multiExec(const std::vector<Command>& commands, Send&& send) {
   std::vector<Command> all;
   all.reserve(commands.size() + 2);
   all.push_back({"MULTI"});
   all.insert(all.end(), commands.begin(), commands.end());
   all.push_back({"EXEC"});
-  auto replies = redis.pipeline(all);
+  auto replies = send(all);
   if (!replies) return replies.error();
   // A refusal while queueing explains the EXECABORT that follows.
   for (const auto& r : *replies) {
     if (r->type == REDIS_REPLY_ERROR) return Error{Error::Kind::Server, replyString(r.get())};
   }
   Reply exec = std::move(replies->back());
+  if (exec->type == REDIS_REPLY_NIL) return exec;
   if (exec->type != REDIS_REPLY_ARRAY) return Error{Error::Kind::Server, "redis discarded the transaction"};
   for (size_t i = 0; i < exec->elements; ++i) {
     if (exec->element[i]->type == REDIS_REPLY_ERROR) {
       return Error{Error::Kind::Server, replyString(exec->element[i])};
     }
   }
+  return exec;
+}
+
+}  // namespace
+
+Result<std::optional<Reply>> watchedTransaction(RedisConn& redis, const std::vector<Command>& commands) {
+  auto exec = multiExec(commands, [&](const std::vector<Command>& all) { return redis.pipelineOnSameConnection(all); });
+  if (!exec) return exec.error();
+  if ((*exec)->type == REDIS_REPLY_NIL) return std::optional<Reply>{};
+  return std::optional<Reply>{std::move(*exec)};
+}
+
+Result<Reply> transaction(RedisConn& redis, const std::vector<Command>& commands) {
+  auto exec = multiExec(commands, [&](const std::vector<Command>& all) { return redis.pipeline(all); });
+  if (!exec) return exec.error();
+  // nil (a key a WATCH left on this connection changed): not applied.
+  if ((*exec)->type != REDIS_REPLY_ARRAY) return Error{Error::Kind::Server, "redis discarded the transaction"};
   return exec;
 }
 

@@ -1,8 +1,11 @@
 // tracking.cc — maps Postfix delivery results onto mailgate events:
 // sent -> delivered, deferred/softbounce -> deferred, bounced -> bounced
-// (5.1.x also suppresses), expired -> expired for every recipient still
-// waiting; the recipient as submitted (orig_to) is the one reported.
+// (a dead mailbox or domain also suppresses), expired -> expired for every
+// recipient still waiting; the recipient as submitted (orig_to) is the one
+// reported, and only recipients the milter recorded are believed.
 #include "mailgate/tracking.h"
+
+#include <algorithm>
 
 #include "mailgate/address.h"
 
@@ -22,12 +25,36 @@ TrackedMessage trackedMessageFromHash(const redisReply* reply) {
     else if (name == "msgid") m.message_id = value;
     else if (name == "done") m.done = value == "1";
     else if (name.starts_with("rcpt:")) m.rcpt_status[name.substr(5)] = value;
+    else if (name == "rcpts") {
+      m.recipients.emplace();
+      for (size_t start = 0; start < value.size();) {
+        size_t end = std::min(value.find('\n', start), value.size());
+        if (end > start) m.recipients->insert(value.substr(start, end - start));
+        start = end + 1;
+      }
+    }
   }
   m.known = !m.account.empty();
   return m;
 }
 
-bool isSuppressingDsn(std::string_view dsn) { return dsn.starts_with("5.1."); }
+bool isSuppressingBounce(std::string_view dsn, std::string_view text) {
+  // RFC 3463 / RFC 7505 addressing codes. Suppressed (the recipient is dead
+  // for every sender): 5.1.1 bad destination mailbox, 5.1.2 bad destination
+  // system, 5.1.10 null MX, and 5.1.6 "mailbox has moved, no forwarding
+  // address": the address was valid once and takes no mail any more, for
+  // good (RFC 3463 uses it for permanent failures only), which is as dead as
+  // 5.1.1. Not suppressed: 5.1.7/5.1.8 (the *sender's* address or domain is
+  // bad: one customer's broken sending domain must not suppress recipients
+  // for all), 5.1.3 (syntax the receiver disputes, e.g. a quoted local
+  // part), 5.1.4 (ambiguous), 5.1.0/5.1.5/5.1.9 (not about the mailbox).
+  if (dsn != "5.1.1" && dsn != "5.1.2" && dsn != "5.1.6" && dsn != "5.1.10") return false;
+  // Receivers misuse codes: a reply to MAIL FROM judges the sender (or the
+  // client), and Postfix's sender restrictions say so, whatever the code.
+  std::string lower = toLower(text);
+  return lower.find("in reply to mail from command") == std::string::npos &&
+         lower.find("sender address rejected") == std::string::npos;
+}
 
 namespace {
 
@@ -61,6 +88,10 @@ TrackingUpdate trackLine(const LogRecord& line, TrackedMessage& msg, int64_t now
   switch (line.kind) {
     case LogRecord::Kind::Delivery: {
       const std::string& rcpt = line.orig_rcpt.empty() ? line.rcpt : line.orig_rcpt;
+      if (msg.recipients && !msg.recipients->contains(trackedRecipientKey(rcpt))) {
+        u.ignored = "recipient <" + rcpt + "> was not submitted with this message";
+        return u;
+      }
       Event e = baseEvent(line, msg, now_ms);
       e.rcpt = rcpt;
       e.status = eventStatus(line.status);
@@ -68,10 +99,10 @@ TrackingUpdate trackLine(const LogRecord& line, TrackedMessage& msg, int64_t now
       e.text = line.text;
       msg.rcpt_status[rcpt] = e.status;
       u.rcpt_status.emplace_back(rcpt, e.status);
-      if (e.status == "bounced" && isSuppressingDsn(line.dsn)) {
-        auto mailbox = parseMailbox(line.rcpt);
-        if (mailbox) {
-          u.suppress.push_back({mailbox->key(), msg.account, line.queue_id, line.dsn, line.text, now_ms});
+      if (e.status == "bounced" && isSuppressingBounce(line.dsn, line.text)) {
+        // Under the key the policy service looks the submitted recipient up by.
+        if (auto keys = recipientKeys(rcpt, false); keys && !keys->empty()) {
+          u.suppress.push_back({keys->front(), msg.account, line.queue_id, line.dsn, line.text, now_ms});
         }
       }
       u.events.push_back(std::move(e));
@@ -101,6 +132,28 @@ TrackingUpdate trackLine(const LogRecord& line, TrackedMessage& msg, int64_t now
       break;
   }
   return u;
+}
+
+bool IgnoredLines::shouldLog(const std::string& queue_id, int64_t now_ms, uint64_t& unlogged) {
+  if (seen_.contains(queue_id)) return false;
+  seen_.insert(queue_id);
+  order_.push_back(queue_id);
+  if (order_.size() > kRemembered) {
+    seen_.erase(order_.front());
+    order_.pop_front();
+  }
+  if (now_ms - minute_start_ >= 60000) {
+    minute_start_ = now_ms;
+    in_minute_ = 0;
+  }
+  if (in_minute_ >= kPerMinute) {
+    ++dropped_;
+    return false;
+  }
+  ++in_minute_;
+  unlogged = dropped_;
+  dropped_ = 0;
+  return true;
 }
 
 }  // namespace mailgate

@@ -525,7 +525,7 @@ sfsistat onEom(SMFICTX* ctx) {
     for (const auto& rcpt : plan.deliver_rcpts) addEvent(rcpt, status, "250", "");
     QueueRecord queue{qid, p.account, p.key_id, p.facts.campaign, p.facts.letter_id, p.base.from,
                       sha256Hex(p.facts.subject).substr(0, 16), p.base.time_ms,
-                      static_cast<unsigned>(plan.deliver_rcpts.size()), plan.message_id};
+                      static_cast<unsigned>(plan.deliver_rcpts.size()), plan.message_id, plan.deliver_rcpts};
     sfsistat planned = plan.discard.empty() ? SMFIS_CONTINUE : SMFIS_DISCARD;
     if (Status st = record(plan.discard.empty() ? &queue : nullptr); !st) {
       return onRedisFailure(ctx, c, qid, p.account, st.error(), planned);

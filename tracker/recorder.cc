@@ -1,11 +1,14 @@
-// recorder.cc — log lines -> tracking updates -> one MULTI/EXEC per batch
-// (see recorder.h). Syslog gets one line per delivery result.
+// recorder.cc — log lines -> tracking updates -> one MULTI/EXEC per batch,
+// applied only once (see recorder.h). Syslog gets one line per delivery
+// result and, rate-limited, one per queue id with ignored (forged) lines.
 #include "recorder.h"
 
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "mailgate/crypto.h"
 #include "mailgate/events.h"
 #include "mailgate/log.h"
 #include "mailgate/postfix_log.h"
@@ -54,49 +57,103 @@ std::vector<Command> Recorder::commandsFor(const TrackingUpdate& u, const std::s
   return cmds;
 }
 
+namespace {
+
+// Identifies a batch: its lines and where they end. The same batch given
+// again after a failure gets the same id, and only it.
+std::string batchId(const std::vector<std::string>& lines, const LogPosition* position) {
+  std::string text = position == nullptr ? "-" : std::to_string(position->inode) + ":" + std::to_string(position->offset);
+  for (const auto& line : lines) (text += '\n') += line;
+  return sha256Hex(text).substr(0, 32);
+}
+
+// Attempts per batch when the position changes between the load and EXEC.
+constexpr int kAttempts = 3;
+
+}  // namespace
+
+void Recorder::noteIgnored(const std::string& queue_id, const std::string& why, int64_t now) {
+  uint64_t unlogged = 0;
+  if (!ignored_.shouldLog(queue_id, now, unlogged)) return;
+  std::string more = unlogged == 0 ? "" : "; " + std::to_string(unlogged) + " more ignored lines were not logged";
+  MG_LOG_WARN("%s: ignored log line: %s (logged once per queue id%s)", printable(queue_id).c_str(),
+              printable(why).c_str(), more.c_str());
+}
+
 Status Recorder::record(const std::vector<std::string>& lines, const LogPosition* position) {
+  int64_t now = nowMillis();
   std::vector<LogRecord> records;
-  std::map<std::string, TrackedMessage> messages;
+  std::set<std::string> queue_ids;
   for (const auto& line : lines) {
     LogRecord r = parsePostfixLogLine(line);
     if (r.kind == LogRecord::Kind::Other) continue;
-    messages.emplace(r.queue_id, TrackedMessage{});
+    if (!r.program.empty() && !isPostfixTag(r.program, config_->tracker_syslog_names)) {
+      noteIgnored(r.queue_id, "syslog tag " + r.program + " is not a Postfix program of tracker_syslog_names", now);
+      continue;
+    }
+    queue_ids.insert(r.queue_id);
     records.push_back(std::move(r));
   }
-  if (!messages.empty()) {
-    std::vector<Command> loads;
-    StoreKeys keys(config_->redis_prefix);
-    for (const auto& [qid, _] : messages) loads.push_back({"HGETALL", keys.queueRecord(qid)});
-    auto replies = checkedPipeline(redis_, loads);
-    if (!replies) return replies.error();
-    size_t i = 0;
-    for (auto& [qid, msg] : messages) msg = trackedMessageFromHash((*replies)[i++].get());
+  const std::string batch = batchId(lines, position);
+  Command save_position{"HSET", position_key_, "batch", batch};
+  if (position != nullptr) {
+    Command fields{"inode", std::to_string(position->inode), "offset", std::to_string(position->offset),
+                   "path", config_->tracker_log, "time", std::to_string(now)};
+    save_position.insert(save_position.end(), fields.begin(), fields.end());
+  }
+  if (records.empty()) {
+    // Nothing but the position, which is the same when written twice.
+    if (position == nullptr) return okStatus();
+    if (auto exec = transaction(redis_, {save_position}); !exec) return exec.error();
+    return okStatus();
   }
 
-  std::vector<Command> writes;
-  int64_t now = nowMillis();
-  std::vector<Event> logged;
-  for (const LogRecord& r : records) {
-    TrackingUpdate u = trackLine(r, messages[r.queue_id], now);
-    for (auto& c : commandsFor(u, r.queue_id)) writes.push_back(std::move(c));
-    for (auto& e : u.events) logged.push_back(std::move(e));
-    for (const auto& s : u.suppress) {
-      MG_LOG_INFO("%s: suppressed <%s> for account %s: hard bounce %s", r.queue_id.c_str(),
-                  printable(s.address).c_str(), printable(s.account).c_str(), printable(s.dsn).c_str());
+  StoreKeys keys(config_->redis_prefix);
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    // WATCH the position with the loads: the batch applies only if no other
+    // transaction (an earlier attempt whose reply was lost) moved it since.
+    std::vector<Command> loads{{"UNWATCH"}, {"WATCH", position_key_}, {"HGET", position_key_, "batch"}};
+    for (const auto& qid : queue_ids) loads.push_back({"HGETALL", keys.queueRecord(qid)});
+    auto replies = checkedPipeline(redis_, loads);
+    if (!replies) return replies.error();
+    if (replyString((*replies)[2].get()) == batch) {
+      MG_LOG_INFO("a batch of %zu log lines was recorded already (its reply was lost or late); not again",
+                  lines.size());
+      (void)redis_.command({"UNWATCH"});  // else it lingers until the next EXEC
+      return okStatus();
     }
+    std::map<std::string, TrackedMessage> messages;
+    size_t i = 3;
+    for (const auto& qid : queue_ids) messages[qid] = trackedMessageFromHash((*replies)[i++].get());
+
+    std::vector<Command> writes;
+    std::vector<Event> logged;
+    std::vector<std::pair<std::string, Suppression>> suppressed;
+    for (const LogRecord& r : records) {
+      TrackingUpdate u = trackLine(r, messages[r.queue_id], now);
+      if (!u.ignored.empty()) noteIgnored(r.queue_id, u.ignored, now);
+      for (auto& c : commandsFor(u, r.queue_id)) writes.push_back(std::move(c));
+      for (auto& e : u.events) logged.push_back(std::move(e));
+      for (auto& s : u.suppress) suppressed.emplace_back(r.queue_id, std::move(s));
+    }
+    writes.push_back(save_position);
+    auto exec = watchedTransaction(redis_, writes);
+    if (!exec) return exec.error();
+    if (!*exec) continue;  // the position moved after the WATCH: look again
+    for (const auto& [qid, s] : suppressed) {
+      MG_LOG_INFO("%s: suppressed <%s> for account %s: hard bounce %s", qid.c_str(), printable(s.address).c_str(),
+                  printable(s.account).c_str(), printable(s.dsn).c_str());
+    }
+    for (const Event& e : logged) {
+      MG_LOG_INFO("%s: %s: to=<%s> dsn=%s account=%s campaign=%s", e.queue_id.c_str(), e.status.c_str(),
+                  printable(e.rcpt).c_str(), printable(e.code).c_str(), printable(e.account).c_str(),
+                  printable(e.campaign).c_str());
+    }
+    return okStatus();
   }
-  if (position != nullptr) {
-    writes.push_back({"HSET", position_key_, "inode", std::to_string(position->inode), "offset",
-                      std::to_string(position->offset), "path", config_->tracker_log, "time", std::to_string(now)});
-  }
-  if (writes.empty()) return okStatus();
-  if (auto exec = transaction(redis_, writes); !exec) return exec.error();
-  for (const Event& e : logged) {
-    MG_LOG_INFO("%s: %s: to=<%s> dsn=%s account=%s campaign=%s", e.queue_id.c_str(), e.status.c_str(),
-                printable(e.rcpt).c_str(), printable(e.code).c_str(), printable(e.account).c_str(),
-                printable(e.campaign).c_str());
-  }
-  return okStatus();
+  return Error{Error::Kind::Server, "the log position " + position_key_ + " changed during each of " +
+                                        std::to_string(kAttempts) +
+                                        " attempts to record a batch (another tracker with the same tracker_name?)"};
 }
 
 }  // namespace mailgate::tracker

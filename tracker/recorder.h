@@ -1,7 +1,9 @@
 // recorder.h — turns a batch of log lines into Redis writes: one round trip
-// loads the q:<queueid> records the lines refer to, a second writes events,
-// stats, recipient statuses, suppression entries and the log position in
-// one MULTI/EXEC, so a restart neither loses nor repeats a line.
+// loads the q:<queueid> records the lines refer to and WATCHes the log
+// position, a second writes events, stats, recipient statuses, suppression
+// entries and the position with the batch's id in one MULTI/EXEC, so a
+// restart neither loses nor repeats a line, and a batch given again after a
+// lost reply or a timeout (Redis may have applied it) is not applied twice.
 #pragma once
 
 #include <memory>
@@ -26,8 +28,12 @@ class Recorder {
 
   Result<std::optional<LogPosition>> loadPosition();
 
-  // Records what `lines` mean; `position` (nullptr for stdin) is saved with it.
-  // On error nothing was written and the same lines may be given again.
+  // Records what `lines` mean; `position` (nullptr for stdin) is saved with
+  // it. Lines from a syslog tag that is no Postfix program of
+  // tracker_syslog_names, and delivery lines for recipients the message was
+  // not submitted to, are ignored and logged (IgnoredLines). On error the
+  // same lines may be given again: if Redis applied them after all, that is
+  // recognised (by the batch id saved with the position) and not repeated.
   Status record(const std::vector<std::string>& lines, const LogPosition* position);
 
   // Marks this tracker alive (tracker:<node> heartbeat, trackers set) for
@@ -36,11 +42,13 @@ class Recorder {
 
  private:
   std::vector<Command> commandsFor(const TrackingUpdate& update, const std::string& queue_id);
+  void noteIgnored(const std::string& queue_id, const std::string& why, int64_t now);
 
   std::shared_ptr<const Config> config_;
   RedisConn& redis_;
   std::string node_;
   std::string position_key_;
+  IgnoredLines ignored_;
 };
 
 }  // namespace mailgate::tracker

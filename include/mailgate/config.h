@@ -84,6 +84,7 @@ struct Config {
 
   std::string tracker_log = "/var/log/mail.log";  // "-" = stdin
   std::string tracker_name;                       // "" = the host name
+  std::vector<std::string> tracker_syslog_names{"postfix*"};  // accepted Postfix syslog_name values
   std::chrono::milliseconds webhook_timeout{10000};
   unsigned webhook_batch_size = 100;
   std::chrono::milliseconds webhook_retry_initial{1000};

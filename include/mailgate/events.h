@@ -31,7 +31,13 @@ struct QueueRecord {
   int64_t time_ms = 0;
   unsigned nrcpt = 0;
   std::string message_id;
+  std::vector<std::string> rcpts;  // the envelope recipients to deliver, as submitted
 };
+
+// The form a recipient is recorded under in q:<queueid> (field rcpts) and
+// matched by mailgate-tracker: its lookup key (recipientKeys), or the
+// address as given when it has none.
+std::string trackedRecipientKey(std::string_view address);
 
 // Splits Postfix's sasl_username / {auth_authen} "ACCOUNT/KEYID".
 std::pair<std::string, std::string> splitAuthUser(std::string_view user);

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace mailgate {
 
@@ -19,7 +20,7 @@ struct LogRecord {
   };
   Kind kind = Kind::Other;
   std::string queue_id;
-  std::string program;  // "postfix/smtp", "" for `-o cat` lines
+  std::string program;  // the syslog tag without [pid], "postfix/smtp"; "" for `-o cat` lines
   std::string rcpt, orig_rcpt, relay, dsn;
   std::string status;  // sent|deferred|bounced|expired|softbounce
   std::string text;    // the parenthesised reason, without the parentheses
@@ -30,6 +31,15 @@ struct LogRecord {
 // or long form (enable_long_queue_ids: 10 characters of time, `z`, inode).
 bool isQueueId(std::string_view s);
 
+// Parses a bare message ("<qid>: ...", journalctl -o cat) or a syslog line
+// whose tag (after the time stamp and host, nowhere else) has a '/'.
 LogRecord parsePostfixLogLine(std::string_view line);
+
+// True when `tag` ("postfix-out/smtp") is NAME/PROGRAM with NAME one of the
+// `syslog_names` (tracker_syslog_names: a Postfix syslog_name, or a prefix
+// ending in '*') and PROGRAM a Postfix program whose lines tracking reads:
+// smtp, lmtp, local, virtual, pipe, error, retry, discard, qmgr, oqmgr,
+// bounce, postsuper.
+bool isPostfixTag(std::string_view tag, const std::vector<std::string>& syslog_names);
 
 }  // namespace mailgate

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,9 @@ class RedisConn {
   // that is an error, never a resend. An idle connection the server closed
   // is replaced before anything is written to it.
   Result<std::vector<Reply>> pipeline(const std::vector<Command>& commands);
+  // pipeline() on the connection in use only, never on a new one and never
+  // resent: for commands after WATCH, which a new connection would not have.
+  Result<std::vector<Reply>> pipelineOnSameConnection(const std::vector<Command>& commands);
   // EVALSHA script keys... args...; on NOSCRIPT, EVAL and so reload it.
   Result<Reply> eval(const RedisScript& script, const std::vector<std::string>& keys,
                      const std::vector<std::string>& args);
@@ -65,7 +69,8 @@ class RedisConn {
 
  private:
   // `unsent` tells that it failed before a byte of `commands` was written.
-  Result<std::vector<Reply>> pipelineOnce(const std::vector<Command>& commands, bool& unsent);
+  Result<std::vector<Reply>> pipelineOnce(const std::vector<Command>& commands, bool& unsent,
+                                          bool may_connect = true);
   bool closedByServer() const;
   Status ensureConnected();
   Status connectNow();
@@ -122,6 +127,11 @@ Result<std::vector<Reply>> checkedPipeline(RedisConn& redis, const std::vector<C
 // becomes Error::Kind::Server (after EXEC, the other commands did apply:
 // Redis has no rollback).
 Result<Reply> transaction(RedisConn& redis, const std::vector<Command>& commands);
+
+// transaction() after a WATCH sent on `redis`, on that same connection (an
+// error instead of a new one, which would not watch): nullopt when Redis
+// did not apply it because a watched key changed.
+Result<std::optional<Reply>> watchedTransaction(RedisConn& redis, const std::vector<Command>& commands);
 
 // Builds "<prefix><rest>", e.g. key(prefix, "q:", qid) -> "mg:q:3F2A81C0B1".
 std::string redisKey(const std::string& prefix, std::string_view a, std::string_view b = {});

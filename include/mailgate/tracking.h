@@ -4,7 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +24,9 @@ struct TrackedMessage {
   bool done = false;   // Postfix logged "removed"
   std::string account, key_id, campaign, letter_id, from, message_id;
   std::map<std::string, std::string> rcpt_status;
+  // The recipients the milter recorded (field rcpts, trackedRecipientKey()
+  // form); nullopt for a record written before mailgate recorded them.
+  std::optional<std::set<std::string>> recipients;
 };
 
 // Decodes an HGETALL reply of q:<queueid>.
@@ -38,14 +44,43 @@ struct TrackingUpdate {
   std::vector<Suppression> suppress;
   std::string notification_qid;  // the bounce/delay notification's queue id
   bool removed = false;
+  std::string ignored;  // why the line was ignored (for the log), "" when it was not
 };
 
-// A hard bounce that suppresses: bad mailbox or domain, DSN 5.1.x.
-bool isSuppressingDsn(std::string_view dsn);
+// A hard bounce that suppresses the recipient: DSN 5.1.1, 5.1.2, 5.1.6 or
+// 5.1.10 (the recipient's mailbox or domain), unless the reply was to MAIL
+// FROM or names a sender problem, whatever code it carries.
+bool isSuppressingBounce(std::string_view dsn, std::string_view text);
 
 // Applies one parsed line to `msg` (its recipient statuses are updated, so
 // later lines of the same batch see them) and says what to record.
-// Lines of unknown or finished messages yield nothing.
+// Lines of unknown or finished messages yield nothing; so does a delivery
+// line for a recipient the message was not submitted to (orig_to, else to,
+// is checked against msg.recipients), with `ignored` saying so.
+// Suppression is keyed by the submitted recipient (orig_to when Postfix
+// rewrote it), the address the policy service looks up.
 TrackingUpdate trackLine(const LogRecord& line, TrackedMessage& msg, int64_t now_ms);
+
+// Which ignored lines (forged or foreign) get a log line, so that a flood of
+// them cannot flood the log: the first of each queue id (the last
+// kRemembered ids are remembered), and at most kPerMinute a minute in all.
+// Lines dropped by the minute's cap are counted and the count is reported
+// with the next line logged.
+class IgnoredLines {
+ public:
+  static constexpr size_t kRemembered = 10000;
+  static constexpr unsigned kPerMinute = 20;
+
+  // True when an ignored line of `queue_id` read at `now_ms` is to be
+  // logged; `unlogged` is then the number of lines the cap dropped before it.
+  bool shouldLog(const std::string& queue_id, int64_t now_ms, uint64_t& unlogged);
+
+ private:
+  std::set<std::string> seen_;
+  std::deque<std::string> order_;  // of seen_, oldest first
+  int64_t minute_start_ = 0;
+  unsigned in_minute_ = 0;
+  uint64_t dropped_ = 0;
+};
 
 }  // namespace mailgate

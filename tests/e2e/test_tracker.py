@@ -1,15 +1,21 @@
 """mailgate-tracker end to end: a private Postfix delivers to smtp-sink
-instances answering 250, 450 and 500 and to error(8) with 5.1.1; the tracker
-follows Postfix's maillog, records delivered/deferred/bounced events, stats
-and suppression, and POSTs signed webhooks to an HTTP receiver in this test
-that fails a few times first. The tracker is killed mid-stream and restarted,
-and the log is rotated with `postfix logrotate`; nothing is lost or repeated."""
+instances answering 250, 450 and 500, to error(8) with 5.1.1 and to a relay
+in this test that refuses the sender's domain (5.1.8) or the mailbox (5.1.1);
+the tracker follows Postfix's maillog, records delivered/deferred/bounced
+events, stats and suppression (only dead mailboxes, under the submitted
+address), and POSTs signed webhooks to an HTTP receiver in this test that
+fails a few times first. The tracker is killed mid-stream and restarted, the
+log is rotated with `postfix logrotate`, forged lines are appended to it and
+Redis is paused mid-batch; nothing is lost, repeated or believed."""
 import collections
 import hashlib
 import hmac
 import http.server
 import json
+import os
+import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -71,6 +77,82 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
 
+class Relay:
+    """A receiving MTA on loopback answering RCPT by domain: sender-bad.test with
+    Postfix's reject_unknown_sender_domain reply (550 5.1.8, a problem of the
+    *sender*), dead.test with 550 5.1.1 (no such mailbox), others with 250."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def session(conn):
+        with conn, conn.makefile("rb") as f:
+            conn.sendall(b"220 relay.test ESMTP\r\n")
+            sender = ""
+            for raw in f:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                verb = line[:4].upper()
+                if verb in ("EHLO", "HELO"):
+                    reply = "250 relay.test"
+                elif verb == "MAIL":
+                    sender = line[line.find("<") + 1:line.rfind(">")]
+                    reply = "250 2.1.0 Ok"
+                elif verb == "RCPT":
+                    rcpt = line[line.find("<") + 1:line.rfind(">")]
+                    if rcpt.endswith("@sender-bad.test"):
+                        reply = "550 5.1.8 <%s>: Sender address rejected: Domain not found" % sender
+                    elif rcpt.endswith("@dead.test"):
+                        reply = "550 5.1.1 <%s>: Recipient address rejected: User unknown" % rcpt
+                    else:
+                        reply = "250 2.1.5 Ok"
+                elif verb == "DATA":
+                    conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    for body in f:
+                        if body in (b".\r\n", b".\n"):
+                            break
+                    reply = "250 2.0.0 Ok: queued"
+                elif verb == "QUIT":
+                    conn.sendall(b"221 2.0.0 Bye\r\n")
+                    return
+                else:
+                    reply = "250 2.0.0 Ok"  # RSET, NOOP
+                conn.sendall((reply + "\r\n").encode())
+
+
+def append_log(stack, lines):
+    """Appends `lines` to the followed maillog in one write, as another
+    program (logger(1), a local user) could; returns the file's new size."""
+    with open(stack.path("maillog"), "a") as f:
+        f.write("".join(line + "\n" for line in lines))
+    return os.path.getsize(stack.path("maillog"))
+
+
+def syslog_prefix(tag):
+    return time.strftime("%b %d %H:%M:%S") + " mailgate-e2e " + tag + ": "
+
+
+def wait_read(stack, size, timeout=20):
+    """Waits until the tracker saved a log position at or past `size`."""
+    def read():
+        out = stack.redis("EVAL", "local r = {} for _, k in ipairs(redis.call('KEYS', 'mg:tracker:*')) do "
+                          "r[#r + 1] = redis.call('HGET', k, 'offset') end return r", "0")
+        return any(int(v) >= size for v in out.split() if v.isdigit())
+    wait_for(read, timeout, "the tracker to read the appended lines")
+
+
 class Tracker(SharedStackTest):
     @classmethod
     def makeStack(cls):
@@ -83,9 +165,16 @@ class Tracker(SharedStackTest):
         def failing_sinks():
             soft = stack.start_sink("sink-soft", free_port(), ("-r", "RCPT"))
             fail = stack.start_sink("sink-fail", free_port(), ("-f", "RCPT"))
+            cls.relay = Relay()
             stack.transport = ["soft.test smtp:[127.0.0.1]:%d" % soft,
                                "fail.test smtp:[127.0.0.1]:%d" % fail,
-                               "hard.test error:5.1.1 mailbox unknown"]
+                               "hard.test error:5.1.1 mailbox unknown",
+                               "sender-bad.test smtp:[127.0.0.1]:%d" % cls.relay.port,
+                               "dead.test smtp:[127.0.0.1]:%d" % cls.relay.port]
+            # Postfix rewrites this recipient (and logs orig_to=<alias@rewrite.test>).
+            with open(stack.path("virtual"), "w") as f:
+                f.write("alias@rewrite.test real@dead.test\n")
+            stack.postconf_edits.append(["-e", "virtual_alias_maps = texthash:" + stack.path("virtual")])
         return stack.start(stack.start_redis, stack.start_sink, failing_sinks, stack.start_daemons,
                            stack.start_postfix)
 
@@ -290,6 +379,152 @@ class Tracker(SharedStackTest):
         self.assertFalse(any(e["queue_id"] == slow_qid for e in r.events_of("accepted")),
                          "the slow endpoint answered already")
         wait_for(lambda: any(e["queue_id"] == slow_qid for e in r.events_of("accepted")), 20, "the slow webhook")
+
+    def bounced(self):
+        return sorted(b["address"] for b in json.loads(self.stack.ctl_ok("--json", "bounced", "list")))
+
+    def test_8_only_dead_mailboxes_suppress_under_the_submitted_address(self):
+        s = self.stack
+        before = self.bounced()  # gone@hard.test again, from test_1's last message
+        for address in ("alias@rewrite.test", "user@dead.test"):
+            self.addCleanup(s.ctl, "bounced", "remove", address)
+        qid = self.send("news@sender-bad.test,user@dead.test,alias@rewrite.test")
+        bad = self.wait_status(qid, "news@sender-bad.test", "bounced")
+        self.assertEqual(bad["code"], "5.1.8")
+        self.assertEqual(bad["text"], "host 127.0.0.1[127.0.0.1] said: 550 5.1.8 <alice@example.org>: Sender address "
+                                      "rejected: Domain not found (in reply to RCPT TO command)")
+        dead = self.wait_status(qid, "user@dead.test", "bounced")
+        self.assertEqual(dead["code"], "5.1.1")
+        # Rewritten by virtual_alias_maps: reported and suppressed as submitted.
+        alias = self.wait_status(qid, "alias@rewrite.test", "bounced")
+        self.assertEqual(alias["text"], "host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <real@dead.test>: Recipient "
+                                        "address rejected: User unknown (in reply to RCPT TO command)")
+        self.assertIn("orig_to=<alias@rewrite.test>", s.maillog())
+
+        self.assertEqual(self.bounced(), sorted(before + ["alias@rewrite.test", "user@dead.test"]))
+        for address in ("alias@rewrite.test", "user@dead.test"):
+            out = s.swaks(to=address, key=self.key)
+            self.assertIn("<~* 550 5.0.0 <%s>: Recipient address rejected: Email has permanent delivery errors"
+                          % address, out)
+        # The sender's broken domain suppresses nobody, for no account.
+        other, _ = s.make_key("other")
+        self.assertIsNotNone(s.queue_id(s.swaks(to="news@sender-bad.test", key=other)))
+
+    def test_9_forged_log_lines_change_nothing(self):
+        s = self.stack
+        r = self.receiver
+        qid = self.send("wait@soft.test", "forged lines")  # stays queued (450): lines of it are still read
+        self.wait_status(qid, "wait@soft.test", "deferred")
+        before = self.bounced()
+        bounce = "relay=none, delay=1, delays=0/0/0/1, dsn=5.1.1, status=bounced (forged)"
+        forged = [
+            # logger -t evil/smtp, a program that is not a delivery agent, a tag quoted in the message:
+            syslog_prefix("evil/smtp[4242]") + qid + ": to=<wait@soft.test>, " + bounce,
+            syslog_prefix("postfix/cleanup[4242]") + qid + ": to=<wait@soft.test>, " + bounce,
+            syslog_prefix("logger[1]") + "x postfix/smtp[4242]: " + qid + ": to=<wait@soft.test>, " + bounce,
+            syslog_prefix("evil/qmgr[4242]") + qid + ": removed",
+            # Postfix's own tag (logger -t postfix/smtp -i), recipients this message was not submitted to:
+            syslog_prefix("postfix/smtp[4242]") + qid + ": to=<victim@example.net>, " + bounce,
+            syslog_prefix("postfix/smtp[4242]") + qid + ": to=<wait@soft.test>, orig_to=<victim2@example.net>, "
+            + bounce,
+        ]
+        wait_read(s, append_log(s, forged))
+        events = self.message_events(qid)
+        self.assertEqual([e["text"] for e in events if "forged" in e["text"]], [])
+        self.assertEqual(self.bounced(), before)
+        self.assertNotIn("victim", " ".join(before))
+        self.assertEqual(s.redis("HGET", "mg:q:" + qid, "done").strip(), "")
+        time.sleep(1)  # webhooks of anything recorded would be out by now
+        with r.lock:
+            self.assertEqual([e for e in r.events if "forged" in e.get("text", "")], [])
+        ignored = [line for line in s.log("tracker").splitlines() if qid + ": ignored log line" in line]
+        self.assertEqual(len(ignored), 1, ignored)  # once per queue id, not once per line
+        self.assertIn("syslog tag evil/smtp is not a Postfix program of tracker_syslog_names", ignored[0])
+
+
+class Monitor:
+    """Watches Redis (MONITOR) and SIGSTOPs redis-server as soon as it ran
+    `needle`: the MULTI that opens the tracker's transaction of 200 lines,
+    whose rest (with EXEC) Redis reads in later chunks. Redis applies that
+    transaction only after SIGCONT, long after the tracker gave up waiting for
+    its reply (redis_timeout) and closed the connection."""
+
+    def __init__(self, port, pid):
+        self.pid = pid
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.sendall(b"MONITOR\r\n")
+        self.needle = None
+        self.stopped = threading.Event()
+        threading.Thread(target=self.watch, daemon=True).start()
+
+    def arm(self, needle):
+        self.stopped.clear()
+        self.needle = needle
+
+    def watch(self):
+        buf = b""
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buf = (buf + data)[-4096:]
+            if self.needle is not None and self.needle in buf:
+                os.kill(self.pid, signal.SIGSTOP)
+                self.needle = None
+                buf = b""
+                self.stopped.set()
+
+
+class TrackerRedisPause(SharedStackTest):
+    """Redis paused (SIGSTOP) past redis_timeout in the middle of the tracker's
+    MULTI/EXEC, then resumed: Redis applies the batch the tracker gave up on,
+    and the tracker's retry of it must not apply it again."""
+
+    @classmethod
+    def makeStack(cls):
+        stack = Stack(with_tracker=True)
+
+        def soft_sink():
+            stack.transport = ["soft.test smtp:[127.0.0.1]:%d" % stack.start_sink("sink-soft", free_port(),
+                                                                                    ("-r", "RCPT"))]
+        return stack.start(stack.start_redis, stack.start_sink, soft_sink, stack.start_daemons,
+                           stack.start_postfix)
+
+    def test_each_event_and_count_recorded_once(self):
+        s = self.stack
+        key, _ = s.make_key("acme")
+        qid = s.queue_id(s.swaks("--add-header", "X-Campaign-Id: pause", to="wait@soft.test", key=key))
+        self.assertIsNotNone(qid)
+        wait_for(lambda: any(e["status"] == "deferred" for e in json.loads(s.ctl_ok("--json", "message", qid))["events"]),
+                 30, "the first deferral")
+        monitor = Monitor(s.redis_port, s.procs["redis"].pid)
+        self.addCleanup(lambda: os.kill(s.procs["redis"].pid, signal.SIGCONT))
+        lines_per_batch = 200
+        rounds = hits = 0
+        while hits == 0 and rounds < 8:
+            rounds += 1
+            monitor.arm(b'"MULTI"')
+            tag = "round %d line " % rounds
+            size = append_log(s, [syslog_prefix("postfix/smtp[4242]") + qid + ": to=<wait@soft.test>, relay=none, "
+                                  "delay=1, delays=0/0/1/0, dsn=4.4.1, status=deferred (" + tag + str(i) + ")"
+                                  for i in range(lines_per_batch)])
+            self.assertTrue(monitor.stopped.wait(20), "the tracker sent no transaction")
+            time.sleep(1.5)  # past redis_timeout (300 ms): the tracker gives up and retries
+            os.kill(s.procs["redis"].pid, signal.SIGCONT)
+            wait_read(s, size, 30)
+            time.sleep(0.5)
+            texts = [e["text"] for e in json.loads(s.ctl_ok("--json", "message", qid))["events"]
+                     if e["text"].startswith(tag)]
+            self.assertEqual(len(texts), lines_per_batch, "round %d" % rounds)
+            self.assertEqual(len(set(texts)), lines_per_batch, "round %d" % rounds)
+            hits = s.log("tracker").count("was recorded already")
+        self.assertGreater(hits, 0, "no round paused Redis in the middle of the MULTI/EXEC")
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        stats = json.loads(s.ctl_ok("--json", "stats", "acme", "--day", day, "--campaign", "pause"))["counts"]
+        self.assertEqual(stats.get("deferred"), 1 + rounds * lines_per_batch, stats)
 
 
 class TrackerStdin(unittest.TestCase):

@@ -31,6 +31,7 @@ TEST(Config, DefaultsMatchTheManPage) {
   EXPECT_EQ(c.on_redis_failure, RedisFailure::TempFail);
   EXPECT_EQ(c.socket_mode, 0660u);
   EXPECT_EQ(c.queue_record_ttl.count(), 7 * 86400);
+  EXPECT_EQ(c.tracker_syslog_names, std::vector<std::string>{"postfix*"});
 }
 
 TEST(Config, ParsesValuesCommentsAndContinuations) {
@@ -92,6 +93,15 @@ TEST(Config, BadValuesNameTheValueAndWhatIsExpected) {
             "mailgate.conf:1: bad value \"10ms\" for webhook_timeout: must be at least 100ms");
   EXPECT_EQ(errorOf("tracker_name = a{b}\n"),
             "mailgate.conf:1: bad value \"a{b}\" for tracker_name: expected a name");
+  for (const char* bad : {"", "post*fix", "postfix[1]", "**"}) {
+    EXPECT_EQ(errorOf(std::string("tracker_syslog_names = ") + bad + "\n"),
+              std::string("mailgate.conf:1: bad value \"") + bad +
+                  "\" for tracker_syslog_names: expected syslog_name values such as postfix, postfix-out or "
+                  "postfix*")
+        << bad;
+  }
+  EXPECT_EQ(parseConfig("tracker_syslog_names = postfix, postfix-out postfix/relay*\n", "x").tracker_syslog_names,
+            (std::vector<std::string>{"postfix", "postfix-out", "postfix/relay*"}));
 }
 
 TEST(Config, DkimDefaultDomainIsStoredAsALabels) {

@@ -68,7 +68,7 @@ TEST_F(RecordMessage, RefusedByRedisAppliesNothing) {
   // outcome: with a plain pipeline the DEL of the old q: record and the
   // EXPIREs went through while the XADD and counters did not.
   ASSERT_TRUE(redis_.command({"HSET", keys_.queueRecord("4ABC"), "account", "old"}));
-  QueueRecord record{"4ABC", "acme", "k1", "spring", "", "a@x", "", kNow, 1, "<m@x>"};
+  QueueRecord record{"4ABC", "acme", "k1", "spring", "", "a@x", "", kNow, 1, "<m@x>", {"b@y"}};
   ASSERT_TRUE(redis_.command({"CONFIG", "SET", "maxmemory", "1"}));
   Status st = recordMessage(redis_, config_, {event("acme", "spring", "accepted")}, &record);
   ASSERT_TRUE(redis_.command({"CONFIG", "SET", "maxmemory", "0"}));

@@ -2,6 +2,7 @@
 // stream entries, without Redis.
 #include "mailgate/events.h"
 
+#include <algorithm>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -60,6 +61,19 @@ TEST(Events, QueueRecordExpires) {
   EXPECT_EQ(cmds[1][0], "HSET");
   EXPECT_EQ(cmds[1][1], "mg:q:4ABC");
   EXPECT_EQ(cmds[2], (Command{"EXPIRE", "mg:q:4ABC", "86400"}));
+}
+
+TEST(Events, QueueRecordHoldsTheRecipientsInTheFormTheTrackerMatches) {
+  QueueRecord r;
+  r.queue_id = "4ABC";
+  r.rcpts = {"Bob@Example.NET", "\"Carol\"@example.net", "a..b@example.net"};
+  auto cmds = queueRecordCommands(parseConfig("", "x"), r);
+  ASSERT_EQ(cmds.size(), 3u);
+  auto at = std::find(cmds[1].begin(), cmds[1].end(), "rcpts");
+  ASSERT_NE(at, cmds[1].end());
+  ASSERT_NE(at + 1, cmds[1].end());
+  EXPECT_EQ(*(at + 1), "bob@example.net\ncarol@example.net\na..b@example.net");
+  EXPECT_EQ(trackedRecipientKey("no-domain"), "no-domain");  // no lookup key: as given
 }
 
 TEST(Events, DecodesAStreamEntryAndToleratesJunk) {

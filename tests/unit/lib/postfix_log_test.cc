@@ -1,6 +1,7 @@
 // postfix_log_test.cc — the Postfix log parser over real Postfix 3.x lines:
 // syslog, journal short and cat forms, short and long queue ids, IPv6 relays,
-// quoted addresses, status texts with parentheses, and lines to ignore.
+// quoted addresses, status texts with parentheses, lines to ignore, the
+// syslog tag read only where syslog writes it, and which tags are Postfix's.
 #include "mailgate/postfix_log.h"
 
 #include <gtest/gtest.h>
@@ -136,6 +137,57 @@ TEST(PostfixLog, LinesToIgnore) {
        }) {
     EXPECT_EQ(parsePostfixLogLine(line).kind, Kind::Other) << line;
   }
+}
+
+// The tag is the word after the time stamp and the host, nothing further on:
+// the message of any program (logger -t x "...") may quote a Postfix tag.
+TEST(PostfixLog, TagIsTakenOnlyFromTheSyslogPrefix) {
+  const std::string msg = "1A2B3C4D5E: to=<a@example.net>, relay=none, delay=1, dsn=5.1.1, status=bounced (x)";
+  for (const std::string& line : {
+           "Dec  2 18:00:00 h x[1]: foo postfix/smtp[5]: " + msg,
+           "Dec  2 18:00:00 h x: foo postfix/smtp[5]: " + msg,
+           "Dec  2 18:00:00 h x foo postfix/smtp[5]: " + msg,
+           "Dec  2 18:00:00 h postfix/smtp: " + msg,        // no pid: not how Postfix logs
+           "Dec  2 18:00:00 h postfix/smtp[]: " + msg,
+           "Dec  2 18:00:00 h postfix/smtp[5a]: " + msg,
+           "Dec  2 18:00:00 h [5]: " + msg,
+           "Dec  2 18:00:00 postfix/smtp[5]: " + msg,         // no host
+           "Foo  2 18:00:00 h postfix/smtp[5]: " + msg,
+           "Dec 123 18:00:00 h postfix/smtp[5]: " + msg,
+           "Dec  2 18:00:00 h postfix/smtp[5]:  " + msg,      // two spaces
+           "host postfix/smtp[5]: " + msg,
+       }) {
+    EXPECT_EQ(parsePostfixLogLine(line).kind, Kind::Other) << line;
+  }
+  for (const std::string& line : {
+           "Dec  2 18:00:00 h postfix/smtp[5]: " + msg,
+           "Dec 02 18:00:00.123456 h postfix/smtp[5]: " + msg,   // journalctl -o short-precise
+           "2026-12-02T18:00:00+0000 h postfix/smtp[5]: " + msg,  // -o short-iso
+           "1764698400.123456 h postfix/smtp[5]: " + msg,         // -o short-unix
+           msg,                                                  // -o cat
+       }) {
+    EXPECT_EQ(parsePostfixLogLine(line).kind, Kind::Delivery) << line;
+  }
+  EXPECT_EQ(parsePostfixLogLine("Dec  2 18:00:00 h evil/smtp[5]: " + msg).program, "evil/smtp");
+}
+
+TEST(PostfixLog, PostfixTagsOfTheConfiguredSyslogNames) {
+  const std::vector<std::string> dflt{"postfix*"};
+  for (const char* tag : {"postfix/smtp", "postfix/lmtp", "postfix/local", "postfix/virtual", "postfix/pipe",
+                          "postfix/error", "postfix/retry", "postfix/discard", "postfix/qmgr", "postfix/oqmgr",
+                          "postfix/bounce", "postfix/postsuper", "postfix-out/smtp", "postfix/relay/smtp",
+                          "postfix/submission/smtp"}) {
+    EXPECT_TRUE(isPostfixTag(tag, dflt)) << tag;
+  }
+  for (const char* tag : {"evil/smtp", "postfix/cleanup", "postfix/smtpd", "postfix/logger", "postfix", "smtp",
+                          "/smtp", "postfix/smtp/", "xpostfix/smtp", ""}) {
+    EXPECT_FALSE(isPostfixTag(tag, dflt)) << tag;
+  }
+  const std::vector<std::string> exact{"postfix", "postfix-out"};
+  EXPECT_TRUE(isPostfixTag("postfix/smtp", exact));
+  EXPECT_TRUE(isPostfixTag("postfix-out/qmgr", exact));
+  EXPECT_FALSE(isPostfixTag("postfix-in/smtp", exact));
+  EXPECT_FALSE(isPostfixTag("postfix/relay/smtp", exact));
 }
 
 TEST(PostfixLog, QueueIds) {

@@ -9,9 +9,11 @@
 #include <vector>
 #include <chrono>
 #include <csignal>
+#include <mutex>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <string>
+#include <string_view>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
@@ -111,6 +113,12 @@ class ReplyDroppingProxy {
     close(listen_fd_);
   }
   void dropNextReply() { drop_ = true; }
+  // Drops the reply to the next request whose bytes hold `needle` (e.g.
+  // "EXEC"): the server got it, the client never hears back.
+  void dropReplyTo(std::string needle) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    needle_ = std::move(needle);
+  }
   RedisSettings settings(std::chrono::milliseconds timeout = 500ms) const {
     RedisSettings s;
     s.endpoint = Endpoint{Endpoint::Kind::Tcp, "", "127.0.0.1", port_};
@@ -154,6 +162,13 @@ class ReplyDroppingProxy {
           pairs_.erase(pairs_.begin() + static_cast<long>(i));
           break;
         }
+        if (!from_server) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          if (!needle_.empty() && std::string_view(buf, static_cast<size_t>(n)).find(needle_) != std::string_view::npos) {
+            needle_.clear();
+            drop_ = true;
+          }
+        }
         if (write(from_server ? c : s, buf, static_cast<size_t>(n)) != n) perror("proxy write");
       }
     }
@@ -163,6 +178,8 @@ class ReplyDroppingProxy {
   int listen_fd_ = -1;
   std::vector<std::pair<int, int>> pairs_;
   std::atomic<bool> drop_{false}, stop_{false};
+  std::mutex mutex_;
+  std::string needle_;  // guarded by mutex_
   std::thread thread_;
 };
 

@@ -167,6 +167,40 @@ TEST_F(RedisTest, TransactionRefusedWhileQueuedAppliesNothing) {
   EXPECT_EQ(replyString(c.command({"GET", "tx:counter"})->get()), "2");
 }
 
+TEST_F(RedisTest, WatchedTransactionIsNotAppliedAfterTheKeyChanged) {
+  RedisConn c(server_->settings());
+  RedisConn other(server_->settings());
+  ASSERT_TRUE(c.command({"DEL", "w:pos", "w:n"}));
+  ASSERT_TRUE(c.command({"WATCH", "w:pos"}));
+  ASSERT_TRUE(other.command({"SET", "w:pos", "moved"}));
+  auto r = watchedTransaction(c, {{"INCR", "w:n"}});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(r->has_value());
+  EXPECT_EQ((*c.command({"EXISTS", "w:n"}))->integer, 0);
+  ASSERT_TRUE(c.command({"WATCH", "w:pos"}));  // EXEC ended the last WATCH
+  auto ok = watchedTransaction(c, {{"INCR", "w:n"}});
+  ASSERT_TRUE(ok) << ok.error().message;
+  ASSERT_TRUE(ok->has_value());
+  EXPECT_EQ((**ok)->element[0]->integer, 1);
+}
+
+TEST_F(RedisTest, WatchedTransactionNeverGoesToANewConnection) {
+  // A new connection would not watch: the transaction must fail instead.
+  RedisConn c(server_->settings());
+  RedisConn admin(server_->settings());
+  ASSERT_TRUE(admin.command({"DEL", "w:n"}));
+  ASSERT_TRUE(c.command({"WATCH", "w:pos"}));
+  auto id = c.command({"CLIENT", "ID"});
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(admin.command({"CLIENT", "KILL", "ID", std::to_string((*id)->integer)}));
+  std::this_thread::sleep_for(50ms);
+  auto r = watchedTransaction(c, {{"INCR", "w:n"}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, Error::Kind::Unavailable);
+  EXPECT_EQ((*admin.command({"EXISTS", "w:n"}))->integer, 0);
+  EXPECT_TRUE(c.command({"PING"}));  // other commands reconnect as before
+}
+
 TEST(RedisDown, UnreachableServerIsAnErrorAndBacksOff) {
   RedisSettings s;
   s.endpoint = Endpoint{Endpoint::Kind::Tcp, "", "127.0.0.1", freePort()};
