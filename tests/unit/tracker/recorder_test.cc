@@ -103,6 +103,24 @@ TEST_F(RecorderTest, StdinBatchWhoseReplyWasLostIsNotRecordedTwice) {
   EXPECT_EQ(stat("deferred"), "1");
 }
 
+// `journalctl -o cat` lines carry no time stamp and stdin no position: the
+// same lines read again later (postqueue -f twice within a second defers a
+// message twice with the same delay) are a new batch, not a lost reply.
+TEST_F(RecorderTest, IdenticalStdinBatchesAreBothRecorded) {
+  tracker::Recorder recorder(config("tracker_log = -\n"), redis_, "node1");
+  std::vector<std::string> lines{std::string(kQid) +
+                                 ": to=<bob@example.net>, relay=none, delay=1, dsn=4.4.1, status=deferred (refused)"};
+  ASSERT_TRUE(recorder.record(lines, nullptr));
+  ASSERT_TRUE(recorder.record(lines, nullptr));
+  EXPECT_EQ(events(), 2);
+  EXPECT_EQ(stat("deferred"), "2");
+
+  // Nor does a restarted tracker take its first batch for the last one of the one before.
+  tracker::Recorder restarted(config("tracker_log = -\n"), redis_, "node1");
+  ASSERT_TRUE(restarted.record(lines, nullptr));
+  EXPECT_EQ(events(), 3);
+}
+
 TEST_F(RecorderTest, ForgedLinesChangeNothing) {
   tracker::Recorder recorder(config(), redis_, "node1");
   const std::string bounce = "dsn=5.1.1, status=bounced (host said: 550 5.1.1 no such user)";
