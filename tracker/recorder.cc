@@ -96,6 +96,12 @@ Status Recorder::recordBatch(const std::vector<std::string>& lines, const LogPos
   for (const auto& line : lines) {
     LogRecord r = parsePostfixLogLine(line);
     if (r.kind == LogRecord::Kind::Other) continue;
+    if (r.program.empty() && position != nullptr) {
+      // A log file's lines all have a tag; a bare one is a line break inside
+      // another program's message (a syslog daemon that keeps them).
+      noteIgnored(r.queue_id, "a line of " + config_->tracker_log + " without a syslog tag", now);
+      continue;
+    }
     if (!r.program.empty() && !isPostfixTag(r.program, config_->tracker_syslog_names)) {
       noteIgnored(r.queue_id, "syslog tag " + r.program + " is not a Postfix program of tracker_syslog_names", now);
       continue;
