@@ -20,7 +20,8 @@ Recorder::Recorder(std::shared_ptr<const Config> config, RedisConn& redis, const
     : config_(std::move(config)),
       redis_(redis),
       node_(node),
-      position_key_(StoreKeys(config_->redis_prefix).tracker(node)) {}
+      position_key_(StoreKeys(config_->redis_prefix).tracker(node)),
+      process_id_(toHex(randomBytes(8))) {}
 
 Status Recorder::heartbeat() {
   auto r = checkedPipeline(redis_, {{"SADD", StoreKeys(config_->redis_prefix).trackers(), node_},
@@ -59,18 +60,20 @@ std::vector<Command> Recorder::commandsFor(const TrackingUpdate& u, const std::s
 
 namespace {
 
-// Identifies a batch: its lines and where they end. The same batch given
-// again after a failure gets the same id, and only it.
-std::string batchId(const std::vector<std::string>& lines, const LogPosition* position) {
-  std::string text = position == nullptr ? "-" : std::to_string(position->inode) + ":" + std::to_string(position->offset);
-  for (const auto& line : lines) (text += '\n') += line;
-  return sha256Hex(text).substr(0, 32);
-}
-
 // Attempts per batch when the position changes between the load and EXEC.
 constexpr int kAttempts = 3;
 
 }  // namespace
+
+// Identifies a batch: its lines and where they end (for stdin, which has no
+// position: the how-manyth batch of this process it is). The same batch
+// given again after a failure gets the same id, and only it.
+std::string Recorder::batchId(const std::vector<std::string>& lines, const LogPosition* position) const {
+  std::string text = position == nullptr ? "-" + process_id_ + ":" + std::to_string(stdin_batches_)
+                                         : std::to_string(position->inode) + ":" + std::to_string(position->offset);
+  for (const auto& line : lines) (text += '\n') += line;
+  return sha256Hex(text).substr(0, 32);
+}
 
 void Recorder::noteIgnored(const std::string& queue_id, const std::string& why, int64_t now) {
   uint64_t unlogged = 0;
@@ -81,12 +84,24 @@ void Recorder::noteIgnored(const std::string& queue_id, const std::string& why, 
 }
 
 Status Recorder::record(const std::vector<std::string>& lines, const LogPosition* position) {
+  Status st = recordBatch(lines, position);
+  if (st && position == nullptr) ++stdin_batches_;
+  return st;
+}
+
+Status Recorder::recordBatch(const std::vector<std::string>& lines, const LogPosition* position) {
   int64_t now = nowMillis();
   std::vector<LogRecord> records;
   std::set<std::string> queue_ids;
   for (const auto& line : lines) {
     LogRecord r = parsePostfixLogLine(line);
     if (r.kind == LogRecord::Kind::Other) continue;
+    if (r.program.empty() && position != nullptr) {
+      // A log file's lines all have a tag; a bare one is a line break inside
+      // another program's message (a syslog daemon that keeps them).
+      noteIgnored(r.queue_id, "a line of " + config_->tracker_log + " without a syslog tag", now);
+      continue;
+    }
     if (!r.program.empty() && !isPostfixTag(r.program, config_->tracker_syslog_names)) {
       noteIgnored(r.queue_id, "syslog tag " + r.program + " is not a Postfix program of tracker_syslog_names", now);
       continue;

@@ -6,6 +6,7 @@
 // lost reply or a timeout (Redis may have applied it) is not applied twice.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +43,8 @@ class Recorder {
 
  private:
   std::vector<Command> commandsFor(const TrackingUpdate& update, const std::string& queue_id);
+  Status recordBatch(const std::vector<std::string>& lines, const LogPosition* position);
+  std::string batchId(const std::vector<std::string>& lines, const LogPosition* position) const;
   void noteIgnored(const std::string& queue_id, const std::string& why, int64_t now);
 
   std::shared_ptr<const Config> config_;
@@ -49,6 +52,11 @@ class Recorder {
   std::string node_;
   std::string position_key_;
   IgnoredLines ignored_;
+  // Without a position (stdin) the same lines may come again as a new
+  // batch: batches are told apart by this process's random id and a count
+  // of the batches it recorded.
+  std::string process_id_;
+  uint64_t stdin_batches_ = 0;
 };
 
 }  // namespace mailgate::tracker

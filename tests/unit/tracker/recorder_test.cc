@@ -1,8 +1,9 @@
 // recorder_test.cc — the tracker's batch recording against a real
 // redis-server: a batch whose EXEC reply was lost is not applied again when
-// it is given again; lines from foreign syslog tags and for recipients the
-// milter did not record change nothing; rewritten recipients are suppressed
-// under the submitted address.
+// it is given again, identical stdin batches both count; lines from foreign
+// syslog tags, bare lines in a log file and lines for recipients the milter
+// did not record change nothing; rewritten recipients are suppressed under
+// the submitted address.
 #include "recorder.h"
 
 #include <ctime>
@@ -103,6 +104,24 @@ TEST_F(RecorderTest, StdinBatchWhoseReplyWasLostIsNotRecordedTwice) {
   EXPECT_EQ(stat("deferred"), "1");
 }
 
+// `journalctl -o cat` lines carry no time stamp and stdin no position: the
+// same lines read again later (postqueue -f twice within a second defers a
+// message twice with the same delay) are a new batch, not a lost reply.
+TEST_F(RecorderTest, IdenticalStdinBatchesAreBothRecorded) {
+  tracker::Recorder recorder(config("tracker_log = -\n"), redis_, "node1");
+  std::vector<std::string> lines{std::string(kQid) +
+                                 ": to=<bob@example.net>, relay=none, delay=1, dsn=4.4.1, status=deferred (refused)"};
+  ASSERT_TRUE(recorder.record(lines, nullptr));
+  ASSERT_TRUE(recorder.record(lines, nullptr));
+  EXPECT_EQ(events(), 2);
+  EXPECT_EQ(stat("deferred"), "2");
+
+  // Nor does a restarted tracker take its first batch for the last one of the one before.
+  tracker::Recorder restarted(config("tracker_log = -\n"), redis_, "node1");
+  ASSERT_TRUE(restarted.record(lines, nullptr));
+  EXPECT_EQ(events(), 3);
+}
+
 TEST_F(RecorderTest, ForgedLinesChangeNothing) {
   tracker::Recorder recorder(config(), redis_, "node1");
   const std::string bounce = "dsn=5.1.1, status=bounced (host said: 550 5.1.1 no such user)";
@@ -126,6 +145,21 @@ TEST_F(RecorderTest, ForgedLinesChangeNothing) {
   auto done = redis_.command({"HGET", keys_.queueRecord(kQid), "done"});
   ASSERT_TRUE(done);
   EXPECT_EQ(replyString(done->get()), "1");  // the one line from Postfix's qmgr
+}
+
+// A syslog daemon that keeps line breaks in messages (syslog-ng without
+// flags(no-multi-line), rsyslog with control characters not escaped) writes
+// `logger -p mail.info $'x\n<qid>: to=<...>, ... status=bounced'` as a bare
+// line: in a log file, a line without a tag is no Postfix line.
+TEST_F(RecorderTest, BareLinesInALogFileChangeNothing) {
+  tracker::Recorder recorder(config(), redis_, "node1");
+  std::vector<std::string> lines{
+      "Dec  2 18:00:00 mx1 user[77]: x",
+      std::string(kQid) + ": to=<bob@example.net>, relay=none, delay=1, dsn=5.1.1, status=bounced (no such user)"};
+  tracker::LogPosition position{1, 100};
+  ASSERT_TRUE(recorder.record(lines, &position));
+  EXPECT_EQ(events(), 0);
+  EXPECT_TRUE(bounced().empty());
 }
 
 TEST_F(RecorderTest, RecordedRecipientsOfEveryPostfixInstanceAreTracked) {
