@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -281,6 +282,37 @@ class Tracker(SharedStackTest):
         self.assertFalse(any(e["queue_id"] == slow_qid for e in r.events_of("accepted")),
                          "the slow endpoint answered already")
         wait_for(lambda: any(e["queue_id"] == slow_qid for e in r.events_of("accepted")), 20, "the slow webhook")
+
+    def test_8_two_postfix_logrotates_while_stopped(self):
+        """Stopped tracker, mail delivered, `postfix logrotate` twice (maillog.YYYYMMDD-HHMMSS, left
+        uncompressed): at start it reads the rest of its file, the newer one, then the new maillog."""
+        s = self.stack
+        r = subprocess.run(["postconf", "-c", s.path("postfix"), "-e", "maillog_file_compressor = true"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        first = self.send("bob@example.net", "before the stop")
+        self.wait_status(first, "bob@example.net", "delivered")
+        s._kill("tracker")
+        qids = []
+        for rotation in range(3):
+            base = len(s.sink_messages())
+            qids += [self.send("bob@example.net", "stopped %d/%d" % (rotation, i)) for i in range(3)]
+            s.wait_delivered(base + 3)
+            time.sleep(0.5)  # qmgr's "removed" lines too
+            if rotation < 2:
+                r = s.postfix("logrotate")
+                self.assertEqual(r.returncode, 0, r.stderr)
+        rotated = sorted(f for f in os.listdir(s.dir) if f.startswith("maillog.") and not f.endswith(".gz"))
+        self.assertEqual(len(rotated), 2, rotated)
+        s.start_daemons(("tracker",))
+        for qid in qids:
+            self.wait_status(qid, "bob@example.net", "delivered")
+        time.sleep(2)  # anything read twice would be recorded by now
+        for qid in [first] + qids:
+            delivered = [e for e in self.message_events(qid) if e["status"] == "delivered"]
+            self.assertEqual(len(delivered), 1, "qid %s: %s" % (qid, delivered))
+        self.assertIn("resuming %s at offset" % s.path(rotated[0]),
+                      s.log("tracker"))
 
 
 class TrackerStdin(unittest.TestCase):
