@@ -32,12 +32,18 @@ Status Recorder::heartbeat() {
 }
 
 Result<std::optional<LogPosition>> Recorder::loadPosition() {
-  auto r = redis_.command({"HMGET", position_key_, "inode", "offset"});
+  auto r = redis_.command(
+      {"HMGET", position_key_, "inode", "offset", "fingerprint", "fingerprint_length", "mtime", "time"});
   if (!r) return r.error();
-  if ((*r)->elements != 2 || (*r)->element[0]->type != REDIS_REPLY_STRING) return std::optional<LogPosition>{};
+  if ((*r)->elements != 6 || (*r)->element[0]->type != REDIS_REPLY_STRING) return std::optional<LogPosition>{};
   LogPosition p;
   p.inode = std::strtoull(replyString((*r)->element[0]).c_str(), nullptr, 10);
   p.offset = std::strtoull(replyString((*r)->element[1]).c_str(), nullptr, 10);
+  p.fingerprint = replyString((*r)->element[2]);  // empty in a position saved before fingerprints: inode only
+  p.fingerprint_length = std::strtoull(replyString((*r)->element[3]).c_str(), nullptr, 10);
+  // Saved before mtime was: the time of the save is close enough.
+  p.mtime_ms = std::strtoll(replyString((*r)->element[(*r)->element[4]->type == REDIS_REPLY_STRING ? 4 : 5]).c_str(),
+                            nullptr, 10);
   return std::optional<LogPosition>{p};
 }
 
@@ -113,6 +119,8 @@ Status Recorder::recordBatch(const std::vector<std::string>& lines, const LogPos
   Command save_position{"HSET", position_key_, "batch", batch};
   if (position != nullptr) {
     Command fields{"inode", std::to_string(position->inode), "offset", std::to_string(position->offset),
+                   "fingerprint", position->fingerprint, "fingerprint_length",
+                   std::to_string(position->fingerprint_length), "mtime", std::to_string(position->mtime_ms),
                    "path", config_->tracker_log, "time", std::to_string(now)};
     save_position.insert(save_position.end(), fields.begin(), fields.end());
   }

@@ -442,6 +442,37 @@ class Tracker(SharedStackTest):
         self.assertIn("syslog tag evil/smtp is not a Postfix program of tracker_syslog_names", ignored[0])
 
 
+    def test_9a_two_postfix_logrotates_while_stopped(self):
+        """Stopped tracker, mail delivered, `postfix logrotate` twice (maillog.YYYYMMDD-HHMMSS, left
+        uncompressed): at start it reads the rest of its file, the newer one, then the new maillog."""
+        s = self.stack
+        r = subprocess.run(["postconf", "-c", s.path("postfix"), "-e", "maillog_file_compressor = true"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        first = self.send("bob@example.net", "before the stop")
+        self.wait_status(first, "bob@example.net", "delivered")
+        s._kill("tracker")
+        qids = []
+        for rotation in range(3):
+            base = len(s.sink_messages())
+            qids += [self.send("bob@example.net", "stopped %d/%d" % (rotation, i)) for i in range(3)]
+            s.wait_delivered(base + 3)
+            time.sleep(0.5)  # qmgr's "removed" lines too
+            if rotation < 2:
+                r = s.postfix("logrotate")
+                self.assertEqual(r.returncode, 0, r.stderr)
+        rotated = sorted(f for f in os.listdir(s.dir) if f.startswith("maillog.") and not f.endswith(".gz"))
+        self.assertEqual(len(rotated), 2, rotated)
+        s.start_daemons(("tracker",))
+        for qid in qids:
+            self.wait_status(qid, "bob@example.net", "delivered")
+        time.sleep(2)  # anything read twice would be recorded by now
+        for qid in [first] + qids:
+            delivered = [e for e in self.message_events(qid) if e["status"] == "delivered"]
+            self.assertEqual(len(delivered), 1, "qid %s: %s" % (qid, delivered))
+        self.assertIn("resuming %s at offset" % s.path(rotated[0]),
+                      s.log("tracker"))
+
 class Monitor:
     """Watches Redis (MONITOR) and SIGSTOPs redis-server as soon as it ran
     `needle`: the MULTI that opens the tracker's transaction of 200 lines,
