@@ -332,6 +332,30 @@ class Dkim(SharedStackTest):
         self.assertEqual(html.get_content(), self.HTML)  # the CRLF before a boundary is the boundary's
         self.assertIn("reencoded=text/html:quoted-printable", self.stack.log("milter"))
 
+    def test_long_line_in_an_attachment_becomes_base64(self):
+        data = "id;name;note\n" + ";".join("field%d" % i for i in range(400)) + "\nlast;row\n"
+        body = ("--mix\nContent-Type: text/plain; charset=utf-8\n\nsee the attachment\n"
+                "--mix\nContent-Type: application/octet-stream; name=data.csv\nContent-Transfer-Encoding: 8bit\n\n"
+                + data + "--mix--\n")
+        msg = self.send_data(self.long_message(content_type="multipart/mixed; boundary=mix", body=body))
+        self.assert_verifies(msg)
+        self.assert_no_long_line(msg)
+        self.assertIn(b"\r\n\r\nsee the attachment\r\n--mix\r\n", msg)
+        parsed = email.message_from_bytes(msg, policy=email.policy.default)
+        attachment = [p for p in parsed.walk() if p.get_content_type() == "application/octet-stream"][0]
+        self.assertEqual(attachment["Content-Transfer-Encoding"], "base64")
+        self.assertEqual(attachment.get_content(), data.rstrip("\n").replace("\n", "\r\n").encode())
+
+    def test_long_line_in_a_signed_part_is_refused(self):
+        body = ("--sig\nContent-Type: text/html; charset=utf-8\n\n" + self.HTML + "\n"
+                "--sig\nContent-Type: application/pkcs7-signature; name=smime.p7s\nContent-Transfer-Encoding: base64\n\n"
+                "MIAGCSqGSIb3DQEHAqCAMIACAQExDzANBglghkgBZQMEAgEFADCABgkqhkiG9w0BBwEAAA==\n--sig--\n")
+        data = self.long_message(content_type='multipart/signed; protocol="application/pkcs7-signature"; '
+                                 'micalg=sha-256; boundary=sig', body=body)
+        out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data, subject=None)
+        self.assertIn("<~* 550 5.6.0 message has lines longer than 998 octets", out)
+        self.assertIn("long lines: body not re-encoded", self.stack.log("milter"))
+
     def test_body_without_long_lines_arrives_byte_for_byte(self):
         body = ("x" * 998 + "\n" + "Grüße 8bit  \n\n.leading dot\n" + "<p>" * 300 + "\n" + "tail \t\n\n\n")
         msg = self.send_data(self.long_message(content_type="text/html; charset=utf-8",
