@@ -2,7 +2,8 @@
 // may deliver: the line-length scan of each body chunk and the body copy
 // (memory up to 256 KiB, then an unlinked temporary file), for bodies of
 // 4 KiB to 10 MiB in the 64 KiB chunks Postfix sends, next to the cost of
-// hashing the same body for one DKIM signature (SHA-256) for scale.
+// hashing the same body for one DKIM signature (SHA-256) for scale; then the
+// rare path: re-encoding a body that has a long line (GMime).
 // Usage: long_lines [ROUNDS]   (TMPDIR selects the spill file's directory)
 #include <chrono>
 #include <cstdio>
@@ -12,6 +13,7 @@
 
 #include "mailgate/body_copy.h"
 #include "mailgate/long_lines.h"
+#include "mailgate/mime_reencode.h"
 
 using namespace mailgate;
 using Clock = std::chrono::steady_clock;
@@ -60,6 +62,17 @@ int main(int argc, char** argv) {
     };
     printf("%10zu %12.1f %12.1f %12.1f %14.1f\n", body.size(), perMessageUs(n, scan), perMessageUs(n, copy),
            perMessageUs(n, both), perMessageUs(n, hash));
+  }
+  printf("\n%10s %16s\n", "body", "re-encode us");
+  for (size_t size : {5000UL, 102400UL, 1048576UL, 10485760UL}) {
+    std::string html = std::string(4998, 'h') + "\r\n";
+    std::string body;
+    while (body.size() < size) body += html;
+    HeaderList headers = {{"Content-Type", "text/html; charset=utf-8"}, {"Content-Transfer-Encoding", "8bit"}};
+    int n = size >= 1048576 ? 5 : 50;
+    printf("%10zu %16.1f\n", body.size(), perMessageUs(n, [&] {
+             if (reencodeLongLines(headers, body).verdict.action != Action::Dunno) abort();
+           }));
   }
   return 0;
 }

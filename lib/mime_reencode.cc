@@ -152,16 +152,19 @@ BodyReencoding reencodeLongLines(const HeaderList& headers, std::string_view bod
     out.edits.clear();
     return out;
   };
-  // The entity GMime parses: the top-level MIME fields, then the body.
-  std::string entity;
-  entity.reserve(body.size() + 512);
+  // The entity GMime parses: the top-level MIME fields, then the body (one copy).
+  std::string fields;
   const std::string* type = firstHeader(headers, "Content-Type");
   const std::string* cte = firstHeader(headers, "Content-Transfer-Encoding");
-  if (type != nullptr) entity += "Content-Type: " + crlfValue(*type) + "\r\n";
-  if (cte != nullptr) entity += "Content-Transfer-Encoding: " + crlfValue(*cte) + "\r\n";
-  entity += "\r\n";
-  entity.append(body);
-  GPtr<GMimeStream> input(g_mime_stream_mem_new_with_buffer(entity.data(), entity.size()));
+  if (type != nullptr) fields += "Content-Type: " + crlfValue(*type) + "\r\n";
+  if (cte != nullptr) fields += "Content-Transfer-Encoding: " + crlfValue(*cte) + "\r\n";
+  fields += "\r\n";
+  GPtr<GMimeStream> input(g_mime_stream_mem_new());
+  if (g_mime_stream_write(input.get(), fields.data(), fields.size()) < 0 ||
+      g_mime_stream_write(input.get(), body.data(), body.size()) < 0) {
+    return refuse("MIME body not copied");
+  }
+  g_mime_stream_reset(input.get());
   GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(input.get()));
   GPtr<GMimeObject> top(g_mime_parser_construct_part(parser.get(), nullptr));
   if (!top) return refuse("MIME structure not parsed");
