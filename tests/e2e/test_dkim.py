@@ -365,6 +365,11 @@ class Dkim(SharedStackTest):
         self.assert_verifies(msg)
         self.assertEqual(self.delivered_body(msg), body.replace("\n", "\r\n").encode())
         self.assertIn(b"Content-Transfer-Encoding: 8bit\r\n", msg)
+        qid = re.search(rb"with ESMTPSA id (\w+)", msg).group(1).decode()
+        accepted = [l for l in self.stack.log("milter").splitlines() if "%s: accepted:" % qid in l]
+        self.assertEqual(len(accepted), 1)
+        self.assertNotIn("reencoded=", accepted[0])  # signed as it streamed, never replaced
+        self.assertNotIn("folded=", accepted[0])
 
     def test_long_lines_reject(self):
         self.reload_milter("long_lines = reject")
