@@ -262,6 +262,12 @@ const std::vector<Param>& params() {
          else if (v == "reject") c.local_submission = LocalSubmission::Reject;
          else throw std::invalid_argument("expected pass or reject");
        }},
+      {"long_lines", "encode",
+       [](Config& c, std::string_view v) {
+         if (v == "encode") c.long_lines = LongLines::Encode;
+         else if (v == "reject") c.long_lines = LongLines::Reject;
+         else throw std::invalid_argument("expected encode or reject");
+       }},
       {"dkim_default_domain", "",
        [](Config& c, std::string_view v) {
          // Keys are stored under the A-label form (mailgatectl dkim).

@@ -1,13 +1,15 @@
 // message_edits.cc — carries out a MessagePlan's recipient removals, header
-// edits and DKIM signatures through a MessageEditor; the first refused change
-// stops it (the caller tempfails), so no signature covers a header the MTA
-// did not take and no removed recipient is delivered.
+// edits, a re-encoded body and DKIM signatures through a MessageEditor; the
+// first refused change stops it (the caller tempfails), so no signature
+// covers a header or body the MTA did not take and no removed recipient is
+// delivered.
 #include "mailgate/message_edits.h"
 
 namespace mailgate {
 
 EditOutcome applyEdits(MessageEditor& mta, const std::vector<std::string>& remove_rcpts,
-                       const std::vector<HeaderEdit>& edits, const std::vector<std::string>& signatures) {
+                       const std::vector<HeaderEdit>& edits, const std::vector<std::string>& signatures,
+                       const std::string* body) {
   EditOutcome out;
   for (const auto& rcpt : remove_rcpts) {
     if (!mta.removeRecipient(rcpt)) {
@@ -22,6 +24,10 @@ EditOutcome applyEdits(MessageEditor& mta, const std::vector<std::string>& remov
       out.refused = e.name;
       return out;
     }
+  }
+  if (body != nullptr && !mta.replaceBody(*body)) {
+    out.refused = "body";
+    return out;
   }
   for (const auto& sig : signatures) {
     if (!mta.prependHeader("DKIM-Signature", sig)) {

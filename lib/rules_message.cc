@@ -10,6 +10,7 @@
 #include "mailgate/address.h"
 #include "mailgate/crypto.h"
 #include "mailgate/limits.h"
+#include "mailgate/long_lines.h"
 #include "mailgate/rules_envelope.h"
 
 namespace mailgate {
@@ -273,6 +274,15 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
     }
   }
   plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
+  // Lines over 998 octets in the header as it will leave (long_lines), after
+  // every other edit: a rewritten From is no longer the sender's.
+  HeaderFolding folding = foldLongHeaders(applyHeaderEdits(headers, plan.edits), config.long_lines);
+  if (folding.verdict.action != Action::Dunno) {
+    plan.verdict = folding.verdict;
+    return plan;
+  }
+  plan.edits.insert(plan.edits.end(), folding.edits.begin(), folding.edits.end());
+  plan.folded_headers = std::move(folding.names);
   for (const auto& r : rcpts) (isSinkRecipient(r, config) ? plan.sink_rcpts : plan.deliver_rcpts).push_back(r);
   if (data.sandbox) plan.discard = "sandbox";
   else if (plan.deliver_rcpts.empty()) plan.discard = "sink";

@@ -3,8 +3,10 @@
 // account's data (one round trip), run lib/rules_message.cc, apply the plan
 // (header edits, recipient removal, reject/discard) and record every outcome
 // (one round trip); a Redis failure after the plan only loses the record
-// (on_redis_failure). Mail without an account: local_submission. No exception
-// crosses into C.
+// (on_redis_failure). Mail without an account: local_submission. Lines over
+// 998 octets (long_lines): header fields refolded by the plan; a body with
+// one re-encoded from its copy at end of message and signed anew. No
+// exception crosses into C.
 #include "callbacks.h"
 
 #include <libmilter/mfdef.h>
@@ -21,12 +23,15 @@
 #include <unistd.h>
 
 #include "mailgate/address.h"
+#include "mailgate/body_copy.h"
 #include "mailgate/daemon.h"
 #include "mailgate/crypto.h"
 #include "mailgate/dkim_signer.h"
 #include "mailgate/events.h"
 #include "mailgate/log.h"
+#include "mailgate/long_lines.h"
 #include "mailgate/message_edits.h"
+#include "mailgate/mime_reencode.h"
 #include "mailgate/rules_envelope.h"
 #include "mailgate/rules_message.h"
 
@@ -60,7 +65,7 @@ struct Connection {
   bool failed = false;  // an exception in a no-reply callback: tempfail at EOM
 };
 
-constexpr unsigned long kActions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_DELRCPT;
+constexpr unsigned long kActions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_DELRCPT | SMFIF_CHGBODY;
 constexpr unsigned long kNoReply =
     SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
 constexpr unsigned long kSkipped = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA;
@@ -231,6 +236,11 @@ class MilterEditor : public MessageEditor {
   bool prependHeader(const std::string& name, const std::string& value) override {
     return smfi_insheader(ctx_, 0, text(name), text(value)) == MI_SUCCESS;
   }
+  bool replaceBody(const std::string& body) override {
+    // libmilter sends it in packets of at most 64 KiB.
+    auto* data = reinterpret_cast<unsigned char*>(const_cast<char*>(body.data()));
+    return smfi_replacebody(ctx_, data, static_cast<int>(body.size())) == MI_SUCCESS;
+  }
 
  private:
   static char* text(const std::string& s) { return const_cast<char*>(s.c_str()); }
@@ -249,6 +259,11 @@ struct Prepared {
   MessageFacts facts;
   MessagePlan plan;
   std::vector<std::unique_ptr<DkimSigner>> signers;
+  std::vector<DkimEntry> keys;  // what `signers` sign with (to sign a re-encoded body anew)
+  LineLengthScanner lines;     // the body's line lengths (long_lines)
+  // long_lines = encode, for mail that is delivered: the body as received,
+  // re-encoded at end of message when a line passes 998 octets.
+  std::unique_ptr<BodyCopy> body;
   std::string dkim_error;  // set when signing failed; dkim_on_error decides
   std::optional<Error> dkim_keys_error;  // the keys could not be read: on_redis_failure decides
   bool dkim_missing = false;  // no key for the domain
@@ -259,6 +274,25 @@ struct Prepared {
 
 std::string fromDomain(const MessageFacts& facts) {
   return facts.from ? facts.from->address.substr(facts.from->address.rfind('@') + 1) : "";
+}
+
+// A signer per key of p.keys, fed `final_headers`; none when one fails.
+Status startSigners(Prepared& p, const HeaderList& final_headers, const std::string& qid) {
+  p.signers.clear();
+  for (const auto& key : p.keys) {
+    auto signer = DkimSigner::start(*g_context->dkim, key, qid);
+    Status st = signer ? okStatus() : Status(signer.error());
+    for (size_t i = 0; st && i < final_headers.size(); ++i) {
+      st = (*signer)->header(final_headers[i].first, final_headers[i].second);
+    }
+    if (st) st = (*signer)->endOfHeaders();
+    if (!st) {
+      p.signers.clear();
+      return st;
+    }
+    p.signers.push_back(std::move(*signer));
+  }
+  return okStatus();
 }
 
 void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received,
@@ -286,20 +320,8 @@ void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received,
     return;
   }
   HeaderList final_headers = applyHeaderEdits(received, p.plan.edits);
-  for (const auto& key : keys) {
-    auto signer = DkimSigner::start(*g_context->dkim, key, qid);
-    Status st = signer ? okStatus() : Status(signer.error());
-    for (size_t i = 0; st && i < final_headers.size(); ++i) {
-      st = (*signer)->header(final_headers[i].first, final_headers[i].second);
-    }
-    if (st) st = (*signer)->endOfHeaders();
-    if (!st) {
-      p.dkim_error = st.error().message;
-      p.signers.clear();
-      return;
-    }
-    p.signers.push_back(std::move(*signer));
-  }
+  p.keys = keys;
+  if (Status st = startSigners(p, final_headers, qid); !st) p.dkim_error = st.error().message;
 }
 
 void prepare(SMFICTX* ctx, Connection& c) {
@@ -371,6 +393,10 @@ void prepare(SMFICTX* ctx, Connection& c) {
   p->signing = signingAccount(p->account, data, config);
   if (p->plan.verdict.action == Action::Dunno && p->plan.discard.empty() && !p->kept.empty()) {
     startSigning(*p, redis, c.msg.headers, qid);
+    // Bounded by the largest message the account may send (the policy
+    // refuses a larger one at end of data).
+    uint64_t limit = data.policy.limits.size ? data.policy.limits.size : config.max_message_size;
+    if (config.long_lines == LongLines::Encode) p->body = std::make_unique<BodyCopy>(limit);
   }
   c.prepared = std::move(p);
 }
@@ -382,11 +408,16 @@ sfsistat onEoh(SMFICTX* ctx) {
 sfsistat onBody(SMFICTX* ctx, unsigned char* chunk, size_t len) {
   return collecting(ctx, "body", [&] {
     Connection& c = ensureConn(ctx);
-    if (!c.prepared || c.prepared->signers.empty()) return;
-    for (auto& signer : c.prepared->signers) {
+    if (!c.prepared || c.prepared->no_account || c.prepared->redis_error) return;
+    Prepared& p = *c.prepared;
+    p.lines.feed(chunk, len);
+    if (p.body) p.body->append(chunk, len);
+    // A long line: this body is refused or re-encoded and signed anew.
+    if (p.lines.tooLong()) p.signers.clear();
+    for (auto& signer : p.signers) {
       if (Status st = signer->body(chunk, len); !st) {
-        c.prepared->dkim_error = st.error().message;
-        c.prepared->signers.clear();
+        p.dkim_error = st.error().message;
+        p.signers.clear();
         return;
       }
     }
@@ -469,6 +500,9 @@ sfsistat onEom(SMFICTX* ctx) {
                                      {p.dkim_keys_error.has_value(), p.dkim_missing, !p.dkim_error.empty()}, config);
     if (end.finish == Finish::Refuse) return refuse(ctx, c, p, qid, end.refusal, redis);
     if (end.finish == Finish::RedisTempfail) return onRedisFailure(ctx, c, qid, p.account, *p.dkim_keys_error);
+    if (p.lines.tooLong() && config.long_lines == LongLines::Reject) {
+      return refuse(ctx, c, p, qid, longLinesRefusal(), redis);
+    }
     auto addSuppressed = [&] {
       for (size_t i = 0; i < p.suppressed.size(); ++i) {
         MG_LOG_INFO("%s: suppressed: to=<%s> account=%s", qid.c_str(), printable(p.suppressed[i]).c_str(),
@@ -488,7 +522,54 @@ sfsistat onEom(SMFICTX* ctx) {
                   p.dkim_keys_error->message.c_str());
     }
     std::string dkim_note = end.dkim_note;
+    std::string long_lines_note;
+    if (!plan.folded_headers.empty()) {
+      std::string names;
+      for (const auto& n : plan.folded_headers) names += (names.empty() ? "" : ",") + printable(n);
+      long_lines_note = " folded=" + names;
+    }
     if (plan.discard.empty()) {
+      std::vector<HeaderEdit> edits = plan.edits;
+      std::optional<std::string> new_body;
+      if (p.lines.tooLong()) {
+        // long_lines = encode: the body re-encoded from its copy, signed anew.
+        Result<std::string> body = p.body ? p.body->contents()
+                                          : Result<std::string>(Error{Error::Kind::Invalid, "no copy"});
+        if (!body && p.body && !p.body->failure().empty()) {
+          MG_LOG_WARN("%s: tempfail: END-OF-MESSAGE from %s: %s; from=<%s> account=%s reason=long lines, body copy "
+                      "lost: %s",
+                      qid.c_str(), printable(c.client).c_str(), kInternalError, printable(c.msg.sender).c_str(),
+                      printable(p.account).c_str(), body.error().message.c_str());
+          setReply(ctx, kInternalError);
+          return SMFIS_TEMPFAIL;
+        }
+        if (!body) {
+          MG_LOG_INFO("%s: long lines: body of %llu octets over the size limit, not re-encoded", qid.c_str(),
+                      static_cast<unsigned long long>(p.body ? p.body->size() : 0));
+          return refuse(ctx, c, p, qid, longLinesRefusal("long_lines_too_big"), redis);
+        }
+        BodyReencoding re = reencodeLongLines(applyHeaderEdits(c.msg.headers, edits), *body);
+        if (re.verdict.action != Action::Dunno) {
+          MG_LOG_INFO("%s: long lines: body not re-encoded: %s", qid.c_str(), re.reason.c_str());
+          return refuse(ctx, c, p, qid, re.verdict, redis);
+        }
+        edits.insert(edits.end(), re.edits.begin(), re.edits.end());
+        long_lines_note += " reencoded=" + re.parts;
+        if (!p.keys.empty() && p.dkim_error.empty()) {
+          Status st = startSigners(p, applyHeaderEdits(c.msg.headers, edits), qid);
+          for (size_t i = 0; st && i < p.signers.size(); ++i) {
+            st = p.signers[i]->body(reinterpret_cast<const unsigned char*>(re.body.data()), re.body.size());
+          }
+          if (!st) {
+            MG_LOG_WARN("%s: dkim: %s", qid.c_str(), st.error().message.c_str());
+            p.signers.clear();
+            EndOfMessage failed = finishMessage(plan, false, {false, false, true}, config);
+            if (failed.finish == Finish::Refuse) return refuse(ctx, c, p, qid, failed.refusal, redis);
+            dkim_note = failed.dkim_note;
+          }
+        }
+        new_body = std::move(re.body);
+      }
       std::vector<std::string> signatures;
       std::string signed_with;
       for (auto& signer : p.signers) {
@@ -507,7 +588,7 @@ sfsistat onEom(SMFICTX* ctx) {
       std::vector<std::string> removals = p.suppressed;
       removals.insert(removals.end(), plan.sink_rcpts.begin(), plan.sink_rcpts.end());
       MilterEditor mta(ctx);
-      EditOutcome edited = applyEdits(mta, removals, plan.edits, signatures);
+      EditOutcome edited = applyEdits(mta, removals, edits, signatures, new_body ? &*new_body : nullptr);
       if (edited.tempfail()) {
         // Postfix will not queue the message as planned: no outcome record.
         MG_LOG_WARN("%s: tempfail: END-OF-MESSAGE from %s: %s; from=<%s> account=%s reason=the MTA refused a "
@@ -536,11 +617,11 @@ sfsistat onEom(SMFICTX* ctx) {
                   printable(p.key_id).c_str(), printable(p.base.campaign).c_str());
       return planned;
     }
-    MG_LOG_INFO("%s: accepted: from=<%s> nrcpt=%zu account=%s key=%s header_from=<%s> campaign=%s letter=%s%s%s%s",
+    MG_LOG_INFO("%s: accepted: from=<%s> nrcpt=%zu account=%s key=%s header_from=<%s> campaign=%s letter=%s%s%s%s%s",
                 qid.c_str(), printable(c.msg.sender).c_str(), plan.deliver_rcpts.size(), printable(p.account).c_str(),
                 printable(p.key_id).c_str(), printable(p.base.from).c_str(), printable(p.base.campaign).c_str(),
                 printable(p.base.letter_id).c_str(), plan.rule.empty() ? "" : " ", plan.rule.c_str(),
-                dkim_note.c_str());
+                long_lines_note.c_str(), dkim_note.c_str());
     return planned;
   });
 }

@@ -37,6 +37,7 @@ enum class RedisFailure { TempFail, Accept };
 enum class AuthInternalError { Fail, Disconnect };
 enum class EmptyFromMode { Mark, Reject, Rewrite };
 enum class LocalSubmission { Pass, Reject };  // mail without an account
+enum class LongLines { Encode, Reject };      // lines over 998 octets: refold/re-encode or refuse
 
 struct Config {
   std::string path;  // file it was read from ("" for defaults)
@@ -76,6 +77,7 @@ struct Config {
   std::vector<std::string> sink_recipients;      // Mailbox::key() form
   bool strip_tag_headers = true;
   LocalSubmission local_submission = LocalSubmission::Pass;
+  LongLines long_lines = LongLines::Encode;
 
   std::string dkim_default_domain;
   std::chrono::seconds dkim_expire{0};

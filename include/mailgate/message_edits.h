@@ -1,5 +1,5 @@
 // message_edits.h — carries out a message plan's changes through the MTA:
-// recipient removals, header edits, then DKIM signatures. MessageEditor is
+// recipient removals, header edits, a replaced body, then DKIM signatures. MessageEditor is
 // the seam (libmilter in mailgate-milter, a fake in tests). libmilter refuses
 // a change only when the MTA connection is gone or the action was not
 // negotiated, so any refusal means the plan cannot be carried out: tempfail.
@@ -23,11 +23,13 @@ class MessageEditor {
   virtual bool changeHeader(const std::string& name, int index, const std::string& value) = 0;
   // Inserts before every other header (where a DKIM-Signature goes).
   virtual bool prependHeader(const std::string& name, const std::string& value) = 0;
+  // The whole new body (CRLF line ends).
+  virtual bool replaceBody(const std::string& body) = 0;
 };
 
 struct EditOutcome {
   // The first change the MTA refused ("" = all applied): "<rcpt>", a header
-  // name or DKIM-Signature. Then the message must be tempfailed, without an
+  // name, "body" or DKIM-Signature. Then the message must be tempfailed, without an
   // outcome record (Postfix will not queue it as planned: a removed
   // recipient would be delivered, a signature would not verify).
   std::string refused;
@@ -35,9 +37,11 @@ struct EditOutcome {
   bool tempfail() const { return !refused.empty(); }
 };
 
-// Removes `remove_rcpts`, applies `edits` in order, then prepends each of
-// `signatures` (DKIM-Signature values); stops at the first refused change.
+// Removes `remove_rcpts`, applies `edits` in order, replaces the body with
+// `body` when given, then prepends each of `signatures` (DKIM-Signature
+// values); stops at the first refused change.
 EditOutcome applyEdits(MessageEditor& mta, const std::vector<std::string>& remove_rcpts,
-                       const std::vector<HeaderEdit>& edits, const std::vector<std::string>& signatures);
+                       const std::vector<HeaderEdit>& edits, const std::vector<std::string>& signatures,
+                       const std::string* body = nullptr);
 
 }  // namespace mailgate

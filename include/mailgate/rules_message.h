@@ -78,6 +78,7 @@ struct MessagePlan {
   std::string recorded_from;  // recordedFrom(facts)
   std::string message_id;     // the Message-Id header, or the one the milter adds
   std::string rule;           // for the log: empty_from=mark, ...
+  std::vector<std::string> folded_headers;  // fields refolded for lines over 998 octets (long_lines)
 };
 
 // Mail without an account (no AUTH and no allowed network, or non-SMTP mail

@@ -254,10 +254,10 @@ class Stack:
               key=None, user="", mech="PLAIN", body=None, port=None, tls=True, headers=None, data=None):
         """Sends one message; with `key`, with AUTH (the key is the password), over STARTTLS
         unless tls is False. `port` defaults to the Postfix smtpd. swaks writes Date, To,
-        From, Subject and Message-Id; `headers` (default MIME-Version and Content-Type)
+        From, Subject (unless it is None) and Message-Id; `headers` (default MIME-Version and Content-Type)
         are added. `data` replaces the whole message (header and body, LF line ends)."""
         argv = ["swaks", "--server", "127.0.0.1", "--port", str(port or self.smtp_port), "--from", sender or "<>",
-                "--to", to, "--h-Subject", subject, "--timeout", "60"]
+                "--to", to, "--timeout", "60"] + (["--h-Subject", subject] if subject is not None else [])
         if body is not None:
             argv += ["--body", body]
         if data is not None:

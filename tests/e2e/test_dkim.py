@@ -4,10 +4,18 @@ from `mailgatectl dkim dns`) for RSA and Ed25519 (both sign), for folded
 headers, 8-bit bodies, a body without final newline, a 10 MB body, headers
 mailgate changed and a rewritten From with a display name longer than a
 line; keys change without a restart. Mail submitted with sendmail(1)
-(non_smtpd_milters, no account) is never signed."""
+(non_smtpd_milters, no account) is never signed. Lines over 998 octets
+(which Postfix's smtp client breaks after signing): header fields refolded,
+bodies re-encoded (single part and inside multipart/alternative, siblings
+unchanged), or refused under long_lines = reject; a body without long lines
+arrives byte for byte as sent."""
 
+import base64
 import contextlib
+import email
 import email.header
+import email.policy
+import quopri
 import email.utils
 import json
 import re
@@ -242,6 +250,140 @@ class Dkim(SharedStackTest):
         finally:
             self.stack.ctl_ok("dkim", "generate", "shop.example", "--selector", "e1", "--algo", "ed25519")
         self.assert_verifies(self.send_and_receive())
+
+
+    # --- lines over 998 octets (long_lines) ---
+
+    @staticmethod
+    def html_line(octets=5000):
+        """Minified HTML on one line of exactly `octets` octets (UTF-8)."""
+        head, tail = "<html><body>", "</body></html>"
+        out = head + "".join('<p class="c%d">caf\u00e9 &amp; item %d</p>' % (i, i) for i in range(300))
+        while len((out + tail).encode()) > octets:
+            out = out[:-1]
+        return out + "x" * (octets - len((out + tail).encode())) + tail
+
+    HTML = html_line.__func__()
+
+    def send_data(self, data):
+        out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data, subject=None)
+        qid = self.stack.queue_id(out)
+        self.assertIsNotNone(qid, out[-1500:])
+        return self.received(qid)
+
+    def long_message(self, subject="long%d", content_type="text/html; charset=utf-8", extra="", body=""):
+        subject = subject % time.time_ns() if "%d" in subject else subject
+        return ("From: Shop <news@shop.example>\nTo: bob@example.net\nSubject: %s\n"
+                "Date: Wed, 25 Nov 2026 10:00:00 +0000\nMessage-Id: <%d@shop.example>\nMIME-Version: 1.0\n"
+                "Content-Type: %s\n%s\n%s" % (subject, time.time_ns(), content_type, extra, body))
+
+    @staticmethod
+    def delivered_body(msg):
+        """The body as delivered: message_of() gives it with two more CRLF (smtp-sink's dump)."""
+        body = msg.split(b"\r\n\r\n", 1)[1]
+        assert body.endswith(b"\r\n\r\n"), body[-20:]
+        return body[:-4]
+
+    def assert_no_long_line(self, msg):
+        for line in msg.split(b"\r\n"):
+            self.assertLessEqual(len(line), 998, line[:100])
+
+    def test_long_subject_line_is_refolded(self):
+        words = "\t" + " ".join("w%04d" % i for i in range(700))
+        # A 1,601-octet continuation line, one without blanks, and one past Postfix's
+        # line_length_limit (2048), which its queue file keeps in pieces.
+        for subject in ("start\n" + words[:1601], "x" * 1601, "start\n" + words[:3000]):
+            msg = self.send_data(self.long_message(subject=subject, content_type="text/plain", body="hi\n"))
+            self.assert_verifies(msg)
+            self.assert_no_long_line(msg)
+            parsed = email.message_from_bytes(msg, policy=email.policy.default)
+            self.assertEqual(str(parsed["Subject"]), subject.replace("\n", ""))  # unfolded as sent
+            self.assertIn("folded=Subject", self.stack.log("milter"))
+
+    def test_long_html_line_single_part_is_quoted_printable(self):
+        self.assertEqual(len(self.HTML.encode()), 5000)
+        msg = self.send_data(self.long_message(extra="Content-Transfer-Encoding: 8bit\n",
+                                               body=self.HTML + "\nsecond line\n"))
+        self.assert_verifies(msg)
+        self.assert_no_long_line(msg)
+        self.assertIn(b"Content-Transfer-Encoding: quoted-printable\r\n", msg)
+        self.assertNotIn(b"Content-Transfer-Encoding: 8bit", msg)
+        self.assertEqual(quopri.decodestring(self.delivered_body(msg)).replace(b"\r\n", b"\n"),
+                         (self.HTML + "\nsecond line\n").encode())
+
+    def test_long_html_line_in_multipart_alternative(self):
+        png = base64.encodebytes(bytes(range(256)) * 8).decode()
+        plain_qp = "Caf=C3=A9 and a soft=\nbreak, with a trailing blank=20\n"
+        parts = ("--alt\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n"
+                 + plain_qp +
+                 "--alt\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+                 + self.HTML + "\n"
+                 "--alt\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\n" + png +
+                 "--alt--\n")
+        msg = self.send_data(self.long_message(content_type='multipart/alternative; boundary="alt"',
+                                               body="This is a MIME message.\n\n" + parts))
+        self.assert_verifies(msg)
+        self.assert_no_long_line(msg)
+        crlf = lambda text: text.replace("\n", "\r\n").encode()
+        # The siblings within the limit arrive byte for byte.
+        self.assertIn(crlf("Content-Transfer-Encoding: quoted-printable\n\n" + plain_qp + "--alt\n"), msg)
+        self.assertIn(crlf("Content-Transfer-Encoding: base64\n\n" + png + "--alt--\n"), msg)
+        parsed = email.message_from_bytes(msg, policy=email.policy.default)
+        html = [p for p in parsed.walk() if p.get_content_type() == "text/html"][0]
+        self.assertEqual(html["Content-Transfer-Encoding"], "quoted-printable")
+        self.assertEqual(html.get_content(), self.HTML)  # the CRLF before a boundary is the boundary's
+        self.assertIn("reencoded=text/html:quoted-printable", self.stack.log("milter"))
+
+    def test_long_line_in_an_attachment_becomes_base64(self):
+        data = "id;name;note\n" + ";".join("field%d" % i for i in range(400)) + "\nlast;row\n"
+        body = ("--mix\nContent-Type: text/plain; charset=utf-8\n\nsee the attachment\n"
+                "--mix\nContent-Type: application/octet-stream; name=data.csv\nContent-Transfer-Encoding: 8bit\n\n"
+                + data + "--mix--\n")
+        msg = self.send_data(self.long_message(content_type="multipart/mixed; boundary=mix", body=body))
+        self.assert_verifies(msg)
+        self.assert_no_long_line(msg)
+        self.assertIn(b"\r\n\r\nsee the attachment\r\n--mix\r\n", msg)
+        parsed = email.message_from_bytes(msg, policy=email.policy.default)
+        attachment = [p for p in parsed.walk() if p.get_content_type() == "application/octet-stream"][0]
+        self.assertEqual(attachment["Content-Transfer-Encoding"], "base64")
+        self.assertEqual(attachment.get_content(), data.rstrip("\n").replace("\n", "\r\n").encode())
+
+    def test_long_line_in_a_signed_part_is_refused(self):
+        body = ("--sig\nContent-Type: text/html; charset=utf-8\n\n" + self.HTML + "\n"
+                "--sig\nContent-Type: application/pkcs7-signature; name=smime.p7s\nContent-Transfer-Encoding: base64\n\n"
+                "MIAGCSqGSIb3DQEHAqCAMIACAQExDzANBglghkgBZQMEAgEFADCABgkqhkiG9w0BBwEAAA==\n--sig--\n")
+        data = self.long_message(content_type='multipart/signed; protocol="application/pkcs7-signature"; '
+                                 'micalg=sha-256; boundary=sig', body=body)
+        out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data, subject=None)
+        self.assertIn("<~* 550 5.6.0 message has lines longer than 998 octets", out)
+        self.assertIn("long lines: body not re-encoded", self.stack.log("milter"))
+
+    def test_body_without_long_lines_arrives_byte_for_byte(self):
+        body = ("x" * 998 + "\n" + "Grüße 8bit  \n\n.leading dot\n" + "<p>" * 300 + "\n" + "tail \t\n\n\n")
+        msg = self.send_data(self.long_message(content_type="text/html; charset=utf-8",
+                                               extra="Content-Transfer-Encoding: 8bit\n", body=body))
+        self.assert_verifies(msg)
+        self.assertEqual(self.delivered_body(msg), body.replace("\n", "\r\n").encode())
+        self.assertIn(b"Content-Transfer-Encoding: 8bit\r\n", msg)
+        qid = re.search(rb"with ESMTPSA id (\w+)", msg).group(1).decode()
+        accepted = [l for l in self.stack.log("milter").splitlines() if "%s: accepted:" % qid in l]
+        self.assertEqual(len(accepted), 1)
+        self.assertNotIn("reencoded=", accepted[0])  # signed as it streamed, never replaced
+        self.assertNotIn("folded=", accepted[0])
+
+    def test_long_lines_reject(self):
+        self.reload_milter("long_lines = reject")
+        try:
+            for data in (self.long_message(body=self.HTML + "\n"),
+                         self.long_message(subject="start\n\t" + "w " * 600, body="short\n")):
+                out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data, subject=None)
+                self.assertIn("<~* 550 5.6.0 message has lines longer than 998 octets", out)
+        finally:
+            self.reload_milter("")
+        # encode refuses a header line with no blank to fold at outside unstructured text.
+        data = self.long_message(extra="References: <%s@x>\n" % ("r" * 1200), body="short\n")
+        out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data)
+        self.assertIn("<~* 550 5.6.0 header line longer than 998 octets cannot be folded", out)
 
 
 if __name__ == "__main__":

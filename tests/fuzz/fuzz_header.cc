@@ -1,5 +1,6 @@
 // fuzz_header.cc — libFuzzer target for RFC 5322/2047 header parsing: every
-// address it extracts must be a valid (UTF-8) mailbox.
+// address it extracts must be a valid (UTF-8) mailbox; a refolded value has
+// no line over 998 octets.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -7,6 +8,7 @@
 
 #include "mailgate/address.h"
 #include "mailgate/header.h"
+#include "mailgate/long_lines.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
@@ -15,5 +17,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   mailgate::decodeEncodedWords(in);
   mailgate::unfoldHeader(in);
+  for (const char* name : {"Subject", "X-Data"}) {
+    auto folded = mailgate::refoldHeader(name, in);
+    if (folded && mailgate::headerHasLongLine(name, *folded)) abort();
+  }
   return 0;
 }

@@ -25,6 +25,7 @@ struct FakeMta : MessageEditor {
     return record((value.empty() ? "delete#" : "change#") + std::to_string(index), name);
   }
   bool prependHeader(const std::string& name, const std::string&) override { return record("prepend", name); }
+  bool replaceBody(const std::string&) override { return record("replace", "body"); }
 };
 
 const std::vector<std::string> kRemove = {"stopped@example.net", "test@test.ru"};

@@ -67,7 +67,9 @@ TEST_F(RecorderTest, BatchWhoseReplyWasLostIsNotRecordedTwice) {
   std::vector<std::string> lines{
       delivery("postfix/smtp", "to=<bob@example.net>", "dsn=4.2.2, status=deferred (452 4.2.2 Mailbox full)"),
       delivery("postfix/smtp", "to=<bob@example.net>", "dsn=2.0.0, status=sent (250 2.0.0 Ok)")};
-  tracker::LogPosition position{42, 4096};
+  tracker::LogPosition position;
+  position.inode = 42;
+  position.offset = 4096;
 
   proxy.dropReplyTo("EXEC");  // Redis applies the batch; the tracker never hears so
   EXPECT_FALSE(recorder.record(lines, &position));
@@ -83,7 +85,9 @@ TEST_F(RecorderTest, BatchWhoseReplyWasLostIsNotRecordedTwice) {
   EXPECT_EQ(replyString(offset->get()), "4096");
 
   // The next batch (other lines, or the same lines further on) is recorded.
-  tracker::LogPosition next{42, 8192};
+  tracker::LogPosition next;
+  next.inode = 42;
+  next.offset = 8192;
   ASSERT_TRUE(recorder.record(lines, &next));
   EXPECT_EQ(events(), 4);
   EXPECT_EQ(stat("delivered"), "2");
@@ -138,7 +142,9 @@ TEST_F(RecorderTest, ForgedLinesChangeNothing) {
       delivery("postfix/smtp", "to=<bob@example.net>, orig_to=<victim@example.org>", bounce),
       std::string("Dec  2 18:00:00 mx1 postfix/qmgr[9]: ") + kQid + ": removed",
   };
-  tracker::LogPosition position{1, 100};
+  tracker::LogPosition position;
+  position.inode = 1;
+  position.offset = 100;
   ASSERT_TRUE(recorder.record(lines, &position));
   EXPECT_EQ(events(), 0);
   EXPECT_TRUE(bounced().empty());
@@ -156,7 +162,9 @@ TEST_F(RecorderTest, BareLinesInALogFileChangeNothing) {
   std::vector<std::string> lines{
       "Dec  2 18:00:00 mx1 user[77]: x",
       std::string(kQid) + ": to=<bob@example.net>, relay=none, delay=1, dsn=5.1.1, status=bounced (no such user)"};
-  tracker::LogPosition position{1, 100};
+  tracker::LogPosition position;
+  position.inode = 1;
+  position.offset = 100;
   ASSERT_TRUE(recorder.record(lines, &position));
   EXPECT_EQ(events(), 0);
   EXPECT_TRUE(bounced().empty());
@@ -172,7 +180,9 @@ TEST_F(RecorderTest, RecordedRecipientsOfEveryPostfixInstanceAreTracked) {
       delivery("postfix-in/smtp", "to=<bob@example.net>", "dsn=2.0.0, status=sent (250 ok)"),
       delivery("postfix-out/relay/smtp", "to=<bob@example.net>", "dsn=2.0.0, status=sent (250 ok)"),
   };
-  tracker::LogPosition position{1, 100};
+  tracker::LogPosition position;
+  position.inode = 1;
+  position.offset = 100;
   ASSERT_TRUE(recorder.record(lines, &position));
   EXPECT_EQ(events(), 2);
   EXPECT_EQ(bounced(), std::vector<std::string>{"alias@example.com"});
@@ -182,7 +192,9 @@ TEST_F(RecorderTest, RecordsWithoutRecipientListAreStillTracked) {
   // q: records written by a milter before recipients were recorded (an upgrade with mail in the queue).
   ASSERT_TRUE(redis_.command({"HDEL", keys_.queueRecord(kQid), "rcpts"}));
   tracker::Recorder recorder(config(), redis_, "node1");
-  tracker::LogPosition position{1, 100};
+  tracker::LogPosition position;
+  position.inode = 1;
+  position.offset = 100;
   ASSERT_TRUE(recorder.record({delivery("postfix/smtp", "to=<carol@example.net>", "dsn=2.0.0, status=sent (ok)")},
                               &position));
   EXPECT_EQ(events(), 1);
