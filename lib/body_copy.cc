@@ -33,14 +33,9 @@ BodyCopy::BodyCopy(uint64_t limit, size_t memory, std::string dir)
   }
 }
 
-BodyCopy::~BodyCopy() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 void BodyCopy::drop() {
   std::string().swap(memory_);
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  fd_.reset();
 }
 
 void BodyCopy::append(const unsigned char* data, size_t len) {
@@ -52,20 +47,20 @@ void BodyCopy::append(const unsigned char* data, size_t len) {
     return;
   }
   const char* text = reinterpret_cast<const char*>(data);
-  if (fd_ < 0 && memory_.size() + len <= memory_limit_) {
+  if (fd_.get() < 0 && memory_.size() + len <= memory_limit_) {
     memory_.append(text, len);
     return;
   }
-  if (fd_ < 0) {
-    fd_ = ::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd_ < 0 || !writeAll(fd_, memory_.data(), memory_.size())) {
+  if (fd_.get() < 0) {
+    fd_ = UniqueFd(::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (fd_.get() < 0 || !writeAll(fd_.get(), memory_.data(), memory_.size())) {
       failure_ = "spill file in " + dir_ + ": " + strerror(errno);
       drop();
       return;
     }
     std::string().swap(memory_);
   }
-  if (!writeAll(fd_, text, len)) {
+  if (!writeAll(fd_.get(), text, len)) {
     failure_ = "spill file in " + dir_ + ": " + strerror(errno);
     drop();
   }
@@ -74,11 +69,11 @@ void BodyCopy::append(const unsigned char* data, size_t len) {
 Result<std::string> BodyCopy::contents() const {
   if (too_big_) return Error{Error::Kind::Invalid, "body over the size limit was not kept"};
   if (!failure_.empty()) return Error{Error::Kind::Unavailable, failure_};
-  if (fd_ < 0) return memory_;
+  if (fd_.get() < 0) return memory_;
   std::string out(size_, '\0');
   size_t done = 0;
   while (done < out.size()) {
-    ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(done));
+    ssize_t n = ::pread(fd_.get(), out.data() + done, out.size() - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return Error{Error::Kind::Unavailable, std::string("spill file read: ") + (n < 0 ? strerror(errno) : "short")};
     done += static_cast<size_t>(n);

@@ -22,6 +22,7 @@
 #include <set>
 
 #include "ctl.h"
+#include "mailgate/listen.h"
 
 namespace mailgate::ctl {
 namespace {
@@ -29,26 +30,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kDefaultGroup = "Debian-exim";
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes now, so that a failing close (a full disk with NFS) is seen.
-  bool closeChecked() {
-    int fd = fd_;
-    fd_ = -1;
-    return close(fd) == 0;
-  }
-
- private:
-  int fd_;
-};
 
 std::string errnoText() { return std::strerror(errno); }
 
@@ -134,7 +115,7 @@ int createExclusive(int dirfd, const std::string& tmp) {
 
 void writeAtomically(int dirfd, const fs::path& dir, const std::string& name, const std::string& text, gid_t gid) {
   std::string tmp = name + ".tmp";
-  Fd fd(createExclusive(dirfd, tmp));
+  UniqueFd fd(createExclusive(dirfd, tmp));
   if (fd.get() < 0) die((dir / tmp).string() + ": cannot create: " + errnoText());
   if (fchown(fd.get(), static_cast<uid_t>(-1), gid) != 0 || fchmod(fd.get(), 0640) != 0) {
     die((dir / tmp).string() + ": cannot set group or mode: " + errnoText());
@@ -145,7 +126,10 @@ void writeAtomically(int dirfd, const fs::path& dir, const std::string& name, co
     if (n <= 0) die((dir / tmp).string() + ": cannot write: " + errnoText());
     done += static_cast<size_t>(n);
   }
-  if (fsync(fd.get()) != 0 || !fd.closeChecked()) die((dir / tmp).string() + ": cannot write: " + errnoText());
+  // Closed here, so that a failing close (a full disk with NFS) is seen.
+  if (fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
+    die((dir / tmp).string() + ": cannot write: " + errnoText());
+  }
   if (renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) {
     die((dir / name).string() + ": cannot replace: " + errnoText());
   }
@@ -168,7 +152,7 @@ int cmdDkimExport(const Args& a, Context& ctx) {
   if (resolve_error) die(dir.string() + ": " + resolve_error.message());
   checkWriters(real);
   checkReadable(dir, group, gid);
-  Fd dirfd(open(real.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd dirfd(open(real.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (dirfd.get() < 0) die(dir.string() + ": " + errnoText());
   // One export at a time (cron and an admin): both write DIR/name.tmp, and
   // one would rename the other's half-written file into place.

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "mailgate/listen.h"
 #include "mailgate/result.h"
 
 namespace mailgate {
@@ -19,7 +20,6 @@ class BodyCopy {
   // `limit` (0 = none): a body past it is not kept (dropped() then says so).
   // `dir`: where the spill file goes ("" = $TMPDIR, else /tmp).
   explicit BodyCopy(uint64_t limit, size_t memory = kBodyCopyMemory, std::string dir = "");
-  ~BodyCopy();
   BodyCopy(const BodyCopy&) = delete;
   BodyCopy& operator=(const BodyCopy&) = delete;
 
@@ -27,7 +27,7 @@ class BodyCopy {
   uint64_t size() const { return size_; }
   bool tooBig() const { return too_big_; }        // passed `limit`: nothing kept
   const std::string& failure() const { return failure_; }  // the spill file failed: nothing kept
-  bool spilled() const { return fd_ >= 0; }
+  bool spilled() const { return fd_.get() >= 0; }
   // The whole body (read back from the spill file when there is one).
   Result<std::string> contents() const;
 
@@ -38,7 +38,7 @@ class BodyCopy {
   size_t memory_limit_;
   std::string dir_;
   std::string memory_;
-  int fd_ = -1;
+  UniqueFd fd_;
   uint64_t size_ = 0;
   bool too_big_ = false;
   std::string failure_;
