@@ -22,6 +22,25 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// Waits until count() reaches `target`, giving up only when it stopped
+// growing for `stall` (a loaded CI machine or ASan slows delivery; a lost or
+// stuck event stops it). True when the target was reached.
+bool waitWhileGrowing(const std::function<size_t()>& count, size_t target, std::chrono::milliseconds stall = 10s) {
+  size_t last = count();
+  auto moved = std::chrono::steady_clock::now();
+  while (last < target) {
+    std::this_thread::sleep_for(50ms);
+    size_t now = count();
+    if (now != last) {
+      last = now;
+      moved = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - moved > stall) {
+      return false;
+    }
+  }
+  return true;
+}
+
 class WebhookDispatcherTest : public mailgate::testing::RedisFixture {
  protected:
   void SetUp() override {
@@ -297,7 +316,7 @@ TEST_F(WebhookDispatcherTest, ManyDeadEndpointsShareTheMemoryBoundAndDelayNoOthe
   tracker::WebhookDispatcher dispatcher(config, "node1");
   std::atomic<bool> stop{false};
   std::thread t([&] { dispatcher.run(stop); });
-  for (int i = 0; i < 200 && live.idCount() < 500; ++i) std::this_thread::sleep_for(50ms);
+  waitWhileGrowing([&] { return live.idCount(); }, 500);
   auto got = live.ids();
   EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), std::set<std::string>(live_ids.begin(), live_ids.end()));
   EXPECT_EQ(got.size(), 500u);
@@ -311,7 +330,7 @@ TEST_F(WebhookDispatcherTest, ManyDeadEndpointsShareTheMemoryBoundAndDelayNoOthe
   stop = false;
   std::thread t2([&] { restarted.run(stop); });
   mailgate::testing::HttpReceiver back(dead_port);
-  for (int i = 0; i < 400 && back.idCount() < 6000; ++i) std::this_thread::sleep_for(50ms);
+  waitWhileGrowing([&] { return back.idCount(); }, 6000);
   std::this_thread::sleep_for(300ms);
   stop = true;
   t2.join();
