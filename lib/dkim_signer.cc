@@ -104,15 +104,22 @@ Result<std::string> DkimSigner::finish() {
 }
 
 Result<std::map<std::string, std::vector<DkimEntry>>> DkimKeyCache::keysFor(RedisConn& redis,
-                                                                           const std::vector<std::string>& domains) {
-  auto version = redis.command({"GET", keys_.dkimVersion()});
-  if (!version) return version.error();
+                                                                           const std::vector<std::string>& domains,
+                                                                           const std::string* version) {
+  std::string current;
+  if (version != nullptr) {
+    current = *version;
+  } else {
+    auto got = redis.command({"GET", keys_.dkimVersion()});
+    if (!got) return got.error();
+    current = replyString(got->get());
+  }
   std::map<std::string, std::vector<DkimEntry>> out;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (std::string v = replyString(version->get()); v != version_) {
+    if (current != version_) {
       cache_.clear();
-      version_ = v;
+      version_ = current;
     }
     bool cached = true;  // `domains` may name a domain twice
     for (const auto& d : domains) {

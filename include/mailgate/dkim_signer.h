@@ -73,9 +73,12 @@ class DkimKeyCache {
   // before they are cached, to interleave a key change deterministically.
   explicit DkimKeyCache(const StoreKeys& keys, std::function<void()> after_fetch = {})
       : keys_(keys), after_fetch_(std::move(after_fetch)) {}
-  // The keys of each of `domains` (missing = no keys).
+  // The keys of each of `domains` (missing = no keys). `version`, when
+  // given, is dkim:version as the caller read it in its own round trip (the
+  // milter's account load), so that a cached domain costs no round trip.
   Result<std::map<std::string, std::vector<DkimEntry>>> keysFor(RedisConn& redis,
-                                                                const std::vector<std::string>& domains);
+                                                                const std::vector<std::string>& domains,
+                                                                const std::string* version = nullptr);
 
  private:
   const StoreKeys& keys_;
