@@ -277,10 +277,10 @@ std::string fromDomain(const MessageFacts& facts) {
 }
 
 // A signer per key of p.keys, fed `final_headers`; none when one fails.
-Status startSigners(Prepared& p, const HeaderList& final_headers, const std::string& qid) {
+Status startSigners(Prepared& p, const HeaderList& final_headers) {
   p.signers.clear();
   for (const auto& key : p.keys) {
-    auto signer = DkimSigner::start(*g_context->dkim, key, qid);
+    auto signer = DkimSigner::start(*g_context->dkim, key);
     Status st = signer ? okStatus() : Status(signer.error());
     for (size_t i = 0; st && i < final_headers.size(); ++i) {
       st = (*signer)->header(final_headers[i].first, final_headers[i].second);
@@ -295,8 +295,7 @@ Status startSigners(Prepared& p, const HeaderList& final_headers, const std::str
   return okStatus();
 }
 
-void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received,
-                  const std::string& qid) {
+void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received) {
   // EMPTY-FROM signs with dkim_default_domain; a From rewritten to the
   // account's default sender with that sender's domain.
   std::string domain = fromDomain(p.facts);
@@ -321,7 +320,7 @@ void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received,
   }
   HeaderList final_headers = applyHeaderEdits(received, p.plan.edits);
   p.keys = keys;
-  if (Status st = startSigners(p, final_headers, qid); !st) p.dkim_error = st.error().message;
+  if (Status st = startSigners(p, final_headers); !st) p.dkim_error = st.error().message;
 }
 
 void prepare(SMFICTX* ctx, Connection& c) {
@@ -392,7 +391,7 @@ void prepare(SMFICTX* ctx, Connection& c) {
   // sender's domain, dkim_domain, or the server's dkim_default_domain.
   p->signing = signingAccount(p->account, data, config);
   if (p->plan.verdict.action == Action::Dunno && p->plan.discard.empty() && !p->kept.empty()) {
-    startSigning(*p, redis, c.msg.headers, qid);
+    startSigning(*p, redis, c.msg.headers);
     // Bounded by the largest message the account may send (the policy
     // refuses a larger one at end of data).
     uint64_t limit = data.policy.limits.size ? data.policy.limits.size : config.max_message_size;
@@ -556,7 +555,7 @@ sfsistat onEom(SMFICTX* ctx) {
         edits.insert(edits.end(), re.edits.begin(), re.edits.end());
         long_lines_note += " reencoded=" + re.parts;
         if (!p.keys.empty() && p.dkim_error.empty()) {
-          Status st = startSigners(p, applyHeaderEdits(c.msg.headers, edits), qid);
+          Status st = startSigners(p, applyHeaderEdits(c.msg.headers, edits));
           for (size_t i = 0; st && i < p.signers.size(); ++i) {
             st = p.signers[i]->body(reinterpret_cast<const unsigned char*>(re.body.data()), re.body.size());
           }

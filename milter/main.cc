@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   context.store = &store;
   DkimLibrary dkim(static_cast<uint64_t>(config.dkim_expire.count()));
   if (!dkim.ok()) {
-    MG_LOG_ERR("fatal: cannot initialise libopendkim");
+    MG_LOG_ERR("fatal: cannot initialise DKIM signing: OpenSSL offers no SHA-256");
     return 1;
   }
   context.dkim = &dkim;

@@ -3,7 +3,10 @@
 // unknown accounts, duplicates, bad values and every Redis error reply.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -30,6 +33,10 @@ struct KeyView {
 struct DkimEntry {
   std::string domain, selector, algo, account, created, pem;
   int bits = 0;
+  // The private key parsed once (parseDkimPrivateKey, dkim_signer.h), shared
+  // by every signature made with it; pem is wiped then. Empty when unparsed
+  // or unreadable.
+  std::shared_ptr<EVP_PKEY> parsed = nullptr;
 };
 
 // The keys of a dkim:<domain> hash (selector -> JSON); bad entries are skipped.

@@ -1,7 +1,9 @@
-// dkim_signer.h — DKIM signing with libopendkim: one DkimLibrary per process
-// (signed and oversigned header lists set once), one DkimSigner per message
-// and key, fed the final headers at end of headers and the body in the
-// chunks libmilter delivers; selectSigningKeys() is the pure key choice.
+// dkim_signer.h — DKIM signing on OpenSSL: one DkimLibrary per process
+// (expiry, clock), one DkimSigner per message and key (RFC 6376
+// relaxed/relaxed, rsa-sha256 and ed25519-sha256 per RFC 8463) fed the final
+// headers at end of headers and the body in the chunks libmilter delivers;
+// keys are parsed once, when the key cache loads them; selectSigningKeys()
+// is the pure key choice.
 #pragma once
 
 #include <cstdint>
@@ -16,52 +18,77 @@
 
 #include "mailgate/admin.h"
 #include "mailgate/config.h"
+#include "mailgate/dkim_canon.h"
 #include "mailgate/rules_message.h"
 #include "mailgate/result.h"
 
-struct dkim_lib;
-struct dkim;
-
 namespace mailgate {
 
+// What every signature of the process shares. The header lists are those
+// of DESIGN.md (signed, and oversigned against added copies).
 class DkimLibrary {
  public:
-  // `expire_seconds` > 0 adds x= (signature expiry) to every signature.
-  explicit DkimLibrary(uint64_t expire_seconds = 0);
-  ~DkimLibrary();
+  using Clock = std::function<uint64_t()>;  // seconds since the epoch (t=)
+  // `expire_seconds` > 0 adds x= (signature expiry) to every signature;
+  // `clock` (a test seam) replaces time().
+  explicit DkimLibrary(uint64_t expire_seconds = 0, Clock clock = {});
   DkimLibrary(const DkimLibrary&) = delete;
   DkimLibrary& operator=(const DkimLibrary&) = delete;
-  bool ok() const { return lib_ != nullptr; }
-  dkim_lib* get() const { return lib_; }
+  // False when OpenSSL offers no SHA-256.
+  bool ok() const { return ok_; }
+  uint64_t now() const;
+  uint64_t expireSeconds() const { return expire_seconds_; }
 
  private:
-  dkim_lib* lib_ = nullptr;
+  uint64_t expire_seconds_;
+  Clock clock_;
+  bool ok_;
 };
+
+// Parses key.pem into key.parsed (checking that the key type fits
+// key.algo), then wipes the PEM text. On error key.parsed stays empty and
+// the error names the domain and selector.
+Status parseDkimPrivateKey(DkimEntry& key);
 
 class DkimSigner {
  public:
-  // `key` must hold a PEM key; errors name the domain and selector.
-  static Result<std::unique_ptr<DkimSigner>> start(DkimLibrary& lib, const DkimEntry& key, const std::string& qid);
-  ~DkimSigner();
+  // `key.parsed` must hold the key (parseDkimPrivateKey); errors name the
+  // domain and selector.
+  static Result<std::unique_ptr<DkimSigner>> start(const DkimLibrary& lib, const DkimEntry& key);
   DkimSigner(const DkimSigner&) = delete;
   DkimSigner& operator=(const DkimSigner&) = delete;
 
   // One header as libmilter gives it (value without the leading space,
-  // folded with LF); LF becomes CRLF.
+  // folded with LF).
   Status header(std::string_view name, std::string_view value);
+  // Fails when there is no From header (RFC 6376 §5.4).
   Status endOfHeaders();
   Status body(const unsigned char* data, size_t len);
   // Signs; returns the DKIM-Signature value folded with LF + TAB.
   Result<std::string> finish();
 
   const DkimEntry& key() const { return key_; }
+  // SHA-256 of the canonicalised signed headers and signature header, after
+  // finish() (what the key signs; compared with libopendkim's in tests).
+  const Sha256Digest& headerHash() const { return header_hash_; }
 
  private:
-  DkimSigner(dkim* handle, DkimEntry key) : handle_(handle), key_(std::move(key)) {}
-  Error failure(const char* step, int status) const;
+  struct Field {
+    std::string name;       // lower case
+    std::string canonical;  // relaxed form with CRLF
+  };
+  DkimSigner(const DkimLibrary& lib, const DkimEntry& key);
+  Error failure(const std::string& what) const;
 
-  dkim* handle_;
   DkimEntry key_;
+  uint64_t time_;
+  uint64_t expire_;
+  std::vector<Field> fields_;  // the signed ones, in message order
+  std::string header_list_;   // h= (names as in the message, then the oversigned)
+  Sha256 header_sha_;         // of the canonicalised signed headers, in h= order
+  RelaxedBodyHash body_;
+  Sha256Digest header_hash_{};
+  bool headers_done_ = false;
   bool failed_ = false;
 };
 

@@ -1,7 +1,8 @@
 """test_dkim.py — DKIM signing by mailgate-milter through a real private
 Postfix: what smtp-sink receives verifies with python3-dkim (DNS answered
 from `mailgatectl dkim dns`) for RSA and Ed25519 (both sign), for folded
-headers, 8-bit bodies, a body without final newline, a 10 MB body, headers
+headers, trailing whitespace, empty and whitespace-only bodies, 8-bit
+bodies, a body without final newline, 1 MB and 10 MB bodies, headers
 mailgate changed and a rewritten From with a display name longer than a
 line; keys change without a restart. Mail submitted with sendmail(1)
 (non_smtpd_milters, no account) is never signed. Lines over 998 octets
@@ -147,6 +148,31 @@ class Dkim(SharedStackTest):
                     re.sub(r"\r\n[ \t]", " ", from_field[len(b"From: "):].decode().rstrip()))))
                 self.assertEqual(email.utils.parseaddr(decoded), (name.strip(), "default@shop.example"), name)
 
+    def test_edge_case_messages_verify(self):
+        """The signer's edge cases through Postfix, each signed with both of shop.example's keys
+        (RSA and Ed25519 on one message) and verified by python3-dkim as delivered."""
+        head = "From: Shop <news@shop.example>\nTo: bob@example.net\nDate: Wed, 25 Nov 2026 10:00:00 +0000\n"
+        mb = ("0123456789abcdef 0123456789abcdef\t 0123456789abcdef  " + "\n") * (1024 * 1024 // 53)
+        cases = {
+            "folded": ("Subject: a subject\n\tfolded\n  twice\nCc: carol@example.net,\n dave@example.net\n", "x\n"),
+            "trailing whitespace": ("Subject: trailing blanks   \t\nCc: carol@example.net \n", "x\n"),
+            "empty body": ("Subject: empty\n", ""),
+            "no final newline": ("Subject: no newline\n", "first\nlast line"),
+            "whitespace-only lines": ("Subject: blanks\n", "a\n \t \n\t\nb  \t\n  \n\n \n"),
+            "8-bit": ("Subject: Grüße aus München\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+                      "Content-Transfer-Encoding: 8bit\n", "Grüße — 8bit\n\tcafé  \n"),
+            "1 MB": ("Subject: one megabyte\n", mb),
+            "repeated and odd case": ("sUbJeCt: odd case\nCC: one@example.net\ncc: two@example.net\n"
+                                      "MESSAGE-ID: <odd@shop.example>\n", "x\n"),
+        }
+        for name, (extra, body) in cases.items():
+            with self.subTest(name):
+                out = self.stack.swaks(sender="news@shop.example", key=self.key, data=head + extra + "\n" + body)
+                qid = self.stack.queue_id(out)
+                self.assertIsNotNone(qid, out[-1500:])
+                msg = self.received(qid)
+                self.assert_verifies(msg)
+
     def test_ten_megabyte_body(self):
         # 10 MiB in lines of 64 bytes: Postfix's smtp client folds lines over 998 bytes
         # (smtp_line_length_limit), which would change a signed body on the way.
@@ -189,9 +215,11 @@ class Dkim(SharedStackTest):
         data = MESSAGE.format(frm="a@broken.example", subject="broken", extra="", body="x\n")
         out = self.stack.swaks(sender="news@shop.example", key=self.key, data=data)
         self.assertIn("<~* 451 4.3.0 internal service error", out)
-        # libopendkim reads the key at dkim_eom: the failure is at end of message and is
-        # logged and recorded like every other refusal (one line with the queue id).
-        qid = re.search(r"(\w+): dkim: dkim_eom broken\.example/b1", self.stack.log("milter")).group(1)
+        # The key is parsed when the key cache loads it and the signer refuses it at end of
+        # headers; the failure is acted upon at end of message and is logged and recorded like
+        # every other refusal (one line with the queue id).
+        qid = re.search(r"(\w+): dkim: key broken\.example/b1: unreadable private key",
+                        self.stack.log("milter")).group(1)
         line = wait_for(lambda: [l for l in self.stack.log("milter").splitlines()
                                  if l.startswith("mailgate-milter: info: %s: tempfail: END-OF-MESSAGE" % qid)],
                         10, "the milter's END-OF-MESSAGE line")[0]

@@ -15,8 +15,8 @@ deb=$(readlink -f -- "${1:-}" || true)
 cache=${MG_CHROOT_CACHE:-/var/tmp/mailgate-chroot}
 mirror=${MG_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Bump when the list changes: the cached base is rebuilt.
-base_packages="adduser,libmilter1.0.1,libhiredis0.14,libopendkim11,libcurl4,libidn2-0,libssl3,libsystemd0"
-base=$cache/base-1
+base_packages="adduser,libmilter1.0.1,libhiredis0.14,libcurl4,libidn2-0,libssl3,libsystemd0"
+base=$cache/base-2
 start=$(date +%s)
 
 fail() { echo "test-install-order.sh: $*" >&2; exit 1; }

@@ -158,7 +158,9 @@ TEST(DkimSigning, ProducesASignatureHeaderForBothAlgorithms) {
   for (const char* algo : {"rsa2048", "ed25519"}) {
     auto key = generateDkimKey(algo);
     DkimEntry entry{"shop.example", "s1", dkimAlgoName(key->algo), "", "", key->pem, key->bits};
-    auto signer = DkimSigner::start(lib, entry, "QID1");
+    ASSERT_TRUE(parseDkimPrivateKey(entry));
+    EXPECT_TRUE(entry.pem.empty());  // wiped once parsed
+    auto signer = DkimSigner::start(lib, entry);
     ASSERT_TRUE(signer) << signer.error().message;
     ASSERT_TRUE((*signer)->header("From", "a@shop.example"));
     ASSERT_TRUE((*signer)->header("Subject", "folded\n\tsubject"));
@@ -176,10 +178,29 @@ TEST(DkimSigning, ProducesASignatureHeaderForBothAlgorithms) {
 TEST(DkimSigning, BrokenKeysAreErrorsNotCrashes) {
   DkimLibrary lib;
   DkimEntry bad{"shop.example", "s1", "rsa-sha256", "", "", "-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----\n", 0};
-  auto signer = DkimSigner::start(lib, bad, "QID2");
-  if (!signer) return;  // refused at start: fine
-  (void)(*signer)->header("From", "a@shop.example");
-  (void)(*signer)->endOfHeaders();
+  auto parsed = parseDkimPrivateKey(bad);
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().message, "key shop.example/s1: unreadable private key (not a PEM rsa-sha256 key)");
+  auto signer = DkimSigner::start(lib, bad);
+  ASSERT_FALSE(signer);
+  EXPECT_EQ(signer.error().message, parsed.error().message);
+  // An Ed25519 key stored as rsa-sha256 is refused too.
+  auto ed = generateDkimKey("ed25519");
+  DkimEntry mislabelled{"shop.example", "s2", "rsa-sha256", "", "", ed->pem, 256};
+  EXPECT_FALSE(parseDkimPrivateKey(mislabelled));
+}
+
+TEST(DkimSigning, AMessageWithoutFromIsAnError) {
+  DkimLibrary lib;
+  auto key = generateDkimKey("ed25519");
+  DkimEntry entry{"shop.example", "s1", dkimAlgoName(key->algo), "", "", key->pem, key->bits};
+  ASSERT_TRUE(parseDkimPrivateKey(entry));
+  auto signer = DkimSigner::start(lib, entry);
+  ASSERT_TRUE(signer);
+  ASSERT_TRUE((*signer)->header("Subject", "no from"));
+  auto eoh = (*signer)->endOfHeaders();
+  ASSERT_FALSE(eoh);
+  EXPECT_EQ(eoh.error().message, "signing shop.example/s1: required header \"from\" not found");
   EXPECT_FALSE((*signer)->finish());
 }
 
