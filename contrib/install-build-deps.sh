@@ -4,6 +4,8 @@
 # installed unconfigured; the system Postfix and Redis are never used.
 set -euo pipefail
 
+# libopendkim-dev: only the unit tests (the reference signer and verifier of
+# dkim_opendkim_test) and the DKIM bench link libopendkim; the daemons do not.
 PACKAGES=(
   build-essential cmake pkg-config
   libmilter-dev libhiredis-dev libssl-dev libopendkim-dev nlohmann-json3-dev libgtest-dev libgmock-dev

@@ -154,6 +154,11 @@ Status parseDkimPrivateKey(DkimEntry& key) {
     key.parsed.reset();
     return unreadable(key);
   }
+  if (want == EVP_PKEY_RSA && EVP_PKEY_get_bits(raw) < 1024) {  // libopendkim's minimum, and RFC 8301's
+    key.parsed.reset();
+    return Error{Error::Kind::Invalid, "key " + keyName(key) + ": RSA key of " +
+                                           std::to_string(EVP_PKEY_get_bits(raw)) + " bits, at least 1024 needed"};
+  }
   key.parsed = std::move(parsed);
   return okStatus();
 }

@@ -151,7 +151,8 @@ class Dkim(SharedStackTest):
     def test_edge_case_messages_verify(self):
         """The signer's edge cases through Postfix, each signed with both of shop.example's keys
         (RSA and Ed25519 on one message) and verified by python3-dkim as delivered."""
-        head = "From: Shop <news@shop.example>\nTo: bob@example.net\nDate: Wed, 25 Nov 2026 10:00:00 +0000\n"
+        head = ("From: Shop <news@shop.example>\nTo: bob@example.net\nDate: Wed, 25 Nov 2026 10:00:00 +0000\n"
+                "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n")
         mb = ("0123456789abcdef 0123456789abcdef\t 0123456789abcdef  " + "\n") * (1024 * 1024 // 53)
         cases = {
             "folded": ("Subject: a subject\n\tfolded\n  twice\nCc: carol@example.net,\n dave@example.net\n", "x\n"),
@@ -159,15 +160,15 @@ class Dkim(SharedStackTest):
             "empty body": ("Subject: empty\n", ""),
             "no final newline": ("Subject: no newline\n", "first\nlast line"),
             "whitespace-only lines": ("Subject: blanks\n", "a\n \t \n\t\nb  \t\n  \n\n \n"),
-            "8-bit": ("Subject: Grüße aus München\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
-                      "Content-Transfer-Encoding: 8bit\n", "Grüße — 8bit\n\tcafé  \n"),
+            "8-bit": ("Subject: Grüße aus München\nContent-Transfer-Encoding: 8bit\n", "Grüße — 8bit\n\tcafé  \n"),
             "1 MB": ("Subject: one megabyte\n", mb),
             "repeated and odd case": ("sUbJeCt: odd case\nCC: one@example.net\ncc: two@example.net\n"
                                       "MESSAGE-ID: <odd@shop.example>\n", "x\n"),
         }
         for name, (extra, body) in cases.items():
             with self.subTest(name):
-                out = self.stack.swaks(sender="news@shop.example", key=self.key, data=head + extra + "\n" + body)
+                out = self.stack.swaks(sender="news@shop.example", key=self.key, subject=None,
+                                       data=head + extra + "\n" + body)
                 qid = self.stack.queue_id(out)
                 self.assertIsNotNone(qid, out[-1500:])
                 msg = self.received(qid)

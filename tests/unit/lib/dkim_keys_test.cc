@@ -190,6 +190,11 @@ TEST(DkimSigning, BrokenKeysAreErrorsNotCrashes) {
   auto ed = generateDkimKey("ed25519");
   DkimEntry mislabelled{"shop.example", "s2", "rsa-sha256", "", "", ed->pem, 256};
   EXPECT_FALSE(parseDkimPrivateKey(mislabelled));
+  // So is a short RSA key written to Redis without mailgatectl.
+  DkimEntry short_key{"shop.example", "s3", "rsa-sha256", "", "", opensslKey("genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:512"), 512};
+  auto refused = parseDkimPrivateKey(short_key);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message, "key shop.example/s3: RSA key of 512 bits, at least 1024 needed");
 }
 
 TEST(DkimSigning, AMessageWithoutFromIsAnError) {
