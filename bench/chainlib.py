@@ -177,13 +177,12 @@ class Bench:
         return out
 
     def rss(self):
-        """RSS in MB of each daemon, and the largest and total of Postfix's smtpd processes."""
+        """RSS in MB of each daemon, and of the largest of Postfix's smtpd processes."""
         out = {n: proc_rss(pid) for n, pid in self.daemons.items()}
         master = self.postfix_master()
         smtpd = [proc_rss(pid) for pid, ppid, comm in processes() if ppid == master and comm == "smtpd"]
         if smtpd:
             out["smtpd max"] = max(smtpd)
-            out["smtpd total"] = sum(smtpd)
         return out
 
     # --- what arrived -----------------------------------------------------
@@ -296,6 +295,14 @@ def proc_cpu(pid, children=False):
         return 0.0
     ticks = int(f[11]) + int(f[12]) + ((int(f[13]) + int(f[14])) if children else 0)
     return ticks / CLK_TCK
+
+
+def proc_threads(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+    except FileNotFoundError:
+        return 0
 
 
 def proc_rss(pid):
