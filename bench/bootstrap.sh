@@ -21,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 build=${MG_BUILD_DIR:-$top/build}
 if [ -f "$build/CMakeCache.txt" ]; then
-  cmake --build "$build" -j"$(nproc)" --target mailgate-policy mailgate-milter mailgate-tracker mailgatectl
+  cmake --build "$build" -j"$(nproc)" --target mailgate-policy mailgate-milter mailgate-tracker mailgatectl smtp_load
 else
   bash "$top/contrib/build.sh" "$build" -DMG_BUILD_TESTS=OFF
 fi

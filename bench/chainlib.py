@@ -1,7 +1,7 @@
 """chainlib.py — shared by bench/chain, bench/soak and bench/sessions: builds one
 private stack per case (tests/e2e/harness.py: Redis, smtp-sink, private Postfix),
 plain, with Debian's OpenDKIM as milter, or with mailgate attached as
-contrib/postfix/main.cf.snippet ships it; loads it with smtp-source or smtpload.py;
+contrib/postfix/main.cf.snippet ships it; loads it with smtp-source or smtp_load (bench/smtp_load.cc);
 reads the daemons' CPU time and RSS from /proc and checks what reached the sink."""
 
 import os
@@ -14,6 +14,7 @@ import time
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, os.path.join(TOP, "tests", "e2e"))
+import harness  # noqa: E402
 from harness import Stack, wait_for  # noqa: E402
 
 SNIPPET = os.path.join(TOP, "contrib", "postfix", "main.cf.snippet")
@@ -76,9 +77,9 @@ CASES = [
     Case("opendkim", "opendkim"),
     Case("mailgate", "mailgate"),
     Case("mailgate-dual", "mailgate", algos=("rsa2048", "ed25519")),
-    Case("plain-client", "plain", client="smtpload"),  # smtpload.py without TLS: is the client fast enough?
-    Case("plain-tls", "plain", tls=True, client="smtpload"),
-    Case("mailgate-auth-tls", "mailgate", tls=True, auth=True, client="smtpload"),
+    Case("plain-client", "plain", client="smtp_load"),  # smtp_load without TLS: does it keep up with smtp-source?
+    Case("plain-tls", "plain", tls=True, client="smtp_load"),
+    Case("mailgate-auth-tls", "mailgate", tls=True, auth=True, client="smtp_load"),
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}
 
@@ -260,14 +261,11 @@ def send(bench, messages, sessions=20, size=2048):
     if bench.case.client == "smtp-source":
         argv = ["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", str(size), "-S", "bench",
                 "-f", SENDER, "-t", RCPT, "127.0.0.1:%d" % s.smtp_port]
-    else:
-        argv = ["/usr/bin/python3", os.path.join(BENCH_DIR, "smtpload.py"), "--port", str(s.smtp_port),
-                "--messages", str(messages), "--sessions", str(sessions), "--size", str(size),
-                "--from", SENDER, "--to", RCPT]
-        if bench.case.tls:
-            argv.append("--starttls")
-        if bench.password:
-            argv += ["--user", ACCOUNT, "--password-env", "MG_BENCH_KEY"]
+    else:  # bench/smtp_load.cc: STARTTLS, AUTH PLAIN with the API key from $MG_BENCH_KEY
+        argv = [os.path.join(harness.BUILD_DIR, "bench", "smtp_load"),
+                str(s.smtp_port), str(messages), str(sessions), str(size)]
+        argv += ["--starttls"] if bench.case.tls else []
+        argv += ["--user", ACCOUNT] if bench.password else []
     env = dict(os.environ, MG_BENCH_KEY=bench.password or "")
     with open(s.path("client.log"), "ab") as log:
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
