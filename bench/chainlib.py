@@ -303,11 +303,12 @@ def proc_threads(pid):
         return 0
 
 
-def proc_rss(pid):
+def proc_rss(pid, field="VmRSS"):
+    """RSS (or another /proc/PID/status size, e.g. VmHWM, the peak RSS) in MB; 0 if gone."""
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024.0
     except FileNotFoundError:
         pass
