@@ -5,6 +5,7 @@ serving the others in every case."""
 
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -97,6 +98,33 @@ class PolicyServer(unittest.TestCase):
         for s in socks:
             s.close()
         self.assertEqual(errors, [])
+
+    @unittest.skipUnless(shutil.which("strace"), "needs strace")
+    def test_syscalls_per_request(self):
+        """One recv and one send per request on the Postfix side; the epoll interest
+        set is left alone while answers fit in the socket."""
+        with self.connect() as s:
+            s.sendall(REQUEST)
+            self.assertEqual(self.read_reply(s), DUNNO)
+            log = self.stack.path("strace.txt")
+            tracer = subprocess.Popen(["strace", "-f", "-c", "-o", log, "-e", "trace=epoll_ctl,sendto,recvfrom",
+                                       "-p", str(self.stack.procs["policy"].pid)], stderr=subprocess.PIPE)
+            self.addCleanup(lambda: tracer.poll() is None and tracer.kill())
+            tracer.stderr.readline()  # "strace: Process N attached"
+            time.sleep(0.5)  # and its threads
+            for _ in range(200):
+                s.sendall(REQUEST)
+                self.assertEqual(self.read_reply(s), DUNNO)
+            tracer.terminate()
+            tracer.wait(10)
+        calls = {}
+        with open(log) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 5 and fields[-1] in ("epoll_ctl", "sendto", "recvfrom"):
+                    calls[fields[-1]] = int(fields[3])
+        self.assertEqual(calls.get("sendto"), 200, calls)
+        self.assertLess(calls.get("epoll_ctl", 0), 5, calls)
 
     def test_exim_half_close(self):
         # Exim's ${readsocket}: new connection, request, shutdown(SHUT_WR), read to EOF.
