@@ -13,10 +13,13 @@ trip with one write(2), which strace counts) and the daemon's syscalls per
 decision.
 
 Several daemons can be compared in one run (--daemon LABEL=PATH, repeated;
-each gets a fresh Redis), e.g. a build of the base commit and this one.
+each with its own Redis), e.g. a build of the base commit and this one: the
+runs alternate between them, --rounds times, and the table shows per case
+the run with the median p99 (these machines' load moves).
 Prints a table and, with --json FILE, writes the results as JSON.
 Usage: /usr/bin/python3 bench/run_policy_bench.py [--seconds 5] [--rates 5000,10000,20000]
-         [--connections 100] [--workers 4] [--daemon LABEL=PATH]... [--no-strace] [--json FILE]"""
+         [--connections 100] [--workers 4] [--daemon LABEL=PATH]... [--rounds N] [--no-strace]
+         [--json FILE]"""
 
 import argparse
 import json
@@ -76,7 +79,7 @@ def redis_counts(stack, pids, args, strace):
     with open(log) as f:
         for line in f:
             m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$", line)
-            if m:
+            if m and m.group(2) != "total":
                 counts[m.group(2)] = int(m.group(1))
     n = max(r["decisions"], 1)
     out["syscalls_per_decision"] = round(sum(counts.values()) / n, 2)
@@ -86,9 +89,8 @@ def redis_counts(stack, pids, args, strace):
     return out
 
 
-def run_daemon(label, binary, opts):
+def start_daemon(label, binary, opts):
     stack = Stack(extra_config="policy_workers = %d\nauth_cache_ttl = 5s\n" % opts.workers)
-    result = {"label": label, "binary": binary, "open": [], "closed": {}, "redis": {}}
     try:
         stack.start_redis()
         stack._spawn("policy", [binary, "-f", "-c", stack.conf])
@@ -96,20 +98,38 @@ def run_daemon(label, binary, opts):
         stack.make_account("bench", domains=("shop.example",))
         stack.ctl_ok("stoplist", "add", "bench", "stopped@example.net")
         stack.ctl_ok("limit", "set", "bench", "rate=1000000/s", "daily=1000000000")
-        pids = {"policy": stack.procs["policy"].pid, "redis": stack.procs["redis"].pid}
-        common = ["--connections", str(opts.connections), "--user", USER, "--mix", "message"]
-        for rate in opts.rates:
-            result["open"].append(load(stack, common + ["--rate", str(rate), "--seconds", str(opts.seconds)], pids))
-        result["closed"] = load(stack, common + ["--closed", "--seconds", str(opts.seconds)], pids)
-        small = ["--connections", "4", "--user", USER, "--closed", "--seconds", "2", "--warmup", "0"]
-        result["redis"]["message"] = redis_counts(stack, pids, small + ["--mix", "message"], opts.strace)
-        result["redis"]["rcpt"] = redis_counts(stack, pids, small + ["--mix", "rcpt", "--rcpt-every", "500"],
-                                               opts.strace)
-        status = open("/proc/%d/status" % pids["policy"]).read()
-        result["policy_rss_kb"] = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
-    finally:
+    except BaseException:
         stack.stop()
-    return result
+        raise
+    pids = {"policy": stack.procs["policy"].pid, "redis": stack.procs["redis"].pid}
+    return {"label": label, "binary": binary, "stack": stack, "pids": pids, "runs": [], "redis": {}}
+
+
+def median_run(runs):
+    """The run with the median p99 (ties: the first), so that its figures belong together."""
+    return sorted(runs, key=lambda r: r["p99_ms"])[len(runs) // 2]
+
+
+def measure(daemons, opts):
+    """Every rate and the closed loop, each daemon in turn, `rounds` times: side by
+    side on a machine whose load moves."""
+    common = ["--connections", str(opts.connections), "--user", USER, "--mix", "message",
+              "--seconds", str(opts.seconds)]
+    cases = [["--rate", str(rate)] for rate in opts.rates] + [["--closed"]]
+    for _ in range(opts.rounds):
+        for case in cases:
+            for d in daemons:
+                d["runs"].append(load(d["stack"], common + case, d["pids"]))
+    for d in daemons:
+        d["open"] = [median_run([r for r in d["runs"] if r["mode"] == "open" and r["target_rate"] == rate])
+                     for rate in opts.rates]
+        d["closed"] = median_run([r for r in d["runs"] if r["mode"] == "closed"])
+        small = ["--connections", "4", "--user", USER, "--closed", "--seconds", "2", "--warmup", "0"]
+        d["redis"]["message"] = redis_counts(d["stack"], d["pids"], small + ["--mix", "message"], opts.strace)
+        d["redis"]["rcpt"] = redis_counts(d["stack"], d["pids"], small + ["--mix", "rcpt", "--rcpt-every", "500"],
+                                          opts.strace)
+        status = open("/proc/%d/status" % d["pids"]["policy"]).read()
+        d["policy_rss_kb"] = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
 
 
 def print_table(results):
@@ -146,6 +166,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--rates", default="5000,10000,20000")
     ap.add_argument("--connections", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=1, help="repetitions, alternating the daemons (medians)")
     ap.add_argument("--workers", type=int, default=int(os.environ.get("MG_POLICY_WORKERS", "4")))
     ap.add_argument("--daemon", action="append", default=[], help="LABEL=PATH of a mailgate-policy binary")
     ap.add_argument("--no-strace", dest="strace", action="store_false")
@@ -153,10 +174,18 @@ def main():
     opts = ap.parse_args()
     opts.rates = [int(r) for r in opts.rates.split(",") if r]
     daemons = [d.split("=", 1) for d in opts.daemon] or [["build", Stack.binary("mailgate-policy")]]
-    print("machine: %d CPUs, load average %s; policy_workers = %d, %d connections, %.0f s per rate" % (
+    print("machine: %d CPUs, load average %s; policy_workers = %d, %d connections, %.0f s per run, %d rounds" % (
         os.cpu_count(), " ".join(open("/proc/loadavg").read().split()[:3]), opts.workers, opts.connections,
-        opts.seconds))
-    results = [run_daemon(label, path, opts) for label, path in daemons]
+        opts.seconds, opts.rounds))
+    results = []
+    try:
+        for label, path in daemons:
+            results.append(start_daemon(label, path, opts))
+        measure(results, opts)
+    finally:
+        for d in results:
+            d.pop("stack").stop()
+    print("load average after: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
     print_table(results)
     if opts.json:
         with open(opts.json, "w") as f:
