@@ -185,6 +185,21 @@ Result<AccountPolicy> Store::loadAccountPolicy(RedisConn& redis, const std::stri
   return policy;
 }
 
+Status Store::loadRecipientSets(RedisConn& redis, AccountPolicy& policy, const std::string& recipient) {
+  std::vector<std::string> forms = lookupForms({recipient});
+  AccountPolicy sets;
+  if (!forms.empty()) {
+    std::vector<Command> cmds;
+    addMembershipQueries(cmds, keys_, policy.name, forms);
+    auto replies = checkedPipeline(redis, cmds);
+    if (!replies) return replies.error();
+    applyMemberships(sets, *replies, 0, forms);
+  }
+  policy.stoplist = std::move(sets.stoplist);
+  policy.bounced = std::move(sets.bounced);
+  return okStatus();
+}
+
 Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::string& account,
                                                  const std::string& key_id,
                                                  const std::vector<std::string>& from_domains,

@@ -1,6 +1,7 @@
 // policy_session.cc — policy requests in, action= lines out. Per request:
 // who sends (AUTH or pinned network), the account's data in one Redis round
-// trip, the envelope rules, then once per message the rate/quota script.
+// trip (or none: the transaction's requests share one read), the envelope
+// rules, then once per message the rate/quota script.
 // Refusals are logged (one line, Postfix style) and recorded in Redis.
 #include "policy_session.h"
 
@@ -46,17 +47,18 @@ Verdict PolicySession::evaluate(const PolicyRequest& req, Event& event) {
   if (v.action != Action::Dunno) return v;
 
   auto sender = parseMailbox(req.get("sender"));
-  auto policy = store_.loadAccountPolicy(redis_, who.account,
-                                         sender && scope != PolicyScope::Recipient ? sender->domain : "",
-                                         scope != PolicyScope::Sender ? req.get("recipient") : "");
-  if (!policy) {
-    event.text = policy.error().message;
+  const std::string& state = req.get("protocol_state");
+  // The recipient's stoplist and bounce entries count at RCPT only.
+  auto loaded = accountPolicy(req, who.account, sender && scope != PolicyScope::Recipient ? sender->domain : "",
+                              state == "RCPT" && scope != PolicyScope::Sender);
+  if (!loaded) {
+    event.text = loaded.error().message;
     return redisFailureVerdict(config_.on_redis_failure);
   }
+  const AccountPolicy* policy = *loaded;
   v = checkEnvelope(req, *policy, config_, accepted_rcpts_);
   if (v.action != Action::Dunno) return v;
 
-  const std::string& state = req.get("protocol_state");
   bool new_message = scope != PolicyScope::Sender &&
                      (req.get("instance").empty() ? state == "MAIL"
                                                   : !instance_counted_ && (state == "MAIL" || state == "RCPT"));
@@ -81,6 +83,39 @@ Verdict PolicySession::evaluate(const PolicyRequest& req, Event& event) {
     if (isSinkRecipient(req.get("recipient"), config_)) return Verdict{Action::Discard, "DISCARD sink recipient", "sink"};
   }
   return v;
+}
+
+// The account data `req` needs: the hash, `sender_domain`'s entries (unless
+// empty) and, when `wants_recipient`, the recipient's stoplist and bounce
+// entries. Read in one round trip, or taken from the transaction cache: at
+// each RCPT Postfix asks in sender context, then in recipient context, and
+// once more at END-OF-MESSAGE, so a read at RCPT also fetches the recipient's
+// entries for the request that follows.
+Result<const AccountPolicy*> PolicySession::accountPolicy(const PolicyRequest& req, const std::string& account,
+                                                          const std::string& sender_domain, bool wants_recipient) {
+  const std::string& recipient = req.get("recipient");
+  std::string key = transaction_cache_.keyOf(req, account);
+  if (key.empty()) {
+    auto policy = store_.loadAccountPolicy(redis_, account, sender_domain, wants_recipient ? recipient : "");
+    if (!policy) return policy.error();
+    uncached_ = std::move(*policy);
+    return &uncached_;
+  }
+  auto now = TransactionCache::Clock::now();
+  if (AccountPolicy* cached = transaction_cache_.account(key, sender_domain, now)) {
+    if (wants_recipient && !transaction_cache_.holdsRecipient(recipient, now)) {
+      if (Status s = store_.loadRecipientSets(redis_, *cached, recipient); !s) return s.error();
+      transaction_cache_.storeRecipient(recipient, now);
+    }
+    return cached;
+  }
+  std::string prefetch = req.get("protocol_state") == "RCPT" ? recipient : "";
+  auto policy = store_.loadAccountPolicy(redis_, account, sender_domain, prefetch);
+  if (!policy) {
+    transaction_cache_.clear();
+    return policy.error();
+  }
+  return &transaction_cache_.store(std::move(key), std::move(*policy), sender_domain, std::move(prefetch), now);
 }
 
 // Exim's data ACL (contrib/exim/acl.conf): the header From and tags as

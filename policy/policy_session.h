@@ -2,7 +2,7 @@
 // frames requests with PolicyParser and runs the envelope rules on each. A
 // Postfix smtpd keeps its connection, so the per-transaction state (which
 // `instance` was already counted against the limits, how many recipients it
-// has) lives here. Exim, which has no milter, also asks at end of message for
+// has, its account data: transaction_cache.h) lives here. Exim, which has no milter, also asks at end of message for
 // the milter's header From rule, sandbox discarding and the DKIM key choice
 // (x_checks=message), and at RCPT to drop sink and suppressed recipients
 // (x_checks=recipient).
@@ -19,6 +19,7 @@
 #include "mailgate/events.h"
 #include "mailgate/policy_proto.h"
 #include "mailgate/store.h"
+#include "mailgate/transaction_cache.h"
 #include "mailgate/verdict.h"
 
 namespace mailgate::policy {
@@ -28,7 +29,12 @@ class PolicySession : public Session {
   // `config` is the snapshot this connection serves with (a SIGHUP reload
   // applies to new connections).
   PolicySession(std::shared_ptr<const Config> config, Store& store, DkimKeyCache& dkim_keys, RedisConn& redis)
-      : snapshot_(std::move(config)), config_(*snapshot_), store_(store), dkim_keys_(dkim_keys), redis_(redis) {}
+      : snapshot_(std::move(config)),
+        config_(*snapshot_),
+        store_(store),
+        dkim_keys_(dkim_keys),
+        redis_(redis),
+        transaction_cache_(config_.auth_cache_ttl) {}
   Next onInput(std::string_view data, bool eof, std::string& out) override;
 
   // The action for one request (without "action="); logs and records refusals.
@@ -39,6 +45,8 @@ class PolicySession : public Session {
 
  private:
   Verdict evaluate(const PolicyRequest& request, Event& event);
+  Result<const AccountPolicy*> accountPolicy(const PolicyRequest& request, const std::string& account,
+                                             const std::string& sender_domain, bool wants_recipient);
   Verdict checkMessage(const PolicyRequest& request, Event& event);
   void recordDiscard(const PolicyRequest& request, const Verdict& verdict, const Event& event, const std::string& qid);
   void startTransaction(const std::string& instance);
@@ -53,6 +61,8 @@ class PolicySession : public Session {
   std::string instance_;        // the Postfix transaction seen last
   bool instance_counted_ = false;  // its message was counted against the limits
   uint64_t accepted_rcpts_ = 0;
+  TransactionCache transaction_cache_;
+  AccountPolicy uncached_;  // accountPolicy()'s answer when the transaction is not cached
 };
 
 }  // namespace mailgate::policy

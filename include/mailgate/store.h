@@ -105,6 +105,10 @@ class Store {
   Result<AccountPolicy> loadAccountPolicy(RedisConn& redis, const std::string& account,
                                           const std::string& sender_domain, const std::string& recipient);
 
+  // Replaces `policy`'s stoplist and bounce entries by those of `recipient`
+  // (or its base address), in one round trip; `policy` is unchanged on error.
+  Status loadRecipientSets(RedisConn& redis, AccountPolicy& policy, const std::string& recipient);
+
   // What the message rules need at end of message, in one round trip: the
   // account's state, EMPTY-FROM mode and default sender, the entries of the
   // From domains (every From mailbox's), whether `campaign` is blocked, whether the key is a sandbox key,

@@ -5,6 +5,7 @@ serving the others in every case."""
 
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -97,6 +98,33 @@ class PolicyServer(unittest.TestCase):
         for s in socks:
             s.close()
         self.assertEqual(errors, [])
+
+    @unittest.skipUnless(shutil.which("strace"), "needs strace")
+    def test_syscalls_per_request(self):
+        """One recv and one send per request on the Postfix side; the epoll interest
+        set is left alone while answers fit in the socket."""
+        with self.connect() as s:
+            s.sendall(REQUEST)
+            self.assertEqual(self.read_reply(s), DUNNO)
+            log = self.stack.path("strace.txt")
+            tracer = subprocess.Popen(["strace", "-f", "-c", "-o", log, "-e", "trace=epoll_ctl,sendto,recvfrom",
+                                       "-p", str(self.stack.procs["policy"].pid)], stderr=subprocess.PIPE)
+            self.addCleanup(lambda: tracer.poll() is None and tracer.kill())
+            tracer.stderr.readline()  # "strace: Process N attached"
+            time.sleep(0.5)  # and its threads
+            for _ in range(200):
+                s.sendall(REQUEST)
+                self.assertEqual(self.read_reply(s), DUNNO)
+            tracer.terminate()
+            tracer.wait(10)
+        calls = {}
+        with open(log) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 5 and fields[-1] in ("epoll_ctl", "sendto", "recvfrom"):
+                    calls[fields[-1]] = int(fields[3])
+        self.assertEqual(calls.get("sendto"), 200, calls)
+        self.assertLess(calls.get("epoll_ctl", 0), 5, calls)
 
     def test_exim_half_close(self):
         # Exim's ${readsocket}: new connection, request, shutdown(SHUT_WR), read to EOF.
@@ -225,6 +253,109 @@ class PolicyServer(unittest.TestCase):
         self.assertEqual(p.wait(10), 0)
         self.assertFalse(os.path.exists(self.stack.path("policy.sock")))
         self.assertIn("stopping", self.stack.log("policy"))
+
+
+def message_requests(instance, user=b"acme/k1", sender=b"alice@example.org", rcpts=(b"bob@example.net",)):
+    """What Postfix sends for one message with the recipe's lists: policy_context=sender
+    and =recipient at each RCPT, then END-OF-MESSAGE, all with the message's instance."""
+    def req(state, context, rcpt, count):
+        return (b"request=smtpd_access_policy\nprotocol_state=%s\nprotocol_name=ESMTP\n"
+                b"client_address=192.0.2.10\nclient_name=mx.example.org\nhelo_name=mx.example.org\n"
+                b"sender=%s\nrecipient=%s\nrecipient_count=%d\nqueue_id=\ninstance=%s\nsize=%s\n"
+                b"sasl_method=PLAIN\nsasl_username=%s\npolicy_context=%s\n\n"
+                % (state, sender, rcpt, count, instance, b"1200" if state == b"END-OF-MESSAGE" else b"0",
+                   user, context))
+    out = []
+    for i, rcpt in enumerate(rcpts):
+        out += [req(b"RCPT", b"sender", rcpt, i), req(b"RCPT", b"recipient", rcpt, i)]
+    return out + [req(b"END-OF-MESSAGE", b"", rcpts[0] if len(rcpts) == 1 else b"", len(rcpts))]
+
+
+class TransactionRequests(unittest.TestCase):
+    """The requests about one message share one read of the account, never
+    across transactions or senders, and still count the message once."""
+
+    def setUp(self):
+        self.stack = Stack(extra_config="auth_cache_ttl = 500ms\n")
+        self.addCleanup(self.stack.stop)
+        self.stack.start_redis()
+        self.stack.start_daemons(names=("policy",))
+        self.stack.make_account("acme")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self.stack.path("policy.sock"))
+        self.addCleanup(self.sock.close)
+
+    def ask(self, request):
+        self.sock.sendall(request)
+        return PolicyServer.read_reply(self.sock)
+
+    def commands(self):
+        """The daemon's own commands since CONFIG RESETSTAT (not those its scripts run)."""
+        calls = {}
+        for line in self.stack.redis("INFO", "commandstats").splitlines():
+            name, _, rest = line.partition(":")
+            if name[8:] in ("hgetall", "hmget", "smismember", "evalsha", "eval", "sismember", "hget"):
+                calls[name[8:]] = int(rest.split(",")[0].split("=")[1])
+        return calls
+
+    def test_one_message_reads_the_account_once(self):
+        self.stack.ctl_ok("limit", "set", "acme", "rate=1000/s", "daily=1000")
+        for r in message_requests(b"a1.b0"):  # loads the limits script (NOSCRIPT, EVAL)
+            self.assertEqual(self.ask(r), DUNNO)
+        self.stack.redis("CONFIG", "RESETSTAT")
+        for r in message_requests(b"a1.b1"):
+            self.assertEqual(self.ask(r), DUNNO)
+        calls = self.commands()
+        # Sender context: the account, the sender domain and (for the request that
+        # follows) the recipient's sets; recipient context: the limits script; end of
+        # message: nothing.
+        self.assertEqual(calls, {"hgetall": 1, "hmget": 1, "smismember": 3, "evalsha": 1})
+        self.assertEqual(self.stack.redis("GET", "mg:quota:{acme}:" + time.strftime("%Y%m%d", time.gmtime())),
+                         "2\n")
+        # A second recipient: its own sets, no second count.
+        self.stack.redis("CONFIG", "RESETSTAT")
+        for r in message_requests(b"a1.b2", rcpts=(b"bob@example.net", b"carol@example.net")):
+            self.assertEqual(self.ask(r), DUNNO)
+        self.assertEqual(self.commands(), {"hgetall": 1, "hmget": 1, "smismember": 6, "evalsha": 1})
+
+    def test_never_across_transactions_or_senders(self):
+        self.stack.make_account("beta", domains=("beta.example",))
+        self.stack.ctl_ok("stoplist", "add", "acme", "carol@example.net")
+        ask = self.ask
+        self.assertEqual(ask(message_requests(b"a1.b1")[0]), DUNNO)
+        # Same instance, another account's key: its own data (example.org is not its domain).
+        self.assertEqual(ask(message_requests(b"a1.b1", user=b"beta/k2")[0]),
+                         b"action=550 5.7.1 error/sender/unknown\n\n")
+        # The next recipient of the transaction is looked up, not answered from the last one.
+        reqs = message_requests(b"a1.b1", rcpts=(b"bob@example.net", b"carol@example.net"))
+        self.assertEqual([ask(r) for r in reqs[:3]], [DUNNO] * 3)
+        self.assertEqual(ask(reqs[3]), b"action=550 5.0.0 Email is in the account stoplist\n\n")
+        # A blocked account: refused at once in the next transaction, and within
+        # auth_cache_ttl in one in hand (on another connection, with its own cache).
+        other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(other.close)
+        other.settimeout(10)
+        other.connect(self.stack.path("policy.sock"))
+        in_hand = message_requests(b"a2.b1", rcpts=(b"bob@example.net", b"dave@example.net"))
+        for r in in_hand[:2]:
+            other.sendall(r)
+            self.assertEqual(PolicyServer.read_reply(other), DUNNO)
+        self.stack.ctl_ok("account", "set", "acme", "state=blocked")
+        blocked = b"action=550 5.7.1 client is blocked\n\n"
+        self.assertEqual(ask(message_requests(b"a1.b2")[0]), blocked)
+        time.sleep(0.6)
+        other.sendall(in_hand[2])
+        self.assertEqual(PolicyServer.read_reply(other), blocked)
+
+    def test_counted_once_per_message(self):
+        self.stack.ctl_ok("limit", "set", "acme", "daily=2")
+        for n in range(2):
+            for r in message_requests(b"a1.c%d" % n, rcpts=(b"bob@example.net", b"carol@example.net")):
+                self.assertEqual(self.ask(r), DUNNO)
+        reqs = message_requests(b"a1.c2")
+        self.assertEqual(self.ask(reqs[0]), DUNNO)
+        self.assertEqual(self.ask(reqs[1]), b"action=452 4.5.3 daily quota exceeded\n\n")
 
 
 def cpu_seconds(pid):

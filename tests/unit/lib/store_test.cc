@@ -173,6 +173,27 @@ TEST_F(StoreTest, LoadsOnlyWhatTheRulesNeedInOneRoundTrip) {
   EXPECT_FALSE(missing->exists);
 }
 
+TEST_F(StoreTest, RecipientSetsReplaceThoseOfTheLastRecipient) {
+  ASSERT_TRUE(admin_.addAccount("acme", ""));
+  ASSERT_TRUE(admin_.addDomain("acme", "corp.example", "verified", false));
+  ASSERT_TRUE(admin_.stoplistAdd("acme", "bob@example.net"));
+  ASSERT_TRUE(redis_.command({"SADD", "mg:bounced:{acme}", "gone@example.net"}));
+  ASSERT_TRUE(admin_.setAccount("acme", {"subaddress=yes"}));
+  Store store(config());
+  auto p = store.loadAccountPolicy(redis_, "acme", "corp.example", "bob@example.net");
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->stoplist, std::set<std::string>{"bob@example.net"});
+  ASSERT_TRUE(store.loadRecipientSets(redis_, *p, "Gone+tag@example.net"));
+  EXPECT_TRUE(p->stoplist.empty());
+  EXPECT_EQ(p->bounced, std::set<std::string>{"gone@example.net"});
+  // The rest of what was read stays.
+  EXPECT_TRUE(p->subaddress);
+  EXPECT_EQ(p->domains.size(), 1u);
+  ASSERT_TRUE(store.loadRecipientSets(redis_, *p, "carol@example.net"));
+  EXPECT_TRUE(p->stoplist.empty());
+  EXPECT_TRUE(p->bounced.empty());
+}
+
 TEST_F(StoreTest, DomainStoplistBouncedAndLimitAdmin) {
   ASSERT_TRUE(admin_.addAccount("acme", ""));
   EXPECT_EQ(admin_.addDomain("acme", "bad domain", "verified", false).error().message, "bad domain \"bad domain\"");
