@@ -276,11 +276,14 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
   plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
   // Lines over 998 octets in the header as it will leave (long_lines), after
   // every other edit: a rewritten From is no longer the sender's.
-  HeaderFolding folding = foldLongHeaders(applyHeaderEdits(headers, plan.edits), config.long_lines);
+  HeaderList leaving = applyHeaderEdits(headers, plan.edits);
+  HeaderFolding folding = foldLongHeaders(leaving, config.long_lines);
   if (folding.verdict.action != Action::Dunno) {
     plan.verdict = folding.verdict;
     return plan;
   }
+  // Edits applied one after the other are those edits applied at once.
+  plan.headers = folding.edits.empty() ? std::move(leaving) : applyHeaderEdits(leaving, folding.edits);
   plan.edits.insert(plan.edits.end(), folding.edits.begin(), folding.edits.end());
   plan.folded_headers = std::move(folding.names);
   for (const auto& r : rcpts) (isSinkRecipient(r, config) ? plan.sink_rcpts : plan.deliver_rcpts).push_back(r);

@@ -210,6 +210,7 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
   cmds[0].insert(cmds[0].end(), std::begin(kFields), std::end(kFields));
   cmds.push_back({"SISMEMBER", keys_.blockedCampaigns(account), campaign});
   cmds.push_back({"HGET", keys_.keyId(key_id.empty() ? "-" : key_id), "sandbox"});
+  cmds.push_back({"GET", keys_.dkimVersion()});
   std::vector<std::string> domains = addDomainQuery(cmds, keys_, account, from_domains);
   std::vector<std::string> forms = lookupForms(rcpts);
   addMembershipQueries(cmds, keys_, account, forms);
@@ -235,7 +236,8 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
   }
   data.campaign_blocked = (*replies)[1]->integer == 1;
   data.sandbox = replyString((*replies)[2].get()) == "1";
-  size_t next = 3;
+  data.dkim_version = replyString((*replies)[3].get());
+  size_t next = 4;
   if (!domains.empty()) {
     applyDomainEntries(data.policy, (*replies)[next++].get(), domains);
   }

@@ -1,8 +1,10 @@
 // callbacks.cc — libmilter callbacks: per-connection state behind
-// smfi_setpriv, envelope and header capture, and at end of message: load the
-// account's data (one round trip), run lib/rules_message.cc, apply the plan
+// smfi_setpriv, envelope and header capture; at end of headers load the
+// account's data and dkim:version (one round trip; cached DKIM keys need no
+// other), run lib/rules_message.cc; at end of message apply the plan
 // (header edits, recipient removal, reject/discard) and record every outcome
-// (one round trip); a Redis failure after the plan only loses the record
+// (one round trip). A pooled Redis connection is held for a round trip
+// only, never across callbacks. A Redis failure after the plan only loses the record
 // (on_redis_failure). Mail without an account: local_submission. Lines over
 // 998 octets (long_lines): header fields refolded by the plan; a body with
 // one re-encoded from its copy at end of message and signed anew. No
@@ -295,7 +297,10 @@ Status startSigners(Prepared& p, const HeaderList& final_headers) {
   return okStatus();
 }
 
-void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received) {
+// The keys that sign a message the plan delivers (p.keys), or why none do.
+// `dkim_version` is dkim:version as the account load read it: keys in the
+// cache cost no round trip.
+void chooseKeys(Prepared& p, RedisConn& redis, const std::string& dkim_version) {
   // EMPTY-FROM signs with dkim_default_domain; a From rewritten to the
   // account's default sender with that sender's domain.
   std::string domain = fromDomain(p.facts);
@@ -308,19 +313,13 @@ void startSigning(Prepared& p, RedisConn& redis, const HeaderList& received) {
     p.dkim_missing = true;
     return;
   }
-  auto loaded = g_context->dkim_keys->keysFor(redis, domains);
+  auto loaded = g_context->dkim_keys->keysFor(redis, domains, &dkim_version);
   if (!loaded) {
     p.dkim_keys_error = loaded.error();
     return;
   }
-  auto keys = selectSigningKeys(domain, *loaded, default_domain, p.signing);
-  if (keys.empty()) {
-    p.dkim_missing = true;
-    return;
-  }
-  HeaderList final_headers = applyHeaderEdits(received, p.plan.edits);
-  p.keys = keys;
-  if (Status st = startSigners(p, final_headers); !st) p.dkim_error = st.error().message;
+  p.keys = selectSigningKeys(domain, *loaded, default_domain, p.signing);
+  if (p.keys.empty()) p.dkim_missing = true;
 }
 
 void prepare(SMFICTX* ctx, Connection& c) {
@@ -335,12 +334,15 @@ void prepare(SMFICTX* ctx, Connection& c) {
     c.prepared = std::move(p);
     return;
   }
-  auto lease = g_context->redis->acquire();
-  if (!lease) {
-    p->redis_error = lease.error();
+  // A connection only for the reads (account, then keys not cached): never
+  // while the signers start, nor between callbacks.
+  auto acquired = g_context->redis->acquire();
+  if (!acquired) {
+    p->redis_error = acquired.error();
     c.prepared = std::move(p);
     return;
   }
+  std::optional<RedisPool::Lease> lease(std::move(*acquired));
   RedisConn& redis = **lease;
   if (p->account.empty() && !c.client_ip.empty()) {
     // No AUTH: the client may send from an account's allowed network.
@@ -391,7 +393,11 @@ void prepare(SMFICTX* ctx, Connection& c) {
   // sender's domain, dkim_domain, or the server's dkim_default_domain.
   p->signing = signingAccount(p->account, data, config);
   if (p->plan.verdict.action == Action::Dunno && p->plan.discard.empty() && !p->kept.empty()) {
-    startSigning(*p, redis, c.msg.headers);
+    chooseKeys(*p, redis, data.dkim_version);
+    lease.reset();
+    if (!p->keys.empty()) {
+      if (Status st = startSigners(*p, p->plan.headers); !st) p->dkim_error = st.error().message;
+    }
     // Bounded by the largest message the account may send (the policy
     // refuses a larger one at end of data).
     uint64_t limit = data.policy.limits.size ? data.policy.limits.size : config.max_message_size;
@@ -443,8 +449,7 @@ sfsistat onNoAccount(SMFICTX* ctx, const Connection& c, const std::string& qid) 
 
 // Refuses the whole message: every envelope recipient is recorded with the
 // refusal (best effort: a lost record does not change the answer).
-sfsistat refuse(SMFICTX* ctx, const Connection& c, const Prepared& p, const std::string& qid, const Verdict& verdict,
-                RedisConn* redis) {
+sfsistat refuse(SMFICTX* ctx, const Connection& c, const Prepared& p, const std::string& qid, const Verdict& verdict) {
   std::vector<Event> events;
   for (const auto& rcpt : c.msg.rcpts) {
     Event e = p.base;
@@ -452,7 +457,8 @@ sfsistat refuse(SMFICTX* ctx, const Connection& c, const Prepared& p, const std:
     setRefusal(e, verdict.reply);
     events.push_back(std::move(e));
   }
-  Status st = redis ? recordMessage(*redis, *c.config, events, nullptr) : Status(Error{Error::Kind::Unavailable, "no connection"});
+  auto lease = g_context->redis->acquire();
+  Status st = lease ? recordMessage(**lease, *c.config, events, nullptr) : Status(lease.error());
   if (!st) MG_LOG_WARN("%s: refusal not recorded: %s", qid.c_str(), st.error().message.c_str());
   MG_LOG_INFO("%s: %s: END-OF-MESSAGE from %s: %s; from=<%s> header_from=<%s> account=%s key=%s campaign=%s rule=%s",
               qid.c_str(), verdict.action == Action::Reject ? "reject" : "tempfail", printable(c.client).c_str(),
@@ -476,9 +482,8 @@ sfsistat onEom(SMFICTX* ctx) {
     if (p.no_account) return onNoAccount(ctx, c, qid);
     if (p.redis_error) return onRedisFailure(ctx, c, qid, p.account, *p.redis_error);
     // From here on a plan exists: without Redis it is still carried out and
-    // only its record is lost (on_redis_failure = accept).
-    auto lease = g_context->redis->acquire();
-    RedisConn* redis = lease ? &**lease : nullptr;
+    // only its record is lost (on_redis_failure = accept). A connection is
+    // taken for the record alone, after the signatures.
     std::vector<Event> events;
     auto addEvent = [&](const std::string& rcpt, const std::string& status, const std::string& code,
                         const std::string& text) {
@@ -490,17 +495,18 @@ sfsistat onEom(SMFICTX* ctx) {
       events.push_back(std::move(e));
     };
     auto record = [&](const QueueRecord* queue) {
-      return redis ? recordMessage(*redis, config, events, queue) : Status(lease.error());
+      auto lease = g_context->redis->acquire();
+      return lease ? recordMessage(**lease, config, events, queue) : Status(lease.error());
     };
 
     const MessagePlan& plan = p.plan;
     if (!p.dkim_error.empty()) MG_LOG_WARN("%s: dkim: %s", qid.c_str(), p.dkim_error.c_str());
     EndOfMessage end = finishMessage(plan, p.kept.empty(),
                                      {p.dkim_keys_error.has_value(), p.dkim_missing, !p.dkim_error.empty()}, config);
-    if (end.finish == Finish::Refuse) return refuse(ctx, c, p, qid, end.refusal, redis);
+    if (end.finish == Finish::Refuse) return refuse(ctx, c, p, qid, end.refusal);
     if (end.finish == Finish::RedisTempfail) return onRedisFailure(ctx, c, qid, p.account, *p.dkim_keys_error);
     if (p.lines.tooLong() && config.long_lines == LongLines::Reject) {
-      return refuse(ctx, c, p, qid, longLinesRefusal(), redis);
+      return refuse(ctx, c, p, qid, longLinesRefusal());
     }
     auto addSuppressed = [&] {
       for (size_t i = 0; i < p.suppressed.size(); ++i) {
@@ -545,17 +551,17 @@ sfsistat onEom(SMFICTX* ctx) {
         if (!body) {
           MG_LOG_INFO("%s: long lines: body of %llu octets over the size limit, not re-encoded", qid.c_str(),
                       static_cast<unsigned long long>(p.body ? p.body->size() : 0));
-          return refuse(ctx, c, p, qid, longLinesRefusal("long_lines_too_big"), redis);
+          return refuse(ctx, c, p, qid, longLinesRefusal("long_lines_too_big"));
         }
-        BodyReencoding re = reencodeLongLines(applyHeaderEdits(c.msg.headers, edits), *body);
+        BodyReencoding re = reencodeLongLines(plan.headers, *body);
         if (re.verdict.action != Action::Dunno) {
           MG_LOG_INFO("%s: long lines: body not re-encoded: %s", qid.c_str(), re.reason.c_str());
-          return refuse(ctx, c, p, qid, re.verdict, redis);
+          return refuse(ctx, c, p, qid, re.verdict);
         }
         edits.insert(edits.end(), re.edits.begin(), re.edits.end());
         long_lines_note += " reencoded=" + re.parts;
         if (!p.keys.empty() && p.dkim_error.empty()) {
-          Status st = startSigners(p, applyHeaderEdits(c.msg.headers, edits));
+          Status st = startSigners(p, applyHeaderEdits(plan.headers, re.edits));
           for (size_t i = 0; st && i < p.signers.size(); ++i) {
             st = p.signers[i]->body(reinterpret_cast<const unsigned char*>(re.body.data()), re.body.size());
           }
@@ -563,7 +569,7 @@ sfsistat onEom(SMFICTX* ctx) {
             MG_LOG_WARN("%s: dkim: %s", qid.c_str(), st.error().message.c_str());
             p.signers.clear();
             EndOfMessage failed = finishMessage(plan, false, {false, false, true}, config);
-            if (failed.finish == Finish::Refuse) return refuse(ctx, c, p, qid, failed.refusal, redis);
+            if (failed.finish == Finish::Refuse) return refuse(ctx, c, p, qid, failed.refusal);
             dkim_note = failed.dkim_note;
           }
         }
@@ -577,7 +583,7 @@ sfsistat onEom(SMFICTX* ctx) {
           // The same dkim_on_error decision as a failure before the body.
           MG_LOG_WARN("%s: dkim: %s", qid.c_str(), sig.error().message.c_str());
           EndOfMessage failed = finishMessage(plan, false, {false, false, true}, config);
-          if (failed.finish == Finish::Refuse) return refuse(ctx, c, p, qid, failed.refusal, redis);
+          if (failed.finish == Finish::Refuse) return refuse(ctx, c, p, qid, failed.refusal);
           dkim_note = failed.dkim_note;
           continue;
         }

@@ -60,6 +60,7 @@ struct MessageAccount {
   std::string dkim_domain;  // the account's own default signing domain
   bool campaign_blocked = false;
   bool sandbox = false;  // the key is a sandbox key
+  std::string dkim_version;  // dkim:version, for DkimKeyCache::keysFor (no round trip of its own)
 };
 
 struct HeaderEdit {
@@ -79,6 +80,9 @@ struct MessagePlan {
   std::string message_id;     // the Message-Id header, or the one the milter adds
   std::string rule;           // for the log: empty_from=mark, ...
   std::vector<std::string> folded_headers;  // fields refolded for lines over 998 octets (long_lines)
+  // The header as it will leave (applyHeaderEdits(headers, edits), built
+  // once): what DKIM signs. Empty when the plan refuses the message.
+  HeaderList headers;
 };
 
 // Mail without an account (no AUTH and no allowed network, or non-SMTP mail

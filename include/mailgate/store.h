@@ -112,7 +112,8 @@ class Store {
   // What the message rules need at end of message, in one round trip: the
   // account's state, EMPTY-FROM mode and default sender, the entries of the
   // From domains (every From mailbox's), whether `campaign` is blocked, whether the key is a sandbox key,
-  // and which recipients are in the stoplist or a bounce set.
+  // which recipients are in the stoplist or a bounce set, and dkim:version
+  // (so that signing with cached keys costs no round trip of its own).
   Result<MessageAccount> loadMessageAccount(RedisConn& redis, const std::string& account, const std::string& key_id,
                                             const std::vector<std::string>& from_domains,
                                             const std::string& campaign,

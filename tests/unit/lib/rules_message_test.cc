@@ -55,6 +55,21 @@ TEST(RulesMessage, AcceptedMessageGetsFeedbackIdAndDailyCampaign) {
   EXPECT_TRUE(p.discard.empty());
 }
 
+TEST(RulesMessage, PlanCarriesTheHeaderAsItWillLeave) {
+  Rules r;
+  r.config = parseConfig("strip_tag_headers = yes\nempty_from = rewrite\n", "t.conf");
+  HeaderList h = {{"From", "Sales Team"}, {"To", "bob@example.net"}, {"X-Campaign-Id", "c1"},
+                  {"Subject", "Hi"}, {"X-Letter-Id", "l1"}};  // Date and Message-Id added
+  auto p = r.plan(h);
+  ASSERT_EQ(p.verdict.action, Action::Dunno) << p.verdict.reply;
+  EXPECT_EQ(p.headers, applyHeaderEdits(h, p.edits));
+  EXPECT_EQ(p.headers.size(), h.size() - 2 + 3);  // tags stripped; Date, Message-Id, Feedback-ID added
+  EXPECT_NE(p.headers.front().second.find("default@shop.example"), std::string::npos);
+  auto refused = r.plan({{"To", "bob@example.net"}});
+  EXPECT_EQ(refused.verdict.action, Action::Reject);
+  EXPECT_TRUE(refused.headers.empty());
+}
+
 TEST(RulesMessage, MissingAndDuplicateHeaders) {
   Rules r;
   auto h = standard();

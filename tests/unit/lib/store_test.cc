@@ -167,6 +167,11 @@ TEST_F(StoreTest, LoadsOnlyWhatTheRulesNeedInOneRoundTrip) {
   ASSERT_TRUE(m);
   EXPECT_EQ(m->policy.stoplist, (std::set<std::string>{"bob@example.net", "jörg@xn--bcher-kva.example"}));
   EXPECT_EQ(m->policy.domains.size(), 2u);  // corp.example (for itself and its subdomain) and other.example
+  EXPECT_EQ(m->dkim_version, "");  // no key ever imported
+  ASSERT_TRUE(redis_.command({"SET", "mg:dkim:version", "7"}));
+  auto v = store.loadMessageAccount(redis_, "acme", "", {}, "c", {});
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->dkim_version, "7");  // read in the same round trip, for DkimKeyCache::keysFor
   ASSERT_TRUE(admin_.stoplistRemove("acme", "JöRG@xn--BCHER-kva.example"));
   auto missing = store.loadAccountPolicy(redis_, "ghost", "x.example", "");
   ASSERT_TRUE(missing);
