@@ -18,8 +18,8 @@ runs alternate between them, --rounds times, and the table shows per case
 the run with the median p99 (these machines' load moves).
 Prints a table and, with --json FILE, writes the results as JSON.
 Usage: /usr/bin/python3 bench/run_policy_bench.py [--seconds 5] [--rates 5000,10000,20000]
-         [--connections 100] [--workers 4] [--daemon LABEL=PATH]... [--rounds N] [--no-strace]
-         [--json FILE]"""
+         [--connections 100] [--workers 4] [--redis tcp|unix] [--daemon LABEL=PATH[,tcp|,unix]]...
+         [--rounds N] [--no-strace] [--json FILE]"""
 
 import argparse
 import json
@@ -89,10 +89,27 @@ def redis_counts(stack, pids, args, strace):
     return out
 
 
-def start_daemon(label, binary, opts):
+def start_redis(stack, transport):
+    """redis-server on loopback TCP (as the e2e tests) or, as mailgate.conf's default
+    redis_server, on a Unix socket (also on TCP, for redis-cli)."""
+    if transport == "tcp":
+        stack.start_redis()
+        return
+    sock = stack.path("redis.sock")
+    with open(stack.conf) as f:
+        conf = re.sub(r"^redis_server = .*$", "redis_server = unix:" + sock, f.read(), flags=re.M)
+    with open(stack.conf, "w") as f:
+        f.write(conf)
+    stack._spawn("redis", ["redis-server", "--port", str(stack.redis_port), "--bind", "127.0.0.1",
+                           "--unixsocket", sock, "--unixsocketperm", "777", "--save", "", "--appendonly", "no",
+                           "--dir", stack.dir, "--loglevel", "warning"])
+    wait_for(lambda: can_connect(sock), what="redis-server")
+
+
+def start_daemon(label, binary, transport, opts):
     stack = Stack(extra_config="policy_workers = %d\nauth_cache_ttl = 5s\n" % opts.workers)
     try:
-        stack.start_redis()
+        start_redis(stack, transport)
         stack._spawn("policy", [binary, "-f", "-c", stack.conf])
         wait_for(lambda: can_connect(stack.path("policy.sock")), what="mailgate-policy")
         stack.make_account("bench", domains=("shop.example",))
@@ -102,7 +119,8 @@ def start_daemon(label, binary, opts):
         stack.stop()
         raise
     pids = {"policy": stack.procs["policy"].pid, "redis": stack.procs["redis"].pid}
-    return {"label": label, "binary": binary, "stack": stack, "pids": pids, "runs": [], "redis": {}}
+    return {"label": label, "binary": binary, "redis_transport": transport, "stack": stack, "pids": pids,
+            "runs": [], "redis": {}}
 
 
 def median_run(runs):
@@ -168,19 +186,26 @@ def main():
     ap.add_argument("--connections", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=1, help="repetitions, alternating the daemons (medians)")
     ap.add_argument("--workers", type=int, default=int(os.environ.get("MG_POLICY_WORKERS", "4")))
-    ap.add_argument("--daemon", action="append", default=[], help="LABEL=PATH of a mailgate-policy binary")
+    ap.add_argument("--daemon", action="append", default=[],
+                    help="LABEL=PATH[,tcp|,unix]: a mailgate-policy binary (and how it reaches Redis)")
+    ap.add_argument("--redis", choices=("tcp", "unix"), default="tcp",
+                    help="how the daemons reach redis-server unless --daemon says (default tcp)")
     ap.add_argument("--no-strace", dest="strace", action="store_false")
     ap.add_argument("--json")
     opts = ap.parse_args()
     opts.rates = [int(r) for r in opts.rates.split(",") if r]
-    daemons = [d.split("=", 1) for d in opts.daemon] or [["build", Stack.binary("mailgate-policy")]]
+    daemons = []
+    for spec in opts.daemon or ["build=" + Stack.binary("mailgate-policy")]:
+        label, path = spec.split("=", 1)
+        path, _, transport = path.partition(",")
+        daemons.append((label, path, transport or opts.redis))
     print("machine: %d CPUs, load average %s; policy_workers = %d, %d connections, %.0f s per run, %d rounds" % (
         os.cpu_count(), " ".join(open("/proc/loadavg").read().split()[:3]), opts.workers, opts.connections,
         opts.seconds, opts.rounds))
     results = []
     try:
-        for label, path in daemons:
-            results.append(start_daemon(label, path, opts))
+        for label, path, transport in daemons:
+            results.append(start_daemon(label, path, transport, opts))
         measure(results, opts)
     finally:
         for d in results:

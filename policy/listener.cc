@@ -227,8 +227,8 @@ class Loop {
       shutdown(c.fd.get(), SHUT_WR);
       c.draining = true;
     }
-    // Only when the interest changes: one epoll_ctl per request would be a
-    // third of the syscalls a request costs.
+    // Only when the interest changes, not one epoll_ctl after every answer
+    // (it was one syscall in eight per request).
     if (c.out.empty() == c.watching_out) {
       c.watching_out = !c.out.empty();
       watch(c.fd.get(), c.watching_out ? EPOLLIN | EPOLLOUT : EPOLLIN, EPOLL_CTL_MOD);
