@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <ctime>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
