@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <ctime>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -141,6 +140,7 @@ DkimLibrary::DkimLibrary(uint64_t expire_seconds, Clock clock)
 uint64_t DkimLibrary::now() const { return clock_ ? clock_() : static_cast<uint64_t>(time(nullptr)); }
 
 Status parseDkimPrivateKey(DkimEntry& key) {
+  if (key.parsed && key.pem.empty()) return okStatus();  // parsed before
   int want = key.algo == "rsa-sha256" ? EVP_PKEY_RSA : key.algo == "ed25519-sha256" ? EVP_PKEY_ED25519 : 0;
   EVP_PKEY* raw = nullptr;
   if (want != 0 && !key.pem.empty()) {

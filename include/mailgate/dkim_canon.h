@@ -52,16 +52,9 @@ class RelaxedBodyHash {
   Sha256Digest finish();
 
  private:
-  void put(unsigned char c) {
-    if (used_ == buf_.size()) flush();
-    buf_[used_++] = c;
-  }
-  void flush();
-  void content(unsigned char c);  // a byte that is neither WSP nor a line end
-
+  void emptyLines();    // hashes the pending empty lines: content follows them
+  void startContent();  // before a content byte: pending empty lines and SP
   Sha256 sha_;
-  std::array<unsigned char, 4096> buf_{};  // output batched into the hash
-  size_t used_ = 0;
   uint64_t empty_lines_ = 0;  // complete empty lines not yet known to be inside the body
   bool line_empty_ = true;    // nothing but whitespace so far on the current line
   bool pending_wsp_ = false;  // whitespace seen since the last content byte

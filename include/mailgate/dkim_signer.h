@@ -46,8 +46,9 @@ class DkimLibrary {
 };
 
 // Parses key.pem into key.parsed (checking that the key type fits
-// key.algo), then wipes the PEM text. On error key.parsed stays empty and
-// the error names the domain and selector.
+// key.algo; RSA of at least 1024 bits), then wipes the PEM text; a key
+// parsed before is left as it is. On error key.parsed stays empty and the
+// error names the domain and selector.
 Status parseDkimPrivateKey(DkimEntry& key);
 
 class DkimSigner {

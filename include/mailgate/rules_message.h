@@ -134,7 +134,7 @@ Verdict checkHeaderFields(const MessageFacts& facts, const MessageAccount& data,
 struct SigningState {
   bool keys_unreadable = false;  // Redis failed while the keys were read
   bool no_key = false;           // no key for the domain (dkim_required)
-  bool failed = false;           // libopendkim failed (dkim_on_error)
+  bool failed = false;           // signing failed (dkim_on_error)
 };
 
 // What the milter does at end of message before it makes its changes.
