@@ -12,6 +12,7 @@ Usage: /usr/bin/python3 bench/run_milter_cost.py [MESSAGES] [ROUNDS] [MILTER...]
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -101,7 +102,7 @@ def main():
     keys = list(next(iter(results.values()))[0])
     print("%-40s" % "milter" + "".join("%16s" % k for k in keys))
     for m, runs in results.items():
-        med = {k: sorted(r[k] for r in runs)[len(runs) // 2] for k in keys}
+        med = {k: statistics.median(r[k] for r in runs) for k in keys}
         print("%-40s" % m[-40:] + "".join("%16.3f" % med[k] for k in keys))
 
 
