@@ -224,46 +224,35 @@ RedisPool::RedisPool(RedisSettings settings, size_t max_size)
 
 Result<RedisPool::Lease> RedisPool::acquire() {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (waiters_.empty() && !idle_.empty()) {
+  // Busy means no connection came back for a whole Redis timeout (Redis or
+  // its holders are stuck); a pool that makes progress is waited out.
+  auto deadline = std::chrono::steady_clock::now() + settings_.timeout;
+  uint64_t seen = released_;
+  while (idle_.empty() && created_ >= max_size_) {
+    if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty()) {
+      if (released_ == seen) {
+        return Error{Error::Kind::Timeout, "redis: all " + std::to_string(max_size_) + " connections busy"};
+      }
+      seen = released_;
+      deadline = std::chrono::steady_clock::now() + settings_.timeout;
+    }
+  }
+  if (!idle_.empty()) {
     auto conn = std::move(idle_.back());
     idle_.pop_back();
     return Lease(this, std::move(conn));
   }
-  if (created_ < max_size_) {
-    ++created_;
-    return Lease(this, std::make_unique<RedisConn>(settings_));
-  }
-  // Busy means no connection came back for a whole Redis timeout (Redis or
-  // its holders are stuck); a queue that moves is waited out, however long.
-  auto deadline = std::chrono::steady_clock::now() + settings_.timeout;
-  uint64_t seen = released_;
-  Waiter self;
-  waiters_.push_back(&self);
-  while (!self.conn) {
-    if (self.handed.wait_until(lock, deadline) == std::cv_status::timeout && !self.conn) {
-      if (released_ != seen) {
-        seen = released_;
-        deadline = std::chrono::steady_clock::now() + settings_.timeout;
-        continue;
-      }
-      waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &self));
-      return Error{Error::Kind::Timeout, "redis: all " + std::to_string(max_size_) + " connections busy"};
-    }
-  }
-  return Lease(this, std::move(self.conn));
+  ++created_;
+  return Lease(this, std::make_unique<RedisConn>(settings_));
 }
 
 void RedisPool::release(std::unique_ptr<RedisConn> conn) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  ++released_;
-  if (waiters_.empty()) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++released_;
     idle_.push_back(std::move(conn));
-    return;
   }
-  Waiter* next = waiters_.front();
-  waiters_.pop_front();
-  next->conn = std::move(conn);
-  next->handed.notify_one();
+  available_.notify_one();
 }
 
 RedisPool::Lease::~Lease() {

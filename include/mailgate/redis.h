@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -86,11 +85,9 @@ class RedisConn {
 };
 
 // A bounded set of connections shared by threads that may not own one each
-// (libmilter's worker pool). Waiters are served first come, first served (a
-// released connection goes to the longest waiter, never to a thread that
-// arrives after it); acquire() fails ("all N connections busy") only when
-// no connection came back for a whole Redis timeout, so that a burst of
-// sessions drains in order instead of starving some past the timeout.
+// (libmilter's worker pool). acquire() fails ("all N connections busy")
+// only when no connection came back for a whole Redis timeout: a burst of
+// sessions is waited out while the pool makes progress.
 class RedisPool {
  public:
   RedisPool(RedisSettings settings, size_t max_size);
@@ -114,18 +111,13 @@ class RedisPool {
  private:
   void release(std::unique_ptr<RedisConn> conn);
 
-  struct Waiter {
-    std::condition_variable handed;
-    std::unique_ptr<RedisConn> conn;
-  };
-
   RedisSettings settings_;
   size_t max_size_;
   size_t created_ = 0;
+  uint64_t released_ = 0;  // connections given back, ever
   std::vector<std::unique_ptr<RedisConn>> idle_;
-  std::deque<Waiter*> waiters_;  // oldest first
-  uint64_t released_ = 0;        // connections given back, ever
   std::mutex mutex_;
+  std::condition_variable available_;
 };
 
 // A pipeline whose every reply must succeed: the first server error reply

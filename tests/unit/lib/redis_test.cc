@@ -255,31 +255,6 @@ TEST_F(RedisTest, PoolIsBoundedAndReusesConnections) {
   EXPECT_TRUE((*again)->connected());  // an idle, already connected one came back
 }
 
-TEST_F(RedisTest, PoolServesWaitersFirstComeFirstServed) {
-  RedisPool pool(server_->settings(2s), 1);
-  auto first = pool.acquire();
-  ASSERT_TRUE(first);
-  std::optional<RedisPool::Lease> held(std::move(*first));
-  std::mutex order_mutex;
-  std::vector<std::string> order;
-  std::thread waiter([&] {
-    auto lease = pool.acquire();
-    ASSERT_TRUE(lease);
-    std::lock_guard<std::mutex> lock(order_mutex);
-    order.push_back("waiter");
-  });
-  std::this_thread::sleep_for(200ms);  // the waiter is queued
-  held.reset();
-  auto late = pool.acquire();  // arrives after the waiter: served after it
-  ASSERT_TRUE(late);
-  {
-    std::lock_guard<std::mutex> lock(order_mutex);
-    order.push_back("late");
-  }
-  waiter.join();
-  EXPECT_EQ(order, (std::vector<std::string>{"waiter", "late"}));
-}
-
 TEST_F(RedisTest, PoolWaitsPastTheTimeoutWhileConnectionsComeBack) {
   RedisPool pool(server_->settings(150ms), 1);
   auto first = pool.acquire();
