@@ -224,10 +224,17 @@ RedisPool::RedisPool(RedisSettings settings, size_t max_size)
 
 Result<RedisPool::Lease> RedisPool::acquire() {
   std::unique_lock<std::mutex> lock(mutex_);
+  // Busy means no connection came back for a whole Redis timeout (Redis or
+  // its holders are stuck); a pool that makes progress is waited out.
   auto deadline = std::chrono::steady_clock::now() + settings_.timeout;
+  uint64_t seen = released_;
   while (idle_.empty() && created_ >= max_size_) {
     if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty()) {
-      return Error{Error::Kind::Timeout, "redis: all " + std::to_string(max_size_) + " connections busy"};
+      if (released_ == seen) {
+        return Error{Error::Kind::Timeout, "redis: all " + std::to_string(max_size_) + " connections busy"};
+      }
+      seen = released_;
+      deadline = std::chrono::steady_clock::now() + settings_.timeout;
     }
   }
   if (!idle_.empty()) {
@@ -242,6 +249,7 @@ Result<RedisPool::Lease> RedisPool::acquire() {
 void RedisPool::release(std::unique_ptr<RedisConn> conn) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    ++released_;
     idle_.push_back(std::move(conn));
   }
   available_.notify_one();

@@ -85,7 +85,9 @@ class RedisConn {
 };
 
 // A bounded set of connections shared by threads that may not own one each
-// (libmilter's worker pool). acquire() waits at most the Redis timeout.
+// (libmilter's worker pool). acquire() fails ("all N connections busy")
+// only when no connection came back for a whole Redis timeout: a burst of
+// sessions is waited out while the pool makes progress.
 class RedisPool {
  public:
   RedisPool(RedisSettings settings, size_t max_size);
@@ -112,6 +114,7 @@ class RedisPool {
   RedisSettings settings_;
   size_t max_size_;
   size_t created_ = 0;
+  uint64_t released_ = 0;  // connections given back, ever
   std::vector<std::unique_ptr<RedisConn>> idle_;
   std::mutex mutex_;
   std::condition_variable available_;

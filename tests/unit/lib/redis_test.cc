@@ -4,6 +4,9 @@
 // reconnection, no resend once written, transactions, and the pool's bound.
 #include "mailgate/redis.h"
 
+#include <optional>
+#include <thread>
+
 #include "redis_server.h"
 
 using namespace mailgate;
@@ -250,6 +253,27 @@ TEST_F(RedisTest, PoolIsBoundedAndReusesConnections) {
   auto again = pool.acquire();
   ASSERT_TRUE(again);
   EXPECT_TRUE((*again)->connected());  // an idle, already connected one came back
+}
+
+TEST_F(RedisTest, PoolWaitsPastTheTimeoutWhileConnectionsComeBack) {
+  RedisPool pool(server_->settings(150ms), 1);
+  auto first = pool.acquire();
+  ASSERT_TRUE(first);
+  std::optional<RedisPool::Lease> held(std::move(*first));
+  bool second_ok = false, third_ok = false;
+  std::thread second([&] {
+    auto lease = pool.acquire();
+    second_ok = lease.ok();
+    std::this_thread::sleep_for(100ms);
+  });
+  std::this_thread::sleep_for(20ms);
+  std::thread third([&] { third_ok = pool.acquire().ok(); });  // served at ~200 ms, past its 150 ms
+  std::this_thread::sleep_for(80ms);
+  held.reset();
+  second.join();
+  third.join();
+  EXPECT_TRUE(second_ok);
+  EXPECT_TRUE(third_ok);
 }
 
 }  // namespace

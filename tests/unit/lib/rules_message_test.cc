@@ -59,7 +59,8 @@ TEST(RulesMessage, PlanCarriesTheHeaderAsItWillLeave) {
   Rules r;
   r.config = parseConfig("strip_tag_headers = yes\nempty_from = rewrite\n", "t.conf");
   HeaderList h = {{"From", "Sales Team"}, {"To", "bob@example.net"}, {"X-Campaign-Id", "c1"},
-                  {"Subject", "Hi"}, {"X-Letter-Id", "l1"}};  // Date and Message-Id added
+                  {"Subject", "Hi"}, {"X-Letter-Id", "l1"}, {"MIME-Version", "1.0"},
+                  {"Content-Type", "text/plain"}};  // Date and Message-Id added
   auto p = r.plan(h);
   ASSERT_EQ(p.verdict.action, Action::Dunno) << p.verdict.reply;
   EXPECT_EQ(p.headers, applyHeaderEdits(h, p.edits));
