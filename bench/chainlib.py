@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -171,14 +172,12 @@ class Bench:
         """CPU seconds so far of each daemon, and of Postfix (master, exited and live children)."""
         out = {n: proc_cpu(pid) for n, pid in self.daemons.items()}
         master = self.postfix_master()
-        total = proc_cpu(master, children=True)
-        for pid, ppid, comm in processes():
-            if ppid == master:
-                t = proc_cpu(pid)
-                total += t
-                out["postfix " + comm] = out.get("postfix " + comm, 0.0) + t
-        out["postfix"] = total
+        out["postfix"] = proc_cpu(master, children=True) + sum(proc_cpu(pid) for pid in children(master))
         return out
+
+    def sample_postfix(self):
+        """Starts a PostfixSampler on this stack's master."""
+        return PostfixSampler(self.postfix_master())
 
     def rss(self):
         """RSS in MB of each daemon, and of the largest of Postfix's smtpd processes."""
@@ -316,6 +315,50 @@ def proc_rss(pid, field="VmRSS"):
     except FileNotFoundError:
         pass
     return 0.0
+
+
+class PostfixSampler(threading.Thread):
+    """Reads the CPU time of the Postfix master's children every 0.1 s, so that
+    processes which exit (smtpd after max_use sessions) count under their name too;
+    stop() returns CPU seconds by program (smtpd, cleanup, smtp, ...) since the start,
+    short of each exited process's last 0.1 s at most."""
+
+    def __init__(self, master):
+        super().__init__(daemon=True)
+        self.master = master
+        self.first = {pid: proc_cpu(pid) for pid in children(master)}
+        self.last = {}
+        self.done = threading.Event()
+        self.start()
+
+    def sample(self):
+        for pid in children(self.master):
+            try:
+                comm, f = _stat(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            self.last[pid] = (comm, (int(f[11]) + int(f[12])) / CLK_TCK)
+
+    def run(self):
+        while not self.done.wait(0.1):
+            self.sample()
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        self.sample()
+        out = {}
+        for pid, (comm, t) in self.last.items():
+            out[comm] = out.get(comm, 0.0) + t - self.first.get(pid, 0.0)
+        return out
+
+
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        return []
 
 
 def processes():
