@@ -28,4 +28,7 @@ for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$dir"; done
 getent group Debian-exim >/dev/null || groupadd --system Debian-exim
 getent passwd Debian-exim >/dev/null || useradd --system --gid Debian-exim --home-dir /var/spool/exim4 \
   --no-create-home --shell /usr/sbin/nologin Debian-exim
-"$dir/usr/sbin/exim4" -bV >/dev/null
+# The binary runs (-bV prints its version; Debian's 4.96 build of November 2026
+# exits 1 there when /etc/exim4 has no configuration, as on this host).
+out=$("$dir/usr/sbin/exim4" -bV 2>&1 || true)
+grep -q '^Exim version' <<<"$out" || { printf '%s\n' "$out" >&2; exit 1; }
