@@ -225,16 +225,22 @@ RedisPool::RedisPool(RedisSettings settings, size_t max_size)
 Result<RedisPool::Lease> RedisPool::acquire() {
   std::unique_lock<std::mutex> lock(mutex_);
   // Busy means no connection came back for a whole Redis timeout (Redis or
-  // its holders are stuck); a pool that makes progress is waited out.
-  auto deadline = std::chrono::steady_clock::now() + settings_.timeout;
+  // its holders are stuck); a pool that makes progress is waited out, but
+  // never past kPoolWaitTimeouts Redis timeouts in all: a slow Redis must meet
+  // on_redis_failure well before Postfix's milter timeouts (30 s), not leave
+  // a waiter that keeps losing the race for returned connections.
+  auto now = std::chrono::steady_clock::now();
+  auto deadline = now + settings_.timeout;
+  auto last = now + std::min<std::chrono::steady_clock::duration>(settings_.timeout * kPoolWaitTimeouts, kPoolWaitMax);
   uint64_t seen = released_;
   while (idle_.empty() && created_ >= max_size_) {
-    if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty()) {
-      if (released_ == seen) {
+    if (available_.wait_until(lock, std::min(deadline, last)) == std::cv_status::timeout && idle_.empty()) {
+      now = std::chrono::steady_clock::now();
+      if (released_ == seen || now >= last) {
         return Error{Error::Kind::Timeout, "redis: all " + std::to_string(max_size_) + " connections busy"};
       }
       seen = released_;
-      deadline = std::chrono::steady_clock::now() + settings_.timeout;
+      deadline = now + settings_.timeout;
     }
   }
   if (!idle_.empty()) {

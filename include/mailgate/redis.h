@@ -106,7 +106,12 @@ class RedisPool {
     std::unique_ptr<RedisConn> conn_;
   };
 
+  // A free connection; waits while others come back, at most
+  // kPoolWaitTimeouts Redis timeouts (and kPoolWaitMax) in all.
   Result<Lease> acquire();
+
+  static constexpr int kPoolWaitTimeouts = 4;
+  static constexpr std::chrono::seconds kPoolWaitMax{5};
 
  private:
   void release(std::unique_ptr<RedisConn> conn);

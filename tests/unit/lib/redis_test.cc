@@ -276,4 +276,34 @@ TEST_F(RedisTest, PoolWaitsPastTheTimeoutWhileConnectionsComeBack) {
   EXPECT_TRUE(third_ok);
 }
 
+TEST_F(RedisTest, PoolWaitIsBoundedWhileOthersKeepTakingTheConnection) {
+  // One connection that three busy threads keep giving back and taking
+  // again: a waiter sees progress all the time, and may keep losing the race
+  // for it (which thread wins is the scheduler's choice, so this does not fail
+  // every time without the bound). Whatever happens, one acquire() ends
+  // within kPoolWaitTimeouts Redis timeouts: on_redis_failure, not a wait as
+  // long as the others keep winning.
+  RedisPool pool(server_->settings(100ms), 1);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> busy;
+  for (int i = 0; i < 3; ++i) {
+    busy.emplace_back([&] {
+      while (!stop) {
+        auto lease = pool.acquire();
+        std::this_thread::sleep_for(40ms);
+      }
+    });
+  }
+  std::this_thread::sleep_for(20ms);
+  std::chrono::steady_clock::duration longest{};
+  for (int i = 0; i < 10; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    { auto lease = pool.acquire(); }
+    longest = std::max(longest, std::chrono::steady_clock::now() - start);
+  }
+  stop = true;
+  for (auto& t : busy) t.join();
+  EXPECT_LT(longest, 100ms * RedisPool::kPoolWaitTimeouts + 300ms);
+}
+
 }  // namespace
