@@ -163,7 +163,7 @@ Verdict PolicySession::checkMessage(const PolicyRequest& req, Event& event) {
   SigningState dkim;
   std::vector<DkimEntry> keys;
   if (!domains.empty()) {
-    auto loaded = dkim_keys_.keysFor(redis_, domains);
+    auto loaded = dkim_keys_.keysFor(redis_, domains, &data->dkim_version);
     if (!loaded) {
       dkim.keys_unreadable = true;
       event.text = loaded.error().message;
