@@ -66,14 +66,14 @@ Result<DkimKey> generateDkimKey(std::string_view algo) {
 
 Result<DkimKey> readDkimKey(std::string_view pem) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Pkey key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  Pkey key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr) : nullptr);
   if (!key) return invalid("not a PEM private key");
   return describe(key);
 }
 
 Result<std::string> dkimTxtValue(const DkimKey& k) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(k.pem.data(), static_cast<int>(k.pem.size())));
-  Pkey pkey(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  Pkey pkey(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr) : nullptr);
   if (!pkey) return invalid("not a PEM private key");
   if (k.algo == DkimAlgo::Ed25519) {
     unsigned char raw[32];

@@ -22,6 +22,7 @@
 
 #include "mailgate/address.h"
 #include "mailgate/crypto.h"
+#include "mailgate/dkim_keys.h"
 
 namespace mailgate {
 namespace {
@@ -145,7 +146,7 @@ Status parseDkimPrivateKey(DkimEntry& key) {
   EVP_PKEY* raw = nullptr;
   if (want != 0 && !key.pem.empty()) {
     std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(key.pem.data(), static_cast<int>(key.pem.size())));
-    if (bio) raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+    if (bio) raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr);
   }
   OPENSSL_cleanse(key.pem.data(), key.pem.size());
   key.pem.clear();

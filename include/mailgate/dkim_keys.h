@@ -25,6 +25,10 @@ Result<DkimKey> generateDkimKey(std::string_view algo);
 // The key is re-encoded as PKCS#8.
 Result<DkimKey> readDkimKey(std::string_view pem);
 
+// The passphrase callback for reading PEM keys: none, so an encrypted key
+// is refused at once instead of OpenSSL prompting on a terminal.
+inline int noPassphrase(char*, int, int, void*) { return -1; }
+
 // The TXT record value: "v=DKIM1; k=rsa; p=<base64 DER SubjectPublicKeyInfo>"
 // or "v=DKIM1; k=ed25519; p=<base64 of the raw 32-byte key>".
 Result<std::string> dkimTxtValue(const DkimKey& key);
