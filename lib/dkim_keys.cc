@@ -13,16 +13,15 @@
 namespace mailgate {
 namespace {
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
 struct CtxFree {
   void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
 };
 struct BioFree {
   void operator()(BIO* b) const { BIO_free(b); }
 };
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using Pkey = EvpPkey;
+
+int noPassphrase(char*, int, int, void*) { return -1; }
 
 Error invalid(std::string m) { return Error{Error::Kind::Invalid, std::move(m)}; }
 
@@ -64,16 +63,21 @@ Result<DkimKey> generateDkimKey(std::string_view algo) {
   return describe(Pkey(raw));
 }
 
-Result<DkimKey> readDkimKey(std::string_view pem) {
+void EvpPkeyFree::operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+
+EvpPkey readPrivateKeyPem(std::string_view pem) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Pkey key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr) : nullptr);
+  return EvpPkey(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr) : nullptr);
+}
+
+Result<DkimKey> readDkimKey(std::string_view pem) {
+  Pkey key = readPrivateKeyPem(pem);
   if (!key) return invalid("not a PEM private key");
   return describe(key);
 }
 
 Result<std::string> dkimTxtValue(const DkimKey& k) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(k.pem.data(), static_cast<int>(k.pem.size())));
-  Pkey pkey(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr) : nullptr);
+  Pkey pkey = readPrivateKeyPem(k.pem);
   if (!pkey) return invalid("not a PEM private key");
   if (k.algo == DkimAlgo::Ed25519) {
     unsigned char raw[32];

@@ -14,10 +14,8 @@
 #include <algorithm>
 #include <array>
 #include <ctime>
-#include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/rsa.h>
 
 #include "mailgate/address.h"
@@ -43,9 +41,6 @@ struct PkeyCtxFree {
 };
 struct MdCtxFree {
   void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
 };
 
 bool isSigned(std::string_view lower_name) {
@@ -143,14 +138,11 @@ uint64_t DkimLibrary::now() const { return clock_ ? clock_() : static_cast<uint6
 Status parseDkimPrivateKey(DkimEntry& key) {
   if (key.parsed && key.pem.empty()) return okStatus();  // parsed before
   int want = key.algo == "rsa-sha256" ? EVP_PKEY_RSA : key.algo == "ed25519-sha256" ? EVP_PKEY_ED25519 : 0;
-  EVP_PKEY* raw = nullptr;
-  if (want != 0 && !key.pem.empty()) {
-    std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(key.pem.data(), static_cast<int>(key.pem.size())));
-    if (bio) raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr);
-  }
+  std::shared_ptr<EVP_PKEY> parsed;
+  if (want != 0 && !key.pem.empty()) parsed = readPrivateKeyPem(key.pem);
   OPENSSL_cleanse(key.pem.data(), key.pem.size());
   key.pem.clear();
-  std::shared_ptr<EVP_PKEY> parsed(raw, EVP_PKEY_free);
+  EVP_PKEY* raw = parsed.get();
   if (!parsed || EVP_PKEY_get_base_id(raw) != want) {
     key.parsed.reset();
     return unreadable(key);

@@ -3,12 +3,25 @@
 // record to publish (RFC 6376 / RFC 8463), split into 255-byte strings.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "mailgate/result.h"
 
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY
+
 namespace mailgate {
+
+struct EvpPkeyFree {
+  void operator()(evp_pkey_st* key) const;
+};
+using EvpPkey = std::unique_ptr<evp_pkey_st, EvpPkeyFree>;
+
+// A PEM private key (PKCS#1 or PKCS#8) as OpenSSL parsed it; null when it is
+// unreadable. An encrypted key is unreadable (no passphrase is asked for: a
+// daemon must not prompt on a terminal).
+EvpPkey readPrivateKeyPem(std::string_view pem);
 
 enum class DkimAlgo { Rsa, Ed25519 };
 
@@ -24,10 +37,6 @@ Result<DkimKey> generateDkimKey(std::string_view algo);
 // Parses a PEM private key (PKCS#1 or PKCS#8); RSA keys must have >= 1024 bits.
 // The key is re-encoded as PKCS#8.
 Result<DkimKey> readDkimKey(std::string_view pem);
-
-// The passphrase callback for reading PEM keys: none, so an encrypted key
-// is refused at once instead of OpenSSL prompting on a terminal.
-inline int noPassphrase(char*, int, int, void*) { return -1; }
 
 // The TXT record value: "v=DKIM1; k=rsa; p=<base64 DER SubjectPublicKeyInfo>"
 // or "v=DKIM1; k=ed25519; p=<base64 of the raw 32-byte key>".
