@@ -5,8 +5,8 @@
 // the line scanner and body copy, then end of message: finishMessage, long
 // lines refused or re-encoded (GMime) and signed anew, the edits applied.
 // Checks: every reply has the "ddd d.d.d text" shape setReply() cuts; what
-// leaves has no line over 998 octets; a signature does not depend on how the
-// body was chunked.
+// leaves has no line over 998 octets; the plan's header is its edits applied;
+// a signature does not depend on how the body was chunked.
 //
 // Input: a first line of option letters (r long_lines=reject, j/w empty_from
 // reject/rewrite, S sandbox key, B blocked campaign, k a sink recipient, a
@@ -183,6 +183,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool dkim_missing = false, dkim_error = false;
   bool delivered = plan.verdict.action == Action::Dunno && plan.discard.empty() && !kept.empty();
   if (delivered) {
+    // The refolding edits applied after the others equal all applied at once.
+    if (applyHeaderEdits(headers, plan.edits) != plan.headers) abort();
     std::string domain = facts.from ? facts.from->address.substr(facts.from->address.rfind('@') + 1) : "";
     if (plan.rule == "empty_from=rewrite") domain = "example.com";
     std::string default_domain = defaultSigningDomain(account, config);
