@@ -4,6 +4,8 @@
 # installed unconfigured; the system Postfix and Redis are never used.
 set -euo pipefail
 
+# clang, libclang-rt-14-dev: only the fuzz targets (libFuzzer and the
+# sanitizer runtimes; tests/fuzz/run-fuzzers.sh).
 # libopendkim-dev: only the unit tests (the reference signer and verifier of
 # dkim_opendkim_test) and the DKIM bench link libopendkim; the daemons do not.
 PACKAGES=(
@@ -15,6 +17,7 @@ PACKAGES=(
   debootstrap iproute2
   curl nodejs npm
   strace
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -2,7 +2,8 @@
 # run-all.sh — installs what is needed, builds mailgate and runs every test:
 # unit and end-to-end tests (real redis-server, private Postfix, swaks) in a
 # normal build, the Debian package (installed and purged again), then the
-# unit tests again in an ASan/UBSan build.
+# unit tests again in an ASan/UBSan build, then every fuzz target for 20 s
+# (clang, ASan+UBSan; tests/fuzz/run-fuzzers.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bash "$top/contrib/install-build-deps.sh"
@@ -20,3 +21,6 @@ bash "$top/contrib/build.sh" "$top/build-asan" -DMG_SANITIZE=ON -DMG_BUILD_TESTS
 (cd "$top/build-asan" && ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:malloc_context_size=60 \
   UBSAN_OPTIONS=print_stacktrace=1 \
   LSAN_OPTIONS=suppressions="$top/tests/lsan.supp" ctest --no-tests=error --output-on-failure -j2 -L unit)
+
+# The fuzzers, bounded: a crash, leak or timeout fails CI with its reproducer.
+bash "$top/tests/fuzz/run-fuzzers.sh" 20
