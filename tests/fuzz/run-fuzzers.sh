@@ -18,9 +18,13 @@ fi
 build=${MG_FUZZ_BUILD:-$top/build-fuzz}
 work=$(mktemp -d "${TMPDIR:-/tmp}/mailgate-fuzz.XXXXXX")
 
+# -O1 and line tables only: half the build time of RelWithDebInfo, the same
+# symbolised stacks; assertions stay on.
 CC=clang CXX=clang++ cmake -S "$top" -B "$build" -DMG_FUZZ=ON -DMG_BUILD_TESTS=ON -DMG_E2E=OFF -DMG_BENCH=OFF \
-  -DMG_WERROR=ON >/dev/null
+  -DMG_WERROR=ON -DCMAKE_BUILD_TYPE=Fuzz -DCMAKE_C_FLAGS_FUZZ="-O1 -gline-tables-only" \
+  -DCMAKE_CXX_FLAGS_FUZZ="-O1 -gline-tables-only" >/dev/null
 cmake --build "$build" -j2 --target "${targets[@]/#/fuzz_}" >/dev/null
+echo "fuzz: built ${#targets[@]} targets in $SECONDS s"
 
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$top/tests/lsan.supp
@@ -54,6 +58,7 @@ for t in "${targets[@]}"; do
     done
   fi
 done
+echo "fuzz: built and ran in $SECONDS s"
 if [ "$merge" = 1 ] && [ ${#failed[@]} -eq 0 ]; then
   for t in "${targets[@]}"; do
     before=$(ls "$top/tests/fuzz/corpus/$t" | wc -l)
