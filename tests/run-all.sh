@@ -29,7 +29,7 @@ bash "$top/contrib/build.sh" "$top/build-asan" -DMG_SANITIZE=ON -DMG_BUILD_TESTS
 # the unit tests that start threads and the e2e tests of many parallel sessions and
 # SIGHUP reloads while mail flows (the harness sets TSAN_OPTIONS for those).
 tsan_e2e='MilterSignals|test_sighup_reloads_every_daemon|test_many_concurrent_connections'
-tsan_e2e+='|test_sighup_reloads_and_keeps|ConnectionLimits|MilterCost|AuthSocket'
+tsan_e2e+='|test_sighup_reloads_and_keeps|ConnectionLimits|MilterCost|AuthSocket|TrackerLostExecReply'
 cmake -S "$top" -B "$top/build-tsan" -DMG_WERROR=ON -DMG_SANITIZE=thread -DMG_BUILD_TESTS=ON -DMG_E2E=ON \
   -DMG_BENCH=OFF >/dev/null
 time cmake --build "$top/build-tsan" -j"$(nproc)" --target mailgate-milter mailgate-policy mailgate-tracker \
