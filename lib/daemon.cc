@@ -169,7 +169,7 @@ void notifyStopping() { sd_notify(0, "STOPPING=1\nSTATUS=stopping"); }
 void probeRedis(const Config& config) {
   RedisConn probe(RedisSettings::fromConfig(config));
   if (auto pong = probe.command({"PING"}); !pong) {
-    MG_LOG_WARN("redis %s: %s (on_redis_failure applies until it is back)", config.redis_server.toString().c_str(),
+    MG_LOG_WARN("redis %s: %s (on_redis_failure applies until it is back)", config.redisServerString().c_str(),
                 pong.error().message.c_str());
   }
 }

@@ -38,7 +38,8 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b) {
     if (!same) out.push_back(name);
   };
   auto endpoint = [](const Endpoint& e) { return e.toString(); };
-  check(endpoint(a.redis_server) == endpoint(b.redis_server), "redis_server");
+  check(a.redisServerString() == b.redisServerString(), "redis_server");
+  check(a.redis_sentinel_password == b.redis_sentinel_password, "redis_sentinel_password");
   check(a.redis_password == b.redis_password, "redis_password");
   check(a.redis_db == b.redis_db, "redis_db");
   check(a.redis_timeout == b.redis_timeout, "redis_timeout");

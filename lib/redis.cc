@@ -1,5 +1,6 @@
 // redis.cc — hiredis wrapper: connection lifecycle (connect, AUTH, SELECT,
-// timeouts, reconnect with exponential backoff, outage logged once), commands,
+// timeouts, reconnect with exponential backoff, outage logged once, the
+// master asked of the Sentinels and checked with ROLE), commands,
 // pipelines (resent only when nothing was written), transactions, scripts
 // and the connection pool.
 #include "mailgate/redis.h"
@@ -11,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "mailgate/log.h"
+#include "mailgate/redis_sentinel.h"
 
 namespace mailgate {
 namespace {
@@ -43,7 +45,7 @@ std::vector<const char*> argvPointers(const Command& argv, std::vector<size_t>& 
 
 RedisSettings RedisSettings::fromConfig(const Config& config) {
   return RedisSettings{config.redis_server, config.redis_password, config.redis_db,
-                       config.redis_timeout};
+                       config.redis_timeout, config.redis_sentinel, config.redis_sentinel_password};
 }
 
 RedisScript::RedisScript(std::string src) : source(std::move(src)) {
@@ -56,7 +58,12 @@ RedisScript::RedisScript(std::string src) : source(std::move(src)) {
   }
 }
 
-RedisConn::RedisConn(RedisSettings settings) : settings_(std::move(settings)) {}
+RedisConn::RedisConn(RedisSettings settings) : settings_(std::move(settings)), current_(settings_.endpoint) {}
+
+std::string RedisConn::name() const {
+  if (!settings_.sentinel) return settings_.endpoint.toString();
+  return "master " + settings_.sentinel->master + (current_.port != 0 ? " at " + current_.toString() : "");
+}
 
 RedisConn::~RedisConn() {
   if (ctx_ != nullptr) redisFree(ctx_);
@@ -71,21 +78,26 @@ Error RedisConn::fail(Error::Kind kind, const std::string& what) {
   next_attempt_ = std::chrono::steady_clock::now() + backoff_;
   last_error_ = what;
   if (!g_redis_down.exchange(true)) {
-    MG_LOG_WARN("redis %s unavailable: %s", settings_.endpoint.toString().c_str(), what.c_str());
+    MG_LOG_WARN("redis %s unavailable: %s", name().c_str(), what.c_str());
   }
-  return Error{kind, "redis " + settings_.endpoint.toString() + ": " + what};
+  return Error{kind, "redis " + name() + ": " + what};
 }
 
 void RedisConn::markHealthy() {
   backoff_ = std::chrono::milliseconds{0};
   if (g_redis_down.exchange(false)) {
-    MG_LOG_INFO("redis %s reachable again", settings_.endpoint.toString().c_str());
+    MG_LOG_INFO("redis %s reachable again", name().c_str());
   }
 }
 
 Status RedisConn::connectNow() {
   timeval tv = toTimeval(settings_.timeout);
-  const Endpoint& ep = settings_.endpoint;
+  if (settings_.sentinel) {
+    auto master = askSentinels(*settings_.sentinel, settings_.sentinel_password, settings_.timeout, next_sentinel_);
+    if (!master) return fail(master.error().kind, master.error().message);
+    current_ = *master;
+  }
+  const Endpoint& ep = current_;
   ctx_ = ep.kind == Endpoint::Kind::Unix ? redisConnectUnixWithTimeout(ep.path.c_str(), tv)
                                          : redisConnectWithTimeout(ep.host.c_str(), ep.port, tv);
   if (ctx_ == nullptr) return fail(Error::Kind::Unavailable, "cannot allocate context");
@@ -96,6 +108,8 @@ Status RedisConn::connectNow() {
   std::vector<Command> setup;
   if (!settings_.password.empty()) setup.push_back({"AUTH", settings_.password});
   if (settings_.db != 0) setup.push_back({"SELECT", std::to_string(settings_.db)});
+  // A Sentinel's answer may be stale (a failover under way): the server itself says.
+  if (settings_.sentinel) setup.push_back({"ROLE"});
   if (setup.empty()) return okStatus();
   for (const auto& cmd : setup) {
     std::vector<size_t> lens;
@@ -112,6 +126,13 @@ Status RedisConn::connectNow() {
       // Never echo the password: name the command only.
       return fail(Error::Kind::Server, cmd[0] + " failed: " + std::string(r->str, r->len));
     }
+    if (cmd[0] == "ROLE" && !roleIsMaster(r.get())) {
+      return fail(Error::Kind::Unavailable, "the Sentinels named a server that is not a master (ROLE " +
+                                                replyString(r->type == REDIS_REPLY_ARRAY && r->elements > 0
+                                                                ? r->element[0]
+                                                                : r.get()) +
+                                                "); asking again");
+    }
   }
   return okStatus();
 }
@@ -120,7 +141,7 @@ Status RedisConn::ensureConnected() {
   if (ctx_ != nullptr) return okStatus();
   if (std::chrono::steady_clock::now() < next_attempt_) {
     return Error{Error::Kind::Unavailable,
-                 "redis " + settings_.endpoint.toString() + ": " + last_error_ + " (backing off)"};
+                 "redis " + name() + ": " + last_error_ + " (backing off)"};
   }
   return connectNow();
 }
@@ -162,7 +183,7 @@ Result<std::vector<Reply>> RedisConn::pipelineOnce(const std::vector<Command>& c
   }
   if (ctx_ == nullptr && !may_connect) {
     unsent = true;
-    return Error{Error::Kind::Unavailable, "redis " + settings_.endpoint.toString() + ": connection lost"};
+    return Error{Error::Kind::Unavailable, "redis " + name() + ": connection lost"};
   }
   if (Status s = ensureConnected(); !s) return s.error();
   std::vector<size_t> lens;
@@ -194,7 +215,21 @@ Result<std::vector<Reply>> RedisConn::pipelineOnce(const std::vector<Command>& c
     replies.emplace_back(static_cast<redisReply*>(raw));
   }
   markHealthy();
+  dropIfNotMaster(replies);
   return replies;
+}
+
+void RedisConn::dropIfNotMaster(const std::vector<Reply>& replies) {
+  if (!settings_.sentinel) return;
+  for (const auto& r : replies) {
+    if (r->type != REDIS_REPLY_ERROR || !isNotMasterError(std::string_view(r->str, r->len))) continue;
+    MG_LOG_WARN("redis %s is no longer the master (%s); asking the Sentinels again", name().c_str(),
+                replyString(r.get()).c_str());
+    redisFree(ctx_);
+    ctx_ = nullptr;
+    next_attempt_ = {};
+    return;
+  }
 }
 
 Result<Reply> RedisConn::command(const Command& argv) {

@@ -2,8 +2,9 @@
 # run-all.sh — installs what is needed, builds mailgate and runs every test:
 # unit and end-to-end tests (real redis-server, private Postfix, swaks) in a
 # normal build, the Debian package (installed and purged again), then the
-# unit and e2e tests again in an ASan/UBSan build, and the threaded ones in a
-# ThreadSanitizer build.
+# unit and e2e tests again in an ASan/UBSan build, the threaded ones in a
+# ThreadSanitizer build, then every fuzz target for 20 s (clang, ASan+UBSan;
+# tests/fuzz/run-fuzzers.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bash "$top/contrib/install-build-deps.sh"
@@ -38,3 +39,6 @@ time cmake --build "$top/build-tsan" -j"$(nproc)" --target mailgate-milter mailg
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$top/tests/tsan.supp" \
   tests/unit_tests &&
   time ctest --no-tests=error --output-on-failure -L e2e -R "$tsan_e2e")
+
+# The fuzzers, bounded: a crash, leak or timeout fails CI with its reproducer.
+bash "$top/tests/fuzz/run-fuzzers.sh" 20

@@ -121,13 +121,17 @@ class Stack:
     """One private stack. Call start(); always call stop() (tests use addCleanup)."""
 
     def __init__(self, on_redis_failure="tempfail", extra_config="", with_policy=True, socket_group="postfix",
-                 with_milter=True, with_tracker=False, tracker_log=None, local_milter=False, user="root"):
+                 with_milter=True, with_tracker=False, tracker_log=None, local_milter=False, user="root",
+                 redis_persist=False):
         self.dir = tempfile.mkdtemp(prefix="mg-e2e-", dir="/var/tmp")
         os.chmod(self.dir, 0o755)
         self.redis_port = free_port()
         self.sink_port = free_port()
         self.smtp_port = free_port()
         self.procs = {}
+        # redis_persist: an append-only file (written before Redis replies, so a SIGKILLed
+        # and restarted Redis still holds every write it acknowledged).
+        self.redis_persist = redis_persist
         # Without the policy service in smtpd_recipient_restrictions the milter alone decides.
         policy = "check_policy_service { unix:%s/policy.sock%%s }" % self.dir
         self.sender_restrictions = policy % ", policy_context=sender" if with_policy else ""
@@ -181,7 +185,8 @@ class Stack:
 
     def start_redis(self):
         self._spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", self.dir,
+                              "--save", "", "--appendonly", "yes" if self.redis_persist else "no",
+                              "--appendfsync", "no", "--dir", self.dir,
                               "--loglevel", "warning"])
         wait_for(lambda: can_connect(("127.0.0.1", self.redis_port)), what="redis-server")
 
