@@ -57,6 +57,15 @@ def sanitizer_environment():
 SANITIZER_DIR = sanitizer_environment() if SANITIZE else None
 
 
+def traced_environment():
+    """The environment for a program started under strace: LeakSanitizer cannot run
+    under ptrace (it would fail the program at exit), so leak checks are off there."""
+    env = dict(os.environ)
+    if SANITIZE:
+        env["ASAN_OPTIONS"] += ":detect_leaks=0"
+    return env
+
+
 def sanitizer_reports():
     """The sanitizer reports written since the last call (each is then marked reported)."""
     if SANITIZER_DIR is None:
