@@ -158,6 +158,11 @@ const std::vector<Param>& params() {
        }},
       {"policy_idle_timeout", "330s",
        [](Config& c, std::string_view v) { c.policy_idle_timeout = parseDuration(v); }},
+      {"policy_request_timeout", "10s",
+       [](Config& c, std::string_view v) {
+         c.policy_request_timeout = parseDuration(v);
+         if (c.policy_request_timeout.count() == 0) throw std::invalid_argument("must be more than 0");
+       }},
       {"policy_max_connections", "1000",
        [](Config& c, std::string_view v) {
          c.policy_max_connections = static_cast<unsigned>(parseUnsigned(v, 1000000, "expected 1 to 1000000"));

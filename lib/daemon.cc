@@ -15,6 +15,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "mailgate/listen.h"
@@ -125,6 +126,14 @@ void removePidFile() {
   if (!g_pid_file.empty() && unlink(g_pid_file.c_str()) != 0 && errno != ENOENT) {
     MG_LOG_DEBUG("cannot remove pid file %s: %m", g_pid_file.c_str());
   }
+}
+
+rlim_t raiseOpenFilesLimit(rlim_t want) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur >= want || limit.rlim_cur == RLIM_INFINITY) return limit.rlim_cur;
+  rlimit raised{std::min(want, limit.rlim_max), limit.rlim_max};
+  return setrlimit(RLIMIT_NOFILE, &raised) == 0 ? raised.rlim_cur : limit.rlim_cur;
 }
 
 void dropPrivileges(const Config& config) {

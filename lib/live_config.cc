@@ -49,6 +49,7 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b) {
   check(a.policy_workers == b.policy_workers, "policy_workers");
   check(a.policy_max_connections == b.policy_max_connections, "policy_max_connections");
   check(a.policy_idle_timeout == b.policy_idle_timeout, "policy_idle_timeout");
+  check(a.policy_request_timeout == b.policy_request_timeout, "policy_request_timeout");
   check(endpoint(a.auth_listen) == endpoint(b.auth_listen), "auth_listen");
   check(a.milter_listen == b.milter_listen, "milter_listen");
   check(a.socket_mode == b.socket_mode, "socket_mode");

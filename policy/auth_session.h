@@ -31,6 +31,7 @@ class AuthConnection : public Session {
   AuthConnection(std::shared_ptr<const Config> config, Store& store, RedisConn& redis);
   std::string greeting() override { return session_.handshake(); }
   Next onInput(std::string_view data, bool eof, std::string& out) override;
+  bool midRequest() const override { return !buf_.empty(); }
 
  private:
   std::shared_ptr<const Config> snapshot_;  // a SIGHUP reload applies to new connections

@@ -32,6 +32,9 @@ class Session {
   };
   // New bytes (empty with eof = true when the peer half-closed).
   virtual Next onInput(std::string_view data, bool eof, std::string& out) = 0;
+  // Part of a request (or line) is buffered: it must be completed within
+  // the listener's request_timeout, however slowly its bytes trickle in.
+  virtual bool midRequest() const = 0;
 };
 
 // What one worker thread owns and lends to its sessions.
@@ -46,6 +49,7 @@ struct ListenerOptions {
   std::string name;  // "policy" or "auth", for logs
   unsigned workers = 2;
   std::chrono::milliseconds idle_timeout{330000};
+  std::chrono::milliseconds request_timeout{10000};  // from the first byte of a request to its end
   RedisSettings redis;
   unsigned max_connections = 1000;  // more are accepted and closed at once
 };

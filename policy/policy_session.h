@@ -36,6 +36,7 @@ class PolicySession : public Session {
         redis_(redis),
         transaction_cache_(config_.auth_cache_ttl) {}
   Next onInput(std::string_view data, bool eof, std::string& out) override;
+  bool midRequest() const override { return parser_.midRequest(); }
 
   // The action for one request (without "action="); logs and records refusals.
   // Reply attributes beyond action= (Exim's data ACL only) are left in

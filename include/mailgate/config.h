@@ -62,6 +62,7 @@ struct Config {
   Endpoint policy_listen;
   unsigned policy_workers = 4;
   std::chrono::milliseconds policy_idle_timeout{330000};
+  std::chrono::milliseconds policy_request_timeout{10000};  // a request or line begun must end within it
   unsigned policy_max_connections = 1000;  // each of the policy and auth listeners
   Endpoint auth_listen;
   std::chrono::milliseconds auth_cache_ttl{5000};
