@@ -8,6 +8,7 @@ import base64
 import os
 import resource
 import select
+import smtplib
 import socket
 import struct
 import threading
@@ -290,3 +291,44 @@ class DaemonSockets(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MilterHostileHeaders(SharedStackTest):
+    """Hostile header bytes through the private Postfix into the milter (raw bytes with
+    smtplib, not swaks, which would re-encode them): a 1 MB header line is refused with
+    the milter's exact reply; NUL, a bare CR and invalid UTF-8 in header values are
+    accepted, delivered and recorded, and the milter keeps serving."""
+
+    @classmethod
+    def prepare(cls):
+        cls.key, _ = cls.stack.make_key("acme")
+
+    def send(self, extra_header, subject):
+        from fault_load import Load
+        s = Load(self.stack, self.key)._connect()
+        try:
+            msg = (b"From: <alice@example.org>\r\nTo: <bob@example.net>\r\nSubject: " + subject +
+                   b"\r\nMessage-ID: <" + subject + b"@example.org>\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\n"
+                   b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n" + extra_header + b"\r\n\r\nbody\r\n")
+            try:
+                s.sendmail("alice@example.org", ["bob@example.net"], msg)
+                return 250, b""
+            except smtplib.SMTPDataError as e:
+                return e.smtp_code, e.smtp_error
+        finally:
+            s.quit()
+
+    def test_a_1_mb_header_line_is_refused(self):
+        code, text = self.send(b"X-Long: " + b"a" * (1024 * 1024), b"long")
+        self.assertEqual((code, text), (550, b"5.6.0 header line longer than 998 octets cannot be folded"))
+
+    def test_nul_bare_cr_and_invalid_utf8_are_delivered(self):
+        before = len(self.stack.sink_messages())
+        for header, subject in ((b"X-Nul: a\0b", b"nul"), (b"X-Cr: a\rb", b"cr"),
+                                (b"X-Bad: \xc3\x28 \xed\xa0\x80 \xff", b"utf8")):
+            self.assertEqual(self.send(header, subject), (250, b""), subject)
+        self.stack.wait_delivered(before + 3)
+        self.assertIsNone(self.stack.procs["milter"].poll())
+        msgids = [e["message_id"] for e in self.stack.events(50) if e["status"] == "accepted"]
+        for subject in ("nul", "cr", "utf8"):
+            self.assertIn("<%s@example.org>" % subject, msgids)
