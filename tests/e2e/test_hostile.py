@@ -15,6 +15,7 @@ import threading
 import time
 import unittest
 
+import harness
 from harness import SharedStackTest, Stack, can_connect, wait_for
 from test_policy import DUNNO, REQUEST
 
@@ -241,7 +242,10 @@ class DaemonSockets(unittest.TestCase):
         # Bounded by the answers the daemon holds (kMaxPendingOutput) and the socket buffers.
         self.assertLess(accepted_unread // len(auth_line("", "192.0.2.1", 5000, "\tx=" + "p" * 1000)), 7000)
         self.assertEqual(answers, [b"FAIL\t%d\treason=wrong api key\n" % i for i in range(1, 10001)])
-        self.assertLess(after["VmHWM"] - before["VmHWM"], 16 * 1024)
+        # ASan's allocator keeps freed memory in quarantine (256 MB by default): the memory
+        # bound is checked in the plain build only; the bytes-taken bound above holds in both.
+        if not harness.SANITIZE:
+            self.assertLess(after["VmHWM"] - before["VmHWM"], 16 * 1024)
         self.assert_alive()
 
     def auth_attempt(self, key, ip):
