@@ -69,6 +69,7 @@ Session::Next AuthConnection::onInput(std::string_view data, bool eof, std::stri
     if (session_.onLine(std::string_view(buf_).substr(start, nl - start), out) == AuthSession::Next::Close) {
       return Next::CloseNow;
     }
+    ++completed_;
     start = nl + 1;
   }
   buf_.erase(0, start);

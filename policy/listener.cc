@@ -210,14 +210,17 @@ class Loop {
         close(fd);
         return;
       }
+      uint64_t done_before = c.session->requestsCompleted();
       auto next = c.session->onInput(std::string_view(buf, static_cast<size_t>(r)), r == 0, c.out);
       if (next == Session::Next::CloseNow) {
         close(fd);
         return;
       }
       if (next == Session::Next::CloseAfterWrite || r == 0) c.close_after_write = true;
+      // The partial request left over began in this read if one completed in it.
       if (!c.session->midRequest()) c.request_started = Clock::time_point::max();
-      else if (c.request_started == Clock::time_point::max()) c.request_started = c.last_activity;
+      else if (c.request_started == Clock::time_point::max() || c.session->requestsCompleted() != done_before)
+        c.request_started = c.last_activity;
     } else if (!(events & (EPOLLIN | EPOLLOUT))) {
       close(fd);  // EPOLLERR / EPOLLHUP without data
       return;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,10 @@ class Session {
   // Part of a request (or line) is buffered: it must be completed within
   // the listener's request_timeout, however slowly its bytes trickle in.
   virtual bool midRequest() const = 0;
+  // Requests (auth: lines) answered so far: a pipelining client's stream of
+  // whole requests is never one slow request, even when every read ends
+  // inside the next one.
+  virtual uint64_t requestsCompleted() const = 0;
 };
 
 // What one worker thread owns and lends to its sessions.

@@ -146,6 +146,38 @@ class DaemonSockets(unittest.TestCase):
         self.assertEqual(self.stack.log("policy").count(
             "auth: request not completed within 2000 ms (policy_request_timeout); closing connection"), 1)
 
+    # A client pipelining whole requests is not a slow request even when every read ends inside
+    # the next one (a busy smtpd's policy connection, or the 10,000-line test under ASan, was cut
+    # at policy_request_timeout when the timer ran from the first partial read on).
+    def test_steady_pipelining_outlives_the_request_timeout(self):
+        for name, payload, answer in (("policy.sock", REQUEST, DUNNO),
+                                      ("auth.sock", auth_line("", "192.0.2.2"),
+                                       b"FAIL\t1\treason=wrong api key\n")):
+            if name == "auth.sock":
+                s, f = self.auth_session()
+            else:
+                s = self.connect(name)
+                f = s.makefile("rb")
+            with s:
+                answers = []
+                reader = threading.Thread(target=lambda: answers.extend(iter(
+                    lambda: f.read(len(answer)), b"")))
+                reader.start()
+                half = len(payload) // 2
+                s.sendall(payload[:half])
+                sent, start = 0, time.time()
+                while time.time() - start < 3.5:  # 1.75 x policy_request_timeout
+                    s.sendall(payload[half:] + payload[:half])  # ends inside the next request
+                    sent += 1
+                    time.sleep(0.05)
+                s.sendall(payload[half:])
+                sent += 1
+                s.shutdown(socket.SHUT_WR)
+                reader.join(10)
+            print("%s: %d pipelined requests over 3.5 s, %d answered" % (name, sent, len(answers)))
+            self.assertEqual(answers, [answer] * sent, name)
+        self.assertNotIn("policy_request_timeout", self.stack.log("policy"))
+
     def test_1000_idle_connections_per_socket(self):
         raise_own_nofile(4000)
         self.assertGreaterEqual(soft_nofile(self.policy_pid), 2 * 1000 + 32)
