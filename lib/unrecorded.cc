@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "mailgate/events.h"
 #include "mailgate/limits.h"
 #include "mailgate/log.h"
 #include "mailgate/store.h"
@@ -71,10 +72,9 @@ Status writeWithUnrecorded(RedisConn& redis, const Config& config, UnrecordedGap
   if (count) {
     for (auto& cmd : unrecordedCommands(config, *count, host)) cmds.push_back(std::move(cmd));
   }
-  if (cmds.empty()) return okStatus();
-  if (auto exec = transaction(redis, cmds); !exec) {
+  if (Status st = writeRecord(redis, cmds); !st) {
     if (count) gap.restore(*count);
-    return exec.error();
+    return st.error();
   }
   if (count && gap.settled()) {
     MG_LOG_WARN("redis: outcome records are written again; %llu messages (%llu recipients) from %s to %s had "

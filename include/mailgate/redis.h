@@ -68,6 +68,15 @@ class RedisConn {
   Result<Reply> eval(const RedisScript& script, const std::vector<std::string>& keys,
                      const std::vector<std::string>& args);
 
+  // eval() with the script's first argument set to the time, in the
+  // server's clock (Unix ms, by the offset measured at connect), after
+  // which this client no longer waits for the reply. A script that compares
+  // it with TIME and writes nothing when later (kRecordScript in events.cc)
+  // is never applied after its caller gave up: a stalled server (SIGSTOP, a
+  // long fork) that runs it when it wakes cannot contradict a tempfail.
+  Result<Reply> evalWithDeadline(const RedisScript& script, const std::vector<std::string>& keys,
+                                 const std::vector<std::string>& args);
+
   bool connected() const { return ctx_ != nullptr; }
   // The server as logs name it: the endpoint, or the Sentinel master's name and address.
   std::string name() const;
@@ -93,6 +102,8 @@ class RedisConn {
   std::chrono::steady_clock::time_point next_attempt_{};
   std::chrono::milliseconds backoff_{0};
   std::string last_error_;
+  // Server clock minus ours (ms) and half the round trip it was measured in, from TIME at connect.
+  int64_t clock_offset_ms_ = 0, clock_uncertainty_ms_ = 0;
 };
 
 // A bounded set of connections shared by threads that may not own one each
