@@ -1,5 +1,5 @@
 // account_policy.cc — parsing of the account fields the rules use: domain
-// entries, rates, limits, suppression mode.
+// entries, rates, limits, suppression and unsubscribe modes.
 #include "mailgate/account_policy.h"
 
 #include <charconv>
@@ -47,6 +47,19 @@ std::optional<DomainEntry> parseDomainEntry(std::string_view text) {
 
 std::string formatDomainEntry(const DomainEntry& e) {
   return std::string(domainStatusName(e.status)) + (e.subdomains ? ",subdomains" : "");
+}
+
+std::optional<UnsubscribeMode> parseUnsubscribeMode(std::string_view text) {
+  if (text == "off") return UnsubscribeMode::Off;
+  if (text == "header") return UnsubscribeMode::Header;
+  if (text == "one-click") return UnsubscribeMode::OneClick;
+  return std::nullopt;
+}
+
+std::optional<UnsubscribeScope> parseUnsubscribeScope(std::string_view text) {
+  if (text == "account") return UnsubscribeScope::Account;
+  if (text == "campaign") return UnsubscribeScope::Campaign;
+  return std::nullopt;
 }
 
 std::optional<Rate> parseRate(std::string_view text) {

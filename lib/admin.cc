@@ -111,8 +111,16 @@ Result<std::string> accountSetting(const std::string& key, const std::string& va
     if (value != "yes" && value != "no") return invalid("bad subaddress \"" + value + "\": expected yes or no");
   } else if (key == "default_sender") {
     return normalSender(value);
+  } else if (key == "unsubscribe") {
+    if (!parseUnsubscribeMode(value)) return invalid("bad unsubscribe \"" + value + "\": expected off, header or one-click");
+  } else if (key == "unsubscribe_scope") {
+    if (!parseUnsubscribeScope(value)) {
+      return invalid("bad unsubscribe_scope \"" + value + "\": expected account or campaign");
+    }
   } else {
-    return invalid("unknown account setting \"" + key + "\" (state, default_sender, suppression, subaddress, empty_from, dkim_domain)");
+    return invalid("unknown account setting \"" + key +
+                   "\" (state, default_sender, suppression, subaddress, empty_from, dkim_domain, unsubscribe, "
+                   "unsubscribe_scope)");
   }
   return value;
 }
@@ -147,6 +155,10 @@ Result<AccountView> Admin::showAccount(const std::string& name) {
   v.state = hashField((*r)[0].get(), "state");
   v.default_sender = hashField((*r)[0].get(), "default_sender");
   v.created = hashField((*r)[0].get(), "created");
+  v.unsubscribe = hashField((*r)[0].get(), "unsubscribe");
+  v.unsubscribe_scope = hashField((*r)[0].get(), "unsubscribe_scope");
+  if (v.unsubscribe.empty()) v.unsubscribe = "off";
+  if (v.unsubscribe_scope.empty()) v.unsubscribe_scope = "account";
   for (size_t i = 0; i < (*r)[1]->elements; ++i) v.nets.push_back(replyString((*r)[1]->element[i]));
   v.keys = static_cast<size_t>((*r)[2]->integer);
   return v;

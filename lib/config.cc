@@ -11,7 +11,11 @@
 #include <map>
 #include <sstream>
 
+#include <sys/stat.h>
+
 #include "mailgate/address.h"
+#include "mailgate/log.h"
+#include "mailgate/unsubscribe_token.h"
 
 namespace mailgate {
 namespace {
@@ -369,6 +373,35 @@ const std::vector<Param>& params() {
            c.webhook_allow_networks.push_back(*cidr);
          }
        }},
+      {"web_secret_file", "",
+       [](Config& c, std::string_view v) {
+         if (!v.empty() && !v.starts_with("/")) throw std::invalid_argument("expected an absolute path");
+         c.web_secret_file = v;
+       }},
+      {"web_base_url", "",
+       [](Config& c, std::string_view v) {
+         // The link is https://BASE/u/TOKEN (RFC 8058 wants HTTPS); BASE is
+         // bounded so that the List-Unsubscribe line stays under 998 octets.
+         const char* what = "expected https://host[:port][/path], at most 200 characters, without ? or #";
+         while (v.ends_with('/')) v.remove_suffix(1);
+         if (v.empty()) {
+           c.web_base_url.clear();
+           return;
+         }
+         if (!v.starts_with("https://") || v.size() == 8 || v.size() > 200 || v[8] == '/' ||
+             v.find_first_of("<>,?#\"'") != std::string_view::npos) {
+           throw std::invalid_argument(what);
+         }
+         for (unsigned char ch : v) {
+           if (ch < 0x21 || ch > 0x7e) throw std::invalid_argument(what);
+         }
+         c.web_base_url = v;
+       }},
+      {"unsubscribe_token_lifetime", "365d",
+       [](Config& c, std::string_view v) {
+         c.unsubscribe_token_lifetime = std::chrono::duration_cast<std::chrono::seconds>(parseDuration(v));
+         if (c.unsubscribe_token_lifetime.count() < 86400) throw std::invalid_argument("must be at least 1d");
+       }},
   };
   return kParams;
 }
@@ -533,7 +566,26 @@ Config loadConfig(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
-  return parseConfig(text.str(), path);
+  Config config = parseConfig(text.str(), path);
+  if (!config.web_secret_file.empty()) loadWebSecrets(config, config.web_secret_file);
+  return config;
+}
+
+void loadWebSecrets(Config& config, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError("web_secret_file " + path + ": cannot open: " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw ConfigError("web_secret_file " + path + ": cannot read: " + std::strerror(errno));
+  auto secrets = parseWebSecrets(text.str());
+  if (!secrets) throw ConfigError("web_secret_file " + path + ": " + secrets.error().message);
+  // Who may read it is the admin's choice (root and the mailgate group); a
+  // file anyone can read lets anyone unsubscribe anybody.
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
+    MG_LOG_WARN("web_secret_file %s is readable by every user: chmod o-r it (root:mailgate 0640)", path.c_str());
+  }
+  config.web_secrets = std::move(*secrets);
 }
 
 }  // namespace mailgate

@@ -1,7 +1,9 @@
-// crypto.cc — OpenSSL-backed helpers: random bytes, SHA-256, base64.
+// crypto.cc — OpenSSL-backed helpers: random bytes, SHA-256, HMAC, base64,
+// constant-time comparison.
 #include "mailgate/crypto.h"
 
 #include <cstdlib>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -37,12 +39,18 @@ std::string sha256Hex(std::string_view data) {
   return toHex(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
-std::string hmacSha256Hex(std::string_view key, std::string_view data) {
+std::string hmacSha256(std::string_view key, std::string_view data) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
        data.size(), mac, &len);
-  return toHex(std::string_view(reinterpret_cast<const char*>(mac), len));
+  return std::string(reinterpret_cast<const char*>(mac), len);
+}
+
+std::string hmacSha256Hex(std::string_view key, std::string_view data) { return toHex(hmacSha256(key, data)); }
+
+bool constantTimeEqual(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 std::string base64Encode(std::string_view data) {
@@ -78,6 +86,21 @@ std::optional<std::string> base64Decode(std::string_view text) {
   size_t pad = 0;
   if (!text.empty() && text.back() == '=') pad = text[text.size() - 2] == '=' ? 2 : 1;
   out.resize(static_cast<size_t>(n) - pad);  // EVP_DecodeBlock counts padding as zero bytes
+  return out;
+}
+
+std::optional<std::string> base64UrlDecode(std::string_view text) {
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string standard(text);
+  for (char& c : standard) {
+    if (c == '-') c = '+';
+    else if (c == '_') c = '/';
+    else if (c == '+' || c == '/' || c == '=') return std::nullopt;
+  }
+  standard.append((4 - standard.size() % 4) % 4, '=');
+  auto out = base64Decode(standard);
+  // A last character with unused bits set decodes like its canonical form.
+  if (!out || base64UrlEncode(*out) != text) return std::nullopt;
   return out;
 }
 

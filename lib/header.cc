@@ -5,6 +5,8 @@
 // the reverse for one mailbox: a folded header value with its display name.
 #include "mailgate/header.h"
 
+#include <strings.h>
+
 #include "mailgate/address.h"
 #include "mailgate/crypto.h"
 
@@ -167,6 +169,10 @@ std::optional<std::string> decodeWord(std::string_view word) {
 }
 
 }  // namespace
+
+bool sameFieldName(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
 
 std::string unfoldHeader(std::string_view value) {
   std::string out;

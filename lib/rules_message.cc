@@ -5,37 +5,20 @@
 
 #include <algorithm>
 #include <ctime>
-#include <strings.h>
 
 #include "mailgate/address.h"
 #include "mailgate/crypto.h"
 #include "mailgate/limits.h"
+#include "mailgate/list_unsubscribe.h"
 #include "mailgate/long_lines.h"
 #include "mailgate/rules_envelope.h"
 
 namespace mailgate {
 namespace {
 
-bool sameName(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-size_t countHeader(const HeaderList& headers, std::string_view name) {
-  size_t n = 0;
-  for (const auto& [k, v] : headers) n += sameName(k, name) ? 1 : 0;
-  return n;
-}
-
-const std::string* firstHeader(const HeaderList& headers, std::string_view name) {
-  for (const auto& [k, v] : headers) {
-    if (sameName(k, name)) return &v;
-  }
-  return nullptr;
-}
-
 bool contains(const std::vector<std::string>& list, std::string_view name) {
   for (const auto& n : list) {
-    if (sameName(n, name)) return true;
+    if (sameFieldName(n, name)) return true;
   }
   return false;
 }
@@ -43,6 +26,19 @@ bool contains(const std::vector<std::string>& list, std::string_view name) {
 Verdict reject(std::string reply, std::string rule) { return Verdict{Action::Reject, std::move(reply), std::move(rule)}; }
 
 }  // namespace
+
+size_t countHeader(const HeaderList& headers, std::string_view name) {
+  size_t n = 0;
+  for (const auto& [k, v] : headers) n += sameFieldName(k, name) ? 1 : 0;
+  return n;
+}
+
+const std::string* firstHeader(const HeaderList& headers, std::string_view name) {
+  for (const auto& [k, v] : headers) {
+    if (sameFieldName(k, name)) return &v;
+  }
+  return nullptr;
+}
 
 HeaderList applyHeaderEdits(const HeaderList& received, const std::vector<HeaderEdit>& edits) {
   std::vector<std::optional<std::pair<std::string, std::string>>> out(received.begin(), received.end());
@@ -53,7 +49,7 @@ HeaderList applyHeaderEdits(const HeaderList& received, const std::vector<Header
     }
     int seen = 0;
     for (auto& h : out) {
-      if (!h || !sameName(h->first, e.name) || ++seen != std::max(e.index, 1)) continue;
+      if (!h || !sameFieldName(h->first, e.name) || ++seen != std::max(e.index, 1)) continue;
       if (e.value.empty()) h.reset();
       else h->second = e.value;
       break;
@@ -223,7 +219,7 @@ Verdict checkHeaderFields(const MessageFacts& facts, const MessageAccount& data,
 
 MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
-                          int64_t now_ms, const std::string& hostname) {
+                          int64_t now_ms, const std::string& hostname, const std::string& queue_id) {
   MessagePlan plan;
   plan.recorded_from = recordedFrom(facts);
   if (const std::string* id = firstHeader(headers, "Message-Id")) plan.message_id = trimBlanks(unfoldHeader(*id));
@@ -258,7 +254,7 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
     return plan;
   }
   for (const auto& name : facts.missing_to_add) {
-    if (sameName(name, "Date")) {
+    if (sameFieldName(name, "Date")) {
       plan.edits.push_back({HeaderEdit::Kind::Add, "Date", 1, rfc5322Date(now_ms)});
     } else {
       plan.message_id = "<" + toHex(randomBytes(12)) + "@" + hostname + ">";
@@ -274,6 +270,13 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
     }
   }
   plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
+  std::vector<std::string> sink, deliver;
+  for (const auto& r : rcpts) (isSinkRecipient(r, config) ? sink : deliver).push_back(r);
+  // Before DKIM: both fields are signed (dkim_signer.cc).
+  UnsubscribePlan unsubscribe =
+      planUnsubscribe(headers, {data.unsubscribe, account, facts.campaign, queue_id, deliver, now_ms}, config);
+  plan.edits.insert(plan.edits.end(), unsubscribe.edits.begin(), unsubscribe.edits.end());
+  plan.unsubscribe = std::move(unsubscribe.note);
   // Lines over 998 octets in the header as it will leave (long_lines), after
   // every other edit: a rewritten From is no longer the sender's.
   HeaderList leaving = applyHeaderEdits(headers, plan.edits);
@@ -286,7 +289,8 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
   plan.headers = folding.edits.empty() ? std::move(leaving) : applyHeaderEdits(leaving, folding.edits);
   plan.edits.insert(plan.edits.end(), folding.edits.begin(), folding.edits.end());
   plan.folded_headers = std::move(folding.names);
-  for (const auto& r : rcpts) (isSinkRecipient(r, config) ? plan.sink_rcpts : plan.deliver_rcpts).push_back(r);
+  plan.sink_rcpts = std::move(sink);
+  plan.deliver_rcpts = std::move(deliver);
   if (data.sandbox) plan.discard = "sandbox";
   else if (plan.deliver_rcpts.empty()) plan.discard = "sink";
   return plan;

@@ -210,7 +210,7 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
                                                  const std::vector<std::string>& from_domains,
                                                  const std::string& campaign, const std::vector<std::string>& rcpts) {
   static const char* kFields[] = {"state", "suppression", "subaddress", "empty_from", "default_sender",
-                                  "dkim_domain"};
+                                  "dkim_domain", "unsubscribe"};
   std::vector<Command> cmds{{"HMGET", keys_.account(account)}};
   cmds[0].insert(cmds[0].end(), std::begin(kFields), std::end(kFields));
   cmds.push_back({"SISMEMBER", keys_.blockedCampaigns(account), campaign});
@@ -235,6 +235,8 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
       data.default_sender = sender ? sender->str() : "";
     } else if (i == 5) {
       data.dkim_domain = normalHostname(value).value_or("");
+    } else if (i == 6) {
+      data.unsubscribe = parseUnsubscribeMode(value).value_or(UnsubscribeMode::Off);
     } else if (fields->element[i]->type != REDIS_REPLY_NIL) {
       data.policy.applyField(kFields[i], value);
     }

@@ -403,7 +403,7 @@ void prepare(SMFICTX* ctx, Connection& c) {
     if (!v.rule.empty()) p->suppression_rule.push_back(v.rule);
   }
   std::string hostname = c.hostname.empty() ? localHostname() : c.hostname;
-  p->plan = decideMessage(p->facts, c.msg.headers, p->account, data, p->kept, config, now, hostname);
+  p->plan = decideMessage(p->facts, c.msg.headers, p->account, data, p->kept, config, now, hostname, qid);
   p->base.message_id = p->plan.message_id;
   p->rewritten_from_domain = data.default_sender.substr(data.default_sender.rfind('@') + 1);
   p->default_domain = defaultSigningDomain(data, config);
@@ -639,11 +639,12 @@ sfsistat onEom(SMFICTX* ctx) {
                   printable(p.key_id).c_str(), printable(p.base.campaign).c_str());
       return planned;
     }
-    MG_LOG_INFO("%s: accepted: from=<%s> nrcpt=%zu account=%s key=%s header_from=<%s> campaign=%s letter=%s%s%s%s%s",
+    std::string unsubscribe_note = plan.unsubscribe.empty() ? "" : " unsubscribe=" + plan.unsubscribe;
+    MG_LOG_INFO("%s: accepted: from=<%s> nrcpt=%zu account=%s key=%s header_from=<%s> campaign=%s letter=%s%s%s%s%s%s",
                 qid.c_str(), printable(c.msg.sender).c_str(), plan.deliver_rcpts.size(), printable(p.account).c_str(),
                 printable(p.key_id).c_str(), printable(p.base.from).c_str(), printable(p.base.campaign).c_str(),
                 printable(p.base.letter_id).c_str(), plan.rule.empty() ? "" : " ", plan.rule.c_str(),
-                long_lines_note.c_str(), dkim_note.c_str());
+                long_lines_note.c_str(), unsubscribe_note.c_str(), dkim_note.c_str());
     return planned;
   });
 }

@@ -39,7 +39,8 @@ int cmdAccount(const Args& a) {
     AccountView v = orDie(ctx.admin.showAccount(name));
     if (a.json) {
       printJson({{"account", v.name}, {"state", v.state}, {"default_sender", v.default_sender},
-                 {"created", v.created}, {"keys", v.keys}, {"nets", v.nets}});
+                 {"created", v.created}, {"keys", v.keys}, {"nets", v.nets}, {"unsubscribe", v.unsubscribe},
+                 {"unsubscribe_scope", v.unsubscribe_scope}});
       return 0;
     }
     std::string nets;
@@ -49,7 +50,8 @@ int cmdAccount(const Args& a) {
                 {"default sender:", v.default_sender},
                 {"created:", v.created},
                 {"keys:", std::to_string(v.keys)},
-                {"allowed networks:", nets}});
+                {"allowed networks:", nets},
+                {"unsubscribe:", v.unsubscribe + " (scope " + v.unsubscribe_scope + ")"}});
     return 0;
   }
   usage(text);

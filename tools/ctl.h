@@ -81,5 +81,6 @@ int cmdDkim(const Args& a);
 int cmdWebhook(const Args& a);
 int cmdDkimExport(const Args& a, Context& ctx);
 int cmdStatus(const Args& a);
+int cmdUnsubscribeToken(const Args& a);
 
 }  // namespace mailgate::ctl

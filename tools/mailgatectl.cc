@@ -22,7 +22,8 @@ constexpr const char* kUsage =
     "  message QUEUEID                             everything recorded about one message\n"
     "  stats NAME [--day YYYY-MM-DD] [--campaign C]   counts by status\n"
     "  account add NAME [--default-sender ADDR]    create an account\n"
-    "  account set NAME key=value                  state=active|blocked|deleted, default_sender=ADDR\n"
+    "  account set NAME key=value                  state=active|blocked|deleted, default_sender=ADDR,\n"
+    "                                              unsubscribe=off|header|one-click, unsubscribe_scope=account|campaign\n"
     "  account show NAME                           show an account\n"
     "  key create NAME [--no-smtp] [--sandbox]     create an API key (printed once)\n"
     "  key list NAME                               list an account's keys\n"
@@ -44,7 +45,8 @@ constexpr const char* kUsage =
     "  webhook set NAME URL                        set the webhook (prints a new secret)\n"
     "  webhook show|remove|test NAME               show, remove or send a signed test event\n"
     "  webhook failures NAME [--count N]           events given up after webhook_retry_for\n"
-    "  status                                      daemons reachable, Redis latency, backlogs\n";
+    "  status                                      daemons reachable, Redis latency, backlogs\n"
+    "  unsubscribe-token verify TOKEN|URL          what an unsubscribe link names, or why it is refused\n";
 
 Args parseArgs(int argc, char** argv) {
   Args a;
@@ -157,6 +159,7 @@ int main(int argc, char** argv) {
   if (cmd == "dkim") return cmdDkim(a);
   if (cmd == "webhook") return cmdWebhook(a);
   if (cmd == "status") return cmdStatus(a);
+  if (cmd == "unsubscribe-token") return cmdUnsubscribeToken(a);
   std::string all;
   for (const auto& w : a.words) all += (all.empty() ? "" : " ") + w;
   die("unknown command \"" + all + "\" (see mailgatectl --help)", 2);

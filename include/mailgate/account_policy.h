@@ -46,6 +46,14 @@ struct Limits {
 
 enum class Suppression { Reject, AcceptAndDrop };
 
+// unsubscribe=off|header|one-click: what the milter adds to the account's
+// mail (list_unsubscribe.h); unsubscribe_scope=account|campaign: what a
+// click stops (mailgate-web: the account's stoplist or the campaign's list).
+enum class UnsubscribeMode { Off, Header, OneClick };
+std::optional<UnsubscribeMode> parseUnsubscribeMode(std::string_view text);
+enum class UnsubscribeScope { Account, Campaign };
+std::optional<UnsubscribeScope> parseUnsubscribeScope(std::string_view text);
+
 struct AccountPolicy {
   std::string name;
   bool exists = false;

@@ -21,6 +21,7 @@ namespace mailgate {
 
 struct AccountView {
   std::string name, state, default_sender, created;
+  std::string unsubscribe, unsubscribe_scope;  // "off" and "account" when unset
   std::vector<std::string> nets;
   size_t keys = 0;
 };

@@ -107,14 +107,26 @@ struct Config {
   uint64_t webhook_max_held_per_account = 10000;  // the rest wait pending in Redis
   std::vector<Cidr> webhook_allow_networks;       // non-public networks webhooks may reach
 
+  // Unsubscribe links (unsubscribe_token.h). web_secrets is read from
+  // web_secret_file by loadConfig (never by parseConfig): the current secret
+  // first, then the previous one during a rotation; empty when unset.
+  std::string web_secret_file;
+  std::vector<std::string> web_secrets;
+  std::string web_base_url;  // "https://host[:port][/path]", no trailing '/'; "" = no links
+  std::chrono::seconds unsubscribe_token_lifetime{365 * 86400};
+
   // redis_server as logs and tools show it: the endpoint or sentinel:NAME@...
   std::string redisServerString() const {
     return redis_sentinel ? redis_sentinel->toString() : redis_server.toString();
   }
 };
 
-// Reads and validates `path`. Throws ConfigError.
+// Reads and validates `path`, then reads web_secret_file when set (a
+// world-readable secrets file is logged as a warning). Throws ConfigError.
 Config loadConfig(const std::string& path);
+
+// Reads web_secret_file `path` into config.web_secrets. Throws ConfigError.
+void loadWebSecrets(Config& config, const std::string& path);
 
 // Parses `text` as if read from `filename`. Throws ConfigError.
 Config parseConfig(std::string_view text, const std::string& filename);

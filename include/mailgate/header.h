@@ -12,6 +12,9 @@
 
 namespace mailgate {
 
+// Field names compare case-insensitively (RFC 5322 1.2.2).
+bool sameFieldName(std::string_view a, std::string_view b);
+
 // Folded header value -> one line (CRLF/LF + blanks become the blanks).
 std::string unfoldHeader(std::string_view value);
 

@@ -20,6 +20,10 @@ namespace mailgate {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;  // name, value as received
 
+// The number of fields named `name`; the value of the first (nullptr: none).
+size_t countHeader(const HeaderList& headers, std::string_view name);
+const std::string* firstHeader(const HeaderList& headers, std::string_view name);
+
 constexpr const char* kEmptyFrom = "EMPTY-FROM";
 
 // What the headers say, before any account data is needed.
@@ -61,6 +65,7 @@ struct MessageAccount {
   bool campaign_blocked = false;
   bool sandbox = false;  // the key is a sandbox key
   std::string dkim_version;  // dkim:version, for DkimKeyCache::keysFor (no round trip of its own)
+  UnsubscribeMode unsubscribe = UnsubscribeMode::Off;  // unsubscribe= (list_unsubscribe.h)
 };
 
 struct HeaderEdit {
@@ -79,6 +84,7 @@ struct MessagePlan {
   std::string recorded_from;  // recordedFrom(facts)
   std::string message_id;     // the Message-Id header, or the one the milter adds
   std::string rule;           // for the log: empty_from=mark, ...
+  std::string unsubscribe;    // for the log: UnsubscribePlan::note ("" = off)
   std::vector<std::string> folded_headers;  // fields refolded for lines over 998 octets (long_lines)
   // The header as it will leave (applyHeaderEdits(headers, edits), built
   // once): what DKIM signs. Empty when the plan refuses the message.
@@ -92,10 +98,11 @@ struct MessagePlan {
 Verdict checkLocalSubmission(const Config& config);
 
 // `rcpts` are the envelope recipients left after suppression; `account` is
-// the sending account (never empty: see checkLocalSubmission).
+// the sending account (never empty: see checkLocalSubmission); `queue_id`
+// goes into the unsubscribe token (planUnsubscribe).
 MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, const std::string& account,
                           const MessageAccount& data, const std::vector<std::string>& rcpts, const Config& config,
-                          int64_t now_ms, const std::string& hostname);
+                          int64_t now_ms, const std::string& hostname, const std::string& queue_id);
 
 // A recipient of sink_recipients: accepted, never delivered, never counted.
 bool isSinkRecipient(std::string_view rcpt, const Config& config);

@@ -11,7 +11,8 @@
 // Input: a first line of option letters (r long_lines=reject, j/w empty_from
 // reject/rewrite, S sandbox key, B blocked campaign, k a sink recipient, a
 // accept-and-drop with a stopped recipient, d dkim_required, x keep tag
-// headers, digits seed the chunk sizes), then "Name: value" lines (a line
+// headers, u/h unsubscribe=one-click/header, o one recipient, digits seed
+// the chunk sizes), then "Name: value" lines (a line
 // starting with a blank continues the field, joined with LF as libmilter
 // gives it), an empty line, and the body as libmilter streams it (CRLF).
 #include <cstddef>
@@ -129,6 +130,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (has('d')) config.dkim_required = true;
   if (has('x')) config.strip_tag_headers = false;
   if (has('k')) config.sink_recipients = {"sink@example.net"};
+  config.web_secrets = {std::string(32, 's')};
+  config.web_base_url = "https://mail.example.com";
   MessageAccount account;
   account.policy.name = "acct";
   account.policy.exists = true;
@@ -137,7 +140,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   account.default_sender = "news@example.com";
   account.sandbox = has('S');
   account.campaign_blocked = has('B');
+  if (has('u')) account.unsubscribe = UnsubscribeMode::OneClick;
+  else if (has('h')) account.unsubscribe = UnsubscribeMode::Header;
   std::vector<std::string> rcpts{"a@example.org", "b@example.org"};
+  if (has('o')) rcpts.pop_back();
   if (has('k')) rcpts.push_back("sink@example.net");
   if (has('a')) {
     account.policy.suppression = Suppression::AcceptAndDrop;
@@ -175,7 +181,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                                           : dunno();
     (v.rule.empty() ? kept : suppressed).push_back(rcpt);
   }
-  MessagePlan plan = decideMessage(facts, headers, "acct", account, kept, config, kNow, "mx.example.net");
+  MessagePlan plan = decideMessage(facts, headers, "acct", account, kept, config, kNow, "mx.example.net", "4QID");
   if (plan.verdict.action != Action::Dunno) checkReply(plan.verdict);
   std::vector<DkimEntry> signing_keys;
   std::vector<std::unique_ptr<DkimSigner>> signers, whole;

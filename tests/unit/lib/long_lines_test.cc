@@ -128,14 +128,14 @@ TEST(DecideMessage, RefoldsAfterThePlansEdits) {
   a.policy.state = AccountState::Active;
   a.policy.domains["shop.example"] = DomainEntry{DomainStatus::Verified, false};
   MessageFacts f = extractFacts(h, config, 0);
-  MessagePlan plan = decideMessage(f, h, "shop", a, {"bob@example.net"}, config, 0, "mx.test");
+  MessagePlan plan = decideMessage(f, h, "shop", a, {"bob@example.net"}, config, 0, "mx.test", "QID1");
   EXPECT_EQ(plan.verdict.action, Action::Dunno);
   EXPECT_EQ(plan.folded_headers, std::vector<std::string>{"Subject"});
   HeaderList out = applyHeaderEdits(h, plan.edits);
   for (const auto& [name, value] : out) EXPECT_FALSE(headerHasLongLine(name, value)) << name;
   EXPECT_EQ(plan.headers, out);  // the plan's header, built once, has the refolding
   config = parseConfig("long_lines = reject\n", "t.conf");
-  plan = decideMessage(f, h, "shop", a, {"bob@example.net"}, config, 0, "mx.test");
+  plan = decideMessage(f, h, "shop", a, {"bob@example.net"}, config, 0, "mx.test", "QID1");
   EXPECT_EQ(plan.verdict.reply, "550 5.6.0 message has lines longer than 998 octets");
 }
 

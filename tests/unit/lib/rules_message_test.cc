@@ -33,7 +33,7 @@ struct Rules {
   MessagePlan plan(const HeaderList& h, const MessageAccount& a = shopAccount(),
                    std::vector<std::string> rcpts = {"bob@example.net"}) {
     MessageFacts f = extractFacts(h, config, kNow);
-    return decideMessage(f, h, "shop", a, rcpts, config, kNow, "mx.test");
+    return decideMessage(f, h, "shop", a, rcpts, config, kNow, "mx.test", "4ABCD12345");
   }
 };
 

@@ -109,7 +109,8 @@ TEST_F(StoreTest, AdminErrors) {
   EXPECT_EQ(admin_.setAccount("acme", {"state=sleeping"}).error().message,
             "bad state \"sleeping\": expected active, blocked or deleted");
   EXPECT_EQ(admin_.setAccount("acme", {"colour=red"}).error().message,
-            "unknown account setting \"colour\" (state, default_sender, suppression, subaddress, empty_from, dkim_domain)");
+            "unknown account setting \"colour\" (state, default_sender, suppression, subaddress, empty_from, dkim_domain, "
+            "unsubscribe, unsubscribe_scope)");
   EXPECT_EQ(admin_.allowNet("acme", "192.0.2.0/33").error().message,
             "bad CIDR \"192.0.2.0/33\": expected e.g. 192.0.2.0/24 or 2001:db8::/32");
   EXPECT_EQ(admin_.allowNet("acme", "0.0.0.0/0").error().message,
@@ -176,6 +177,30 @@ TEST_F(StoreTest, LoadsOnlyWhatTheRulesNeedInOneRoundTrip) {
   auto missing = store.loadAccountPolicy(redis_, "ghost", "x.example", "");
   ASSERT_TRUE(missing);
   EXPECT_FALSE(missing->exists);
+}
+
+TEST_F(StoreTest, UnsubscribeSettingsAreCheckedShownAndLoaded) {
+  ASSERT_TRUE(admin_.addAccount("acme", ""));
+  Store store(config());
+  auto unset = store.loadMessageAccount(redis_, "acme", "", {}, "c", {});
+  ASSERT_TRUE(unset);
+  EXPECT_EQ(unset->unsubscribe, UnsubscribeMode::Off);
+  EXPECT_EQ(admin_.showAccount("acme")->unsubscribe, "off");
+  EXPECT_EQ(admin_.showAccount("acme")->unsubscribe_scope, "account");
+  EXPECT_EQ(admin_.setAccount("acme", {"unsubscribe=yes"}).error().message,
+            "bad unsubscribe \"yes\": expected off, header or one-click");
+  EXPECT_EQ(admin_.setAccount("acme", {"unsubscribe=header", "unsubscribe_scope=list"}).error().message,
+            "bad unsubscribe_scope \"list\": expected account or campaign");
+  ASSERT_TRUE(admin_.setAccount("acme", {"unsubscribe=one-click", "unsubscribe_scope=campaign"}));
+  auto m = store.loadMessageAccount(redis_, "acme", "", {}, "c", {});
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->unsubscribe, UnsubscribeMode::OneClick);
+  EXPECT_EQ(admin_.showAccount("acme")->unsubscribe, "one-click");
+  EXPECT_EQ(admin_.showAccount("acme")->unsubscribe_scope, "campaign");
+  ASSERT_TRUE(admin_.setAccount("acme", {"unsubscribe=header"}));
+  EXPECT_EQ(store.loadMessageAccount(redis_, "acme", "", {}, "c", {})->unsubscribe, UnsubscribeMode::Header);
+  ASSERT_TRUE(redis_.command({"HSET", "mg:acct:{acme}", "unsubscribe", "bogus"}));  // hand-written: off
+  EXPECT_EQ(store.loadMessageAccount(redis_, "acme", "", {}, "c", {})->unsubscribe, UnsubscribeMode::Off);
 }
 
 TEST_F(StoreTest, RecipientSetsReplaceThoseOfTheLastRecipient) {
