@@ -1,12 +1,13 @@
 // redis.cc — hiredis wrapper: connection lifecycle (connect, AUTH, SELECT,
-// timeouts, reconnect with exponential backoff, outage logged once), commands,
-// pipelines (resent only when nothing was written), transactions, scripts
-// and the connection pool.
+// timeouts, reconnect: one probe per interval and endpoint while it is down,
+// outage logged once), commands, pipelines (resent only when nothing was
+// written), transactions, scripts and the connection pool.
 #include "mailgate/redis.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <map>
 #include <openssl/sha.h>
 #include <sys/socket.h>
 
@@ -15,11 +16,52 @@
 namespace mailgate {
 namespace {
 
-constexpr std::chrono::milliseconds kMinBackoff{100};
-constexpr std::chrono::milliseconds kMaxBackoff{5000};
+// While an endpoint is down, one connection in the process tries it every
+// kProbeInterval and the others fail at once; when that probe gets an answer,
+// every connection reconnects on its next command. So service resumes within
+// about kProbeInterval of Redis answering, however long the outage was, and a
+// frozen Redis costs one redis_timeout per interval, not one per message.
+constexpr std::chrono::milliseconds kProbeInterval{100};
 
-// Process-wide outage state so that an outage is logged once, not per thread.
-std::atomic<bool> g_redis_down{false};
+int64_t steadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+// The outage state of one endpoint, shared by every connection to it in the
+// process, so that an outage is also logged once, not per thread.
+struct RedisHealth {
+  std::atomic<bool> down{false};
+  std::atomic<int64_t> next_probe{0};  // steadyNanos() before which no connection tries
+  std::mutex mutex;
+  std::string last_error;  // under mutex
+
+  static std::shared_ptr<RedisHealth> of(const Endpoint& endpoint) {
+    static std::mutex registry_mutex;
+    static std::map<std::string, std::shared_ptr<RedisHealth>> registry;
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    auto& h = registry[endpoint.toString()];
+    if (!h) h = std::make_shared<RedisHealth>();
+    return h;
+  }
+
+  std::string lastError() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return last_error;
+  }
+
+  // True for the one caller that may try a connection now.
+  bool mayTry() {
+    if (!down.load()) return true;
+    int64_t now = steadyNanos(), due = next_probe.load();
+    return now >= due && next_probe.compare_exchange_strong(
+                             due, now + std::chrono::nanoseconds(kProbeInterval).count());
+  }
+};
+
+namespace {
 
 timeval toTimeval(std::chrono::milliseconds ms) {
   timeval tv;
@@ -56,7 +98,8 @@ RedisScript::RedisScript(std::string src) : source(std::move(src)) {
   }
 }
 
-RedisConn::RedisConn(RedisSettings settings) : settings_(std::move(settings)) {}
+RedisConn::RedisConn(RedisSettings settings)
+    : settings_(std::move(settings)), health_(RedisHealth::of(settings_.endpoint)) {}
 
 RedisConn::~RedisConn() {
   if (ctx_ != nullptr) redisFree(ctx_);
@@ -67,18 +110,19 @@ Error RedisConn::fail(Error::Kind kind, const std::string& what) {
     redisFree(ctx_);
     ctx_ = nullptr;
   }
-  backoff_ = std::min(backoff_ == std::chrono::milliseconds{0} ? kMinBackoff : backoff_ * 2, kMaxBackoff);
-  next_attempt_ = std::chrono::steady_clock::now() + backoff_;
-  last_error_ = what;
-  if (!g_redis_down.exchange(true)) {
+  {
+    std::lock_guard<std::mutex> lock(health_->mutex);
+    health_->last_error = what;
+  }
+  health_->next_probe = steadyNanos() + std::chrono::nanoseconds(kProbeInterval).count();
+  if (!health_->down.exchange(true)) {
     MG_LOG_WARN("redis %s unavailable: %s", settings_.endpoint.toString().c_str(), what.c_str());
   }
   return Error{kind, "redis " + settings_.endpoint.toString() + ": " + what};
 }
 
 void RedisConn::markHealthy() {
-  backoff_ = std::chrono::milliseconds{0};
-  if (g_redis_down.exchange(false)) {
+  if (health_->down.exchange(false)) {
     MG_LOG_INFO("redis %s reachable again", settings_.endpoint.toString().c_str());
   }
 }
@@ -116,11 +160,11 @@ Status RedisConn::connectNow() {
   return okStatus();
 }
 
-Status RedisConn::ensureConnected() {
+Status RedisConn::ensureConnected(bool at_once) {
   if (ctx_ != nullptr) return okStatus();
-  if (std::chrono::steady_clock::now() < next_attempt_) {
+  if (!at_once && !health_->mayTry()) {
     return Error{Error::Kind::Unavailable,
-                 "redis " + settings_.endpoint.toString() + ": " + last_error_ + " (backing off)"};
+                 "redis " + settings_.endpoint.toString() + ": " + health_->lastError() + " (backing off)"};
   }
   return connectNow();
 }
@@ -133,8 +177,7 @@ Result<std::vector<Reply>> RedisConn::pipeline(const std::vector<Command>& comma
     // the server had closed), so sending it again cannot apply it twice.
     // Once anything was written, a lost reply is an error: the commands may
     // have been applied.
-    next_attempt_ = {};
-    replies = pipelineOnce(commands, unsent);
+    replies = pipelineOnce(commands, unsent, true, true);
   }
   return replies;
 }
@@ -153,18 +196,18 @@ bool RedisConn::closedByServer() const {
 }
 
 Result<std::vector<Reply>> RedisConn::pipelineOnce(const std::vector<Command>& commands, bool& unsent,
-                                                   bool may_connect) {
+                                                   bool may_connect, bool at_once) {
   unsent = false;
   if (ctx_ != nullptr && closedByServer()) {
     redisFree(ctx_);
     ctx_ = nullptr;
-    next_attempt_ = {};
+    at_once = true;  // a replacement, not a new attempt on a failing server
   }
   if (ctx_ == nullptr && !may_connect) {
     unsent = true;
     return Error{Error::Kind::Unavailable, "redis " + settings_.endpoint.toString() + ": connection lost"};
   }
-  if (Status s = ensureConnected(); !s) return s.error();
+  if (Status s = ensureConnected(at_once); !s) return s.error();
   std::vector<size_t> lens;
   for (const auto& cmd : commands) {
     auto ptrs = argvPointers(cmd, lens);

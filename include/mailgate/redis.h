@@ -1,6 +1,6 @@
 // redis.h — the Redis layer on hiredis 0.14: one RedisConn per thread (or
-// leased from a RedisPool), connect and command timeouts, reconnect with
-// backoff, AUTH/SELECT, pipelining and EVALSHA with NOSCRIPT reload. Every
+// leased from a RedisPool), connect and command timeouts, reconnect (one probe
+// per 100 ms and endpoint while it is down), AUTH/SELECT, pipelining and EVALSHA with NOSCRIPT reload. Every
 // failure comes back as an Error value; nothing here blocks past the timeout.
 #pragma once
 
@@ -68,20 +68,19 @@ class RedisConn {
   bool connected() const { return ctx_ != nullptr; }
 
  private:
-  // `unsent` tells that it failed before a byte of `commands` was written.
+  // `unsent` tells that it failed before a byte of `commands` was written;
+  // `at_once` connects even while another connection's probe is due.
   Result<std::vector<Reply>> pipelineOnce(const std::vector<Command>& commands, bool& unsent,
-                                          bool may_connect = true);
+                                          bool may_connect = true, bool at_once = false);
   bool closedByServer() const;
-  Status ensureConnected();
+  Status ensureConnected(bool at_once);
   Status connectNow();
   Error fail(Error::Kind kind, const std::string& what);
   void markHealthy();
 
   RedisSettings settings_;
+  std::shared_ptr<struct RedisHealth> health_;  // shared by the process's connections to the endpoint
   redisContext* ctx_ = nullptr;
-  std::chrono::steady_clock::time_point next_attempt_{};
-  std::chrono::milliseconds backoff_{0};
-  std::string last_error_;
 };
 
 // A bounded set of connections shared by threads that may not own one each
