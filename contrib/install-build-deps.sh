@@ -4,17 +4,20 @@
 # installed unconfigured; the system Postfix and Redis are never used.
 set -euo pipefail
 
+# clang, libclang-rt-14-dev: only the fuzz targets (libFuzzer and the
+# sanitizer runtimes; tests/fuzz/run-fuzzers.sh).
 # libopendkim-dev: only the unit tests (the reference signer and verifier of
 # dkim_opendkim_test) and the DKIM bench link libopendkim; the daemons do not.
 PACKAGES=(
   build-essential cmake pkg-config
   libmilter-dev libhiredis-dev libssl-dev libopendkim-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libcurl4-openssl-dev libsystemd-dev libidn2-dev libgmime-3.0-dev debhelper dpkg-dev lintian fakeroot
-  postfix redis-server swaks libnet-ssleay-perl openssl python3 python3-dkim groff-base
+  postfix redis-server redis-sentinel swaks libnet-ssleay-perl openssl python3 python3-dkim groff-base
   man-db bsdextrautils
   debootstrap iproute2
   curl nodejs npm
   strace
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -121,7 +121,12 @@ std::vector<std::string> parseHeaderList(std::string_view v) {
 const std::vector<Param>& params() {
   static const std::vector<Param> kParams = {
       {"redis_server", "unix:/run/redis/redis-server.sock",
-       [](Config& c, std::string_view v) { c.redis_server = parseEndpointOrThrow(v, "tcp"); }},
+       [](Config& c, std::string_view v) {
+         c.redis_sentinel.reset();
+         if (v.starts_with("sentinel:")) c.redis_sentinel = parseRedisSentinel(v);
+         else c.redis_server = parseEndpointOrThrow(v, "tcp");
+       }},
+      {"redis_sentinel_password", "", [](Config& c, std::string_view v) { c.redis_sentinel_password = v; }},
       {"redis_password", "", [](Config& c, std::string_view v) { c.redis_password = v; }},
       {"redis_db", "0",
        [](Config& c, std::string_view v) {
@@ -153,6 +158,11 @@ const std::vector<Param>& params() {
        }},
       {"policy_idle_timeout", "330s",
        [](Config& c, std::string_view v) { c.policy_idle_timeout = parseDuration(v); }},
+      {"policy_request_timeout", "10s",
+       [](Config& c, std::string_view v) {
+         c.policy_request_timeout = parseDuration(v);
+         if (c.policy_request_timeout.count() == 0) throw std::invalid_argument("must be more than 0");
+       }},
       {"policy_max_connections", "1000",
        [](Config& c, std::string_view v) {
          c.policy_max_connections = static_cast<unsigned>(parseUnsigned(v, 1000000, "expected 1 to 1000000"));
@@ -407,6 +417,44 @@ bool parseEndpoint(std::string_view spec, std::string_view tcp_word, Endpoint& o
   }
   out = Endpoint{Endpoint::Kind::Tcp, "", std::string(host), static_cast<uint16_t>(n)};
   return true;
+}
+
+std::string RedisSentinel::toString() const {
+  std::string out = "sentinel:" + master + "@";
+  for (size_t i = 0; i < sentinels.size(); ++i) {
+    if (i > 0) out += ",";
+    out += sentinels[i].host.find(':') != std::string::npos ? "[" + sentinels[i].host + "]" : sentinels[i].host;
+    out += ":" + std::to_string(sentinels[i].port);
+  }
+  return out;
+}
+
+RedisSentinel parseRedisSentinel(std::string_view spec) {
+  const char* what = "expected sentinel:MASTERNAME@host:port,host:port,...";
+  if (!spec.starts_with("sentinel:")) throw std::invalid_argument(what);
+  std::string_view rest = spec.substr(9), hosts, name;
+  if (size_t at = rest.find('@'); at != std::string_view::npos) {
+    name = rest.substr(0, at);
+    hosts = rest.substr(at + 1);
+  } else if (size_t slash = rest.rfind('/'); slash != std::string_view::npos) {
+    hosts = rest.substr(0, slash);
+    name = rest.substr(slash + 1);
+  } else {
+    throw std::invalid_argument(what);
+  }
+  if (name.empty() || name.find_first_of(" \t,@/") != std::string_view::npos) {
+    throw std::invalid_argument(std::string(what) + " (no master name)");
+  }
+  RedisSentinel s{std::string(name), {}};
+  for (const std::string& h : parseList(hosts)) {
+    Endpoint e;
+    if (!parseEndpoint("tcp:" + h, "tcp", e)) {
+      throw std::invalid_argument("\"" + h + "\" is not host:port; " + what);
+    }
+    s.sentinels.push_back(std::move(e));
+  }
+  if (s.sentinels.empty()) throw std::invalid_argument(std::string(what) + " (no Sentinel)");
+  return s;
 }
 
 std::vector<std::string> configParameterNames() {

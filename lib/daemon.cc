@@ -15,6 +15,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "mailgate/listen.h"
@@ -127,6 +128,14 @@ void removePidFile() {
   }
 }
 
+rlim_t raiseOpenFilesLimit(rlim_t want) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur >= want || limit.rlim_cur == RLIM_INFINITY) return limit.rlim_cur;
+  rlimit raised{std::min(want, limit.rlim_max), limit.rlim_max};
+  return setrlimit(RLIMIT_NOFILE, &raised) == 0 ? raised.rlim_cur : limit.rlim_cur;
+}
+
 void dropPrivileges(const Config& config) {
   if (geteuid() != 0 || config.user == "root") return;
   const char* name = config.user.c_str();
@@ -169,7 +178,7 @@ void notifyStopping() { sd_notify(0, "STOPPING=1\nSTATUS=stopping"); }
 void probeRedis(const Config& config) {
   RedisConn probe(RedisSettings::fromConfig(config));
   if (auto pong = probe.command({"PING"}); !pong) {
-    MG_LOG_WARN("redis %s: %s (on_redis_failure applies until it is back)", config.redis_server.toString().c_str(),
+    MG_LOG_WARN("redis %s: %s (on_redis_failure applies until it is back)", config.redisServerString().c_str(),
                 pong.error().message.c_str());
   }
 }

@@ -38,7 +38,8 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b) {
     if (!same) out.push_back(name);
   };
   auto endpoint = [](const Endpoint& e) { return e.toString(); };
-  check(endpoint(a.redis_server) == endpoint(b.redis_server), "redis_server");
+  check(a.redisServerString() == b.redisServerString(), "redis_server");
+  check(a.redis_sentinel_password == b.redis_sentinel_password, "redis_sentinel_password");
   check(a.redis_password == b.redis_password, "redis_password");
   check(a.redis_db == b.redis_db, "redis_db");
   check(a.redis_timeout == b.redis_timeout, "redis_timeout");
@@ -48,6 +49,7 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b) {
   check(a.policy_workers == b.policy_workers, "policy_workers");
   check(a.policy_max_connections == b.policy_max_connections, "policy_max_connections");
   check(a.policy_idle_timeout == b.policy_idle_timeout, "policy_idle_timeout");
+  check(a.policy_request_timeout == b.policy_request_timeout, "policy_request_timeout");
   check(endpoint(a.auth_listen) == endpoint(b.auth_listen), "auth_listen");
   check(a.milter_listen == b.milter_listen, "milter_listen");
   check(a.socket_mode == b.socket_mode, "socket_mode");

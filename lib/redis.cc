@@ -1,7 +1,9 @@
 // redis.cc — hiredis wrapper: connection lifecycle (connect, AUTH, SELECT,
-// timeouts, reconnect: one probe per interval and endpoint while it is down,
-// outage logged once), commands, pipelines (resent only when nothing was
-// written), transactions, scripts and the connection pool.
+// timeouts, reconnect: one probe per interval and configured server while it
+// is down, outage logged once, the master asked of the Sentinels and checked
+// with ROLE), commands,
+// pipelines (resent only when nothing was written), transactions, scripts
+// and the connection pool.
 #include "mailgate/redis.h"
 
 #include <algorithm>
@@ -10,13 +12,15 @@
 #include <map>
 #include <openssl/sha.h>
 #include <sys/socket.h>
+#include <utility>
 
 #include "mailgate/log.h"
+#include "mailgate/redis_sentinel.h"
 
 namespace mailgate {
 namespace {
 
-// While an endpoint is down, one connection in the process tries it every
+// While a server is down, one connection in the process tries it every
 // kProbeInterval and the others fail at once; when that probe gets an answer,
 // every connection reconnects on its next command. So service resumes within
 // about kProbeInterval of Redis answering, however long the outage was, and a
@@ -30,19 +34,21 @@ int64_t steadyNanos() {
 
 }  // namespace
 
-// The outage state of one endpoint, shared by every connection to it in the
-// process, so that an outage is also logged once, not per thread.
+// The outage state of one configured server (its endpoint, or its Sentinel
+// spec: a failover moves the master, not the state), shared by every
+// connection to it in the process, so that an outage is also logged once,
+// not per thread.
 struct RedisHealth {
   std::atomic<bool> down{false};
   std::atomic<int64_t> next_probe{0};  // steadyNanos() before which no connection tries
   std::mutex mutex;
   std::string last_error;  // under mutex
 
-  static std::shared_ptr<RedisHealth> of(const Endpoint& endpoint) {
+  static std::shared_ptr<RedisHealth> of(const RedisSettings& settings) {
     static std::mutex registry_mutex;
     static std::map<std::string, std::shared_ptr<RedisHealth>> registry;
     std::lock_guard<std::mutex> lock(registry_mutex);
-    auto& h = registry[endpoint.toString()];
+    auto& h = registry[settings.sentinel ? settings.sentinel->toString() : settings.endpoint.toString()];
     if (!h) h = std::make_shared<RedisHealth>();
     return h;
   }
@@ -56,8 +62,7 @@ struct RedisHealth {
   bool mayTry() {
     if (!down.load()) return true;
     int64_t now = steadyNanos(), due = next_probe.load();
-    return now >= due && next_probe.compare_exchange_strong(
-                             due, now + std::chrono::nanoseconds(kProbeInterval).count());
+    return now >= due && next_probe.compare_exchange_strong(due, now + std::chrono::nanoseconds(kProbeInterval).count());
   }
 };
 
@@ -85,7 +90,7 @@ std::vector<const char*> argvPointers(const Command& argv, std::vector<size_t>& 
 
 RedisSettings RedisSettings::fromConfig(const Config& config) {
   return RedisSettings{config.redis_server, config.redis_password, config.redis_db,
-                       config.redis_timeout};
+                       config.redis_timeout, config.redis_sentinel, config.redis_sentinel_password};
 }
 
 RedisScript::RedisScript(std::string src) : source(std::move(src)) {
@@ -99,7 +104,12 @@ RedisScript::RedisScript(std::string src) : source(std::move(src)) {
 }
 
 RedisConn::RedisConn(RedisSettings settings)
-    : settings_(std::move(settings)), health_(RedisHealth::of(settings_.endpoint)) {}
+    : settings_(std::move(settings)), health_(RedisHealth::of(settings_)), current_(settings_.endpoint) {}
+
+std::string RedisConn::name() const {
+  if (!settings_.sentinel) return settings_.endpoint.toString();
+  return "master " + settings_.sentinel->master + (current_.port != 0 ? " at " + current_.toString() : "");
+}
 
 RedisConn::~RedisConn() {
   if (ctx_ != nullptr) redisFree(ctx_);
@@ -116,20 +126,25 @@ Error RedisConn::fail(Error::Kind kind, const std::string& what) {
   }
   health_->next_probe = steadyNanos() + std::chrono::nanoseconds(kProbeInterval).count();
   if (!health_->down.exchange(true)) {
-    MG_LOG_WARN("redis %s unavailable: %s", settings_.endpoint.toString().c_str(), what.c_str());
+    MG_LOG_WARN("redis %s unavailable: %s", name().c_str(), what.c_str());
   }
-  return Error{kind, "redis " + settings_.endpoint.toString() + ": " + what};
+  return Error{kind, "redis " + name() + ": " + what};
 }
 
 void RedisConn::markHealthy() {
   if (health_->down.exchange(false)) {
-    MG_LOG_INFO("redis %s reachable again", settings_.endpoint.toString().c_str());
+    MG_LOG_INFO("redis %s reachable again", name().c_str());
   }
 }
 
 Status RedisConn::connectNow() {
   timeval tv = toTimeval(settings_.timeout);
-  const Endpoint& ep = settings_.endpoint;
+  if (settings_.sentinel) {
+    auto master = askSentinels(*settings_.sentinel, settings_.sentinel_password, settings_.timeout, next_sentinel_);
+    if (!master) return fail(master.error().kind, master.error().message);
+    current_ = *master;
+  }
+  const Endpoint& ep = current_;
   ctx_ = ep.kind == Endpoint::Kind::Unix ? redisConnectUnixWithTimeout(ep.path.c_str(), tv)
                                          : redisConnectWithTimeout(ep.host.c_str(), ep.port, tv);
   if (ctx_ == nullptr) return fail(Error::Kind::Unavailable, "cannot allocate context");
@@ -140,6 +155,8 @@ Status RedisConn::connectNow() {
   std::vector<Command> setup;
   if (!settings_.password.empty()) setup.push_back({"AUTH", settings_.password});
   if (settings_.db != 0) setup.push_back({"SELECT", std::to_string(settings_.db)});
+  // A Sentinel's answer may be stale (a failover under way): the server itself says.
+  if (settings_.sentinel) setup.push_back({"ROLE"});
   if (setup.empty()) return okStatus();
   for (const auto& cmd : setup) {
     std::vector<size_t> lens;
@@ -156,15 +173,22 @@ Status RedisConn::connectNow() {
       // Never echo the password: name the command only.
       return fail(Error::Kind::Server, cmd[0] + " failed: " + std::string(r->str, r->len));
     }
+    if (cmd[0] == "ROLE" && !roleIsMaster(r.get())) {
+      return fail(Error::Kind::Unavailable, "the Sentinels named a server that is not a master (ROLE " +
+                                                replyString(r->type == REDIS_REPLY_ARRAY && r->elements > 0
+                                                                ? r->element[0]
+                                                                : r.get()) +
+                                                "); asking again");
+    }
   }
   return okStatus();
 }
 
-Status RedisConn::ensureConnected(bool at_once) {
+Status RedisConn::ensureConnected() {
+  bool at_once = std::exchange(reconnect_now_, false);
   if (ctx_ != nullptr) return okStatus();
   if (!at_once && !health_->mayTry()) {
-    return Error{Error::Kind::Unavailable,
-                 "redis " + settings_.endpoint.toString() + ": " + health_->lastError() + " (backing off)"};
+    return Error{Error::Kind::Unavailable, "redis " + name() + ": " + health_->lastError() + " (backing off)"};
   }
   return connectNow();
 }
@@ -177,7 +201,8 @@ Result<std::vector<Reply>> RedisConn::pipeline(const std::vector<Command>& comma
     // the server had closed), so sending it again cannot apply it twice.
     // Once anything was written, a lost reply is an error: the commands may
     // have been applied.
-    replies = pipelineOnce(commands, unsent, true, true);
+    reconnect_now_ = true;
+    replies = pipelineOnce(commands, unsent);
   }
   return replies;
 }
@@ -196,18 +221,18 @@ bool RedisConn::closedByServer() const {
 }
 
 Result<std::vector<Reply>> RedisConn::pipelineOnce(const std::vector<Command>& commands, bool& unsent,
-                                                   bool may_connect, bool at_once) {
+                                                   bool may_connect) {
   unsent = false;
   if (ctx_ != nullptr && closedByServer()) {
     redisFree(ctx_);
     ctx_ = nullptr;
-    at_once = true;  // a replacement, not a new attempt on a failing server
+    reconnect_now_ = true;  // a replacement, not a new attempt on a failing server
   }
   if (ctx_ == nullptr && !may_connect) {
     unsent = true;
-    return Error{Error::Kind::Unavailable, "redis " + settings_.endpoint.toString() + ": connection lost"};
+    return Error{Error::Kind::Unavailable, "redis " + name() + ": connection lost"};
   }
-  if (Status s = ensureConnected(at_once); !s) return s.error();
+  if (Status s = ensureConnected(); !s) return s.error();
   std::vector<size_t> lens;
   for (const auto& cmd : commands) {
     auto ptrs = argvPointers(cmd, lens);
@@ -237,7 +262,21 @@ Result<std::vector<Reply>> RedisConn::pipelineOnce(const std::vector<Command>& c
     replies.emplace_back(static_cast<redisReply*>(raw));
   }
   markHealthy();
+  dropIfNotMaster(replies);
   return replies;
+}
+
+void RedisConn::dropIfNotMaster(const std::vector<Reply>& replies) {
+  if (!settings_.sentinel) return;
+  for (const auto& r : replies) {
+    if (r->type != REDIS_REPLY_ERROR || !isNotMasterError(std::string_view(r->str, r->len))) continue;
+    MG_LOG_WARN("redis %s is no longer the master (%s); asking the Sentinels again", name().c_str(),
+                replyString(r.get()).c_str());
+    redisFree(ctx_);
+    ctx_ = nullptr;
+    reconnect_now_ = true;
+    return;
+  }
 }
 
 Result<Reply> RedisConn::command(const Command& argv) {

@@ -24,8 +24,9 @@ end
 local k = redis.call('HMGET', KEYS[1], 'account', 'id', 'smtp', 'sandbox')
 if not k[1] then
   if limit > 0 then
-    redis.call('INCR', KEYS[2])
+    local failures = redis.call('INCR', KEYS[2])
     redis.call('EXPIRE', KEYS[2], ARGV[3])
+    if failures == limit then return {'unknown', 'throttling'} end
   end
   return {'unknown'}
 end
@@ -147,7 +148,11 @@ Result<KeyLookup> Store::lookupKey(RedisConn& redis, std::string_view api_key, s
   }
   std::string kind = replyString(reply->element[0]);
   if (kind == "throttled") return KeyLookup{KeyLookup::Kind::Throttled, {}};
-  if (kind == "unknown") return KeyLookup{KeyLookup::Kind::Unknown, {}};
+  if (kind == "unknown") {
+    KeyLookup unknown;
+    unknown.throttling_starts = reply->elements == 2 && replyString(reply->element[1]) == "throttling";
+    return unknown;
+  }
   if (kind != "found" || reply->elements != 6) return Error{Error::Kind::Protocol, "key lookup: unexpected reply"};
   KeyInfo info;
   info.account = replyString(reply->element[1]);

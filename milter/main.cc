@@ -3,7 +3,9 @@
 // in a thread while the main thread alone takes the signals
 // (libmilter_signals.cc): SIGHUP reloads the configuration (new connections
 // use it), SIGTERM stops libmilter after the messages in hand. A libmilter
-// that stops without being asked exits 1 (so systemd restarts it).
+// that stops without being asked exits 1 (so systemd restarts it). The soft
+// open-files limit is raised to the hard one: libmilter holds a descriptor
+// (and a thread) per connection and gives up after 16 failed accepts in a row.
 #include <libmilter/mfapi.h>
 
 #include <csignal>
@@ -19,6 +21,9 @@
 using namespace mailgate;
 
 namespace {
+
+// Below this many descriptors a burst of Postfix connections can exhaust them.
+constexpr rlim_t kWantedOpenFiles = 4096;
 
 // The filesystem path of a unix:/local: milter spec, "" for inet.
 std::string socketPath(const std::string& spec) {
@@ -38,6 +43,10 @@ int main(int argc, char** argv) {
   if (!milter::libmilterSignalsParked()) {
     MG_LOG_ERR("fatal: sigwait() does not resolve to mailgate-milter's own; libmilter would stop on SIGHUP");
     return 1;
+  }
+  if (rlim_t soft = raiseOpenFilesLimit(RLIM_INFINITY); soft < kWantedOpenFiles) {
+    MG_LOG_WARN("open files limited to %llu (RLIMIT_NOFILE): about that many milter connections at once; raise "
+                "LimitNOFILE", static_cast<unsigned long long>(soft));
   }
   static milter::MilterContext context;
   context.live = &live;

@@ -1,6 +1,7 @@
 // auth_session.cc — Dovecot auth connections: line framing (16 KiB limit),
 // the key check against the Store, and one log line per AUTH attempt that
-// names the account and key id, never the key.
+// names the account and key id, never the key (a throttled client's attempts:
+// one line when its throttling starts, the rest at debug level).
 #include "auth_session.h"
 
 #include <unistd.h>
@@ -31,8 +32,18 @@ AuthResult StoreAuthenticator::authenticate(std::string_view username, std::stri
       MG_LOG_INFO("auth: fail: client=[%s] username=\"%s\" key_sha256=%s... reason=\"%s\"%s", ip.c_str(),
                   printable(username).c_str(), hash.c_str(), r.reason.c_str(),
                   lookup ? "" : (" error=\"" + lookup.error().message + "\"").c_str());
+      if (lookup && lookup->throttling_starts) {
+        MG_LOG_WARN("auth: throttled: client=[%s] after %u failed attempts (auth_fail_limit); its attempts are "
+                    "refused until %llds pass without one (auth_fail_window)", ip.c_str(), config_.auth_fail_limit,
+                    static_cast<long long>(config_.auth_fail_window.count()));
+      }
       break;
     case AuthResult::Kind::Disconnect:
+      if (lookup && lookup->kind == KeyLookup::Kind::Throttled) {
+        MG_LOG_DEBUG("auth: disconnect: client=[%s] key_sha256=%s... reason=\"%s\"", ip.c_str(), hash.c_str(),
+                     r.reason.c_str());
+        break;
+      }
       MG_LOG_WARN("auth: disconnect: client=[%s] key_sha256=%s... reason=\"%s\"", ip.c_str(), hash.c_str(),
                   lookup ? r.reason.c_str() : lookup.error().message.c_str());
       break;
@@ -58,6 +69,7 @@ Session::Next AuthConnection::onInput(std::string_view data, bool eof, std::stri
     if (session_.onLine(std::string_view(buf_).substr(start, nl - start), out) == AuthSession::Next::Close) {
       return Next::CloseNow;
     }
+    ++completed_;
     start = nl + 1;
   }
   buf_.erase(0, start);

@@ -31,12 +31,15 @@ class AuthConnection : public Session {
   AuthConnection(std::shared_ptr<const Config> config, Store& store, RedisConn& redis);
   std::string greeting() override { return session_.handshake(); }
   Next onInput(std::string_view data, bool eof, std::string& out) override;
+  bool midRequest() const override { return !buf_.empty(); }
+  uint64_t requestsCompleted() const override { return completed_; }
 
  private:
   std::shared_ptr<const Config> snapshot_;  // a SIGHUP reload applies to new connections
   StoreAuthenticator authenticator_;
   AuthSession session_;
   std::string buf_;
+  uint64_t completed_ = 0;
 };
 
 }  // namespace mailgate::policy

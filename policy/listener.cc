@@ -1,7 +1,8 @@
 // listener.cc — epoll worker loops: accept (up to policy_max_connections, and
 // without spinning when descriptors run out), read, hand bytes to the session,
-// write its answers (EPOLLOUT when the socket is full), close gracefully
-// (shutdown + drain, so the last answer is not lost to a reset), idle timeout.
+// write its answers (EPOLLOUT when the socket is full; input is not read while
+// kMaxPendingOutput is unsent), close gracefully (shutdown + drain, so the
+// last answer is not lost to a reset), idle and request timeouts.
 #include "listener.h"
 
 #include <algorithm>
@@ -22,6 +23,10 @@ using Clock = std::chrono::steady_clock;
 constexpr int kMaxEvents = 64;
 constexpr size_t kMaxDrainBytes = 1024 * 1024;
 constexpr std::chrono::milliseconds kDrainTimeout{2000};
+// Answers a peer has not read yet beyond which its input is not read: a
+// client that pipelines requests without reading gets backpressure, and the
+// daemon's memory per connection stays bounded.
+constexpr size_t kMaxPendingOutput = 64 * 1024;
 // How long the listening socket is not watched when no descriptor is left
 // even to refuse a connection.
 constexpr std::chrono::milliseconds kFdBackoff{100};
@@ -78,12 +83,15 @@ struct Connection {
   std::unique_ptr<Session> session;
   std::string out;
   bool close_after_write = false;
-  bool watching_out = false;  // EPOLLOUT is in the epoll interest set
+  uint32_t interest = EPOLLIN;  // the epoll interest set
   // Answer sent and write side shut down: input is read and dropped until
   // EOF so that closing does not reset the connection before the peer read it.
   bool draining = false;
   size_t drained = 0;
   Clock::time_point last_activity = Clock::now();
+  // When the session's pending partial request began (Clock::time_point::max()
+  // when there is none): it closes at request_timeout even if bytes keep coming.
+  Clock::time_point request_started = Clock::time_point::max();
 };
 
 class Loop {
@@ -202,12 +210,17 @@ class Loop {
         close(fd);
         return;
       }
+      uint64_t done_before = c.session->requestsCompleted();
       auto next = c.session->onInput(std::string_view(buf, static_cast<size_t>(r)), r == 0, c.out);
       if (next == Session::Next::CloseNow) {
         close(fd);
         return;
       }
       if (next == Session::Next::CloseAfterWrite || r == 0) c.close_after_write = true;
+      // The partial request left over began in this read if one completed in it.
+      if (!c.session->midRequest()) c.request_started = Clock::time_point::max();
+      else if (c.request_started == Clock::time_point::max() || c.session->requestsCompleted() != done_before)
+        c.request_started = c.last_activity;
     } else if (!(events & (EPOLLIN | EPOLLOUT))) {
       close(fd);  // EPOLLERR / EPOLLHUP without data
       return;
@@ -229,9 +242,11 @@ class Loop {
     }
     // Only when the interest changes, not one epoll_ctl after every answer
     // (it was one syscall in eight per request).
-    if (c.out.empty() == c.watching_out) {
-      c.watching_out = !c.out.empty();
-      watch(c.fd.get(), c.watching_out ? EPOLLIN | EPOLLOUT : EPOLLIN, EPOLL_CTL_MOD);
+    uint32_t interest = (c.out.size() < kMaxPendingOutput ? uint32_t{EPOLLIN} : 0u) |
+                        (c.out.empty() ? 0u : uint32_t{EPOLLOUT});
+    if (interest != c.interest) {
+      c.interest = interest;
+      watch(c.fd.get(), interest, EPOLL_CTL_MOD);
     }
     return true;
   }
@@ -239,8 +254,15 @@ class Loop {
   void expireIdle() {
     auto now = Clock::now();
     for (auto it = conns_.begin(); it != conns_.end();) {
-      auto limit = it->second->draining ? kDrainTimeout : options_.idle_timeout;
-      if (now - it->second->last_activity > limit) {
+      const Connection& c = *it->second;
+      auto limit = c.draining ? kDrainTimeout : options_.idle_timeout;
+      bool slow_request = !c.draining && c.request_started != Clock::time_point::max() &&
+                          now - c.request_started > options_.request_timeout;
+      if (slow_request) {
+        MG_LOG_WARN("%s: request not completed within %lld ms (policy_request_timeout); closing connection",
+                    options_.name.c_str(), static_cast<long long>(options_.request_timeout.count()));
+      }
+      if (slow_request || now - c.last_activity > limit) {
         epoll_ctl(ep_.get(), EPOLL_CTL_DEL, it->first, nullptr);
         it = conns_.erase(it);
       } else {

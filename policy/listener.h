@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,13 @@ class Session {
   };
   // New bytes (empty with eof = true when the peer half-closed).
   virtual Next onInput(std::string_view data, bool eof, std::string& out) = 0;
+  // Part of a request (or line) is buffered: it must be completed within
+  // the listener's request_timeout, however slowly its bytes trickle in.
+  virtual bool midRequest() const = 0;
+  // Requests (auth: lines) answered so far: a pipelining client's stream of
+  // whole requests is never one slow request, even when every read ends
+  // inside the next one.
+  virtual uint64_t requestsCompleted() const = 0;
 };
 
 // What one worker thread owns and lends to its sessions.
@@ -46,6 +54,7 @@ struct ListenerOptions {
   std::string name;  // "policy" or "auth", for logs
   unsigned workers = 2;
   std::chrono::milliseconds idle_timeout{330000};
+  std::chrono::milliseconds request_timeout{10000};  // from the first byte of a request to its end
   RedisSettings redis;
   unsigned max_connections = 1000;  // more are accepted and closed at once
 };

@@ -3,8 +3,6 @@
 // for API-key SMTP AUTH on auth_listen, as `user` once both are open. SIGHUP
 // reloads the configuration (new connections use it); SIGTERM finishes the
 // requests in hand and exits.
-#include <sys/resource.h>
-
 #include <algorithm>
 
 #include "auth_session.h"
@@ -36,14 +34,11 @@ UniqueFd listenOrExit(const char* what, const Endpoint& endpoint, const Config& 
 unsigned maxConnections(const Config& config) {
   rlim_t reserve = 32 + 4 * static_cast<rlim_t>(config.policy_workers);
   rlim_t want = 2 * static_cast<rlim_t>(config.policy_max_connections) + reserve;
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= want) return config.policy_max_connections;
-  rlimit raised{std::min(want, limit.rlim_max), limit.rlim_max};
-  if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
-  if (limit.rlim_cur >= want) return config.policy_max_connections;
-  auto fit = static_cast<unsigned>(std::max<rlim_t>(1, limit.rlim_cur > reserve ? (limit.rlim_cur - reserve) / 2 : 1));
+  rlim_t soft = raiseOpenFilesLimit(want);
+  if (soft >= want) return config.policy_max_connections;
+  auto fit = static_cast<unsigned>(std::max<rlim_t>(1, soft > reserve ? (soft - reserve) / 2 : 1));
   MG_LOG_WARN("open files limited to %llu (RLIMIT_NOFILE): serving at most %u connections per listener, not "
-              "policy_max_connections = %u; raise LimitNOFILE", static_cast<unsigned long long>(limit.rlim_cur), fit,
+              "policy_max_connections = %u; raise LimitNOFILE", static_cast<unsigned long long>(soft), fit,
               config.policy_max_connections);
   return fit;
 }
@@ -71,7 +66,8 @@ int main(int argc, char** argv) {
   RedisSettings redis = RedisSettings::fromConfig(config);
   probeRedis(config);
   auto listenerOptions = [&](const char* name) {
-    return ListenerOptions{name, config.policy_workers, config.policy_idle_timeout, redis, max_connections};
+    return ListenerOptions{name, config.policy_workers, config.policy_idle_timeout,
+                           config.policy_request_timeout, redis, max_connections};
   };
   Listener policy(listenerOptions("policy"), std::move(policy_fd),
                   [&](Worker& w) { return std::make_unique<PolicySession>(live.get(), store, dkim_keys, w.redis); });

@@ -281,6 +281,7 @@ Session::Next PolicySession::onInput(std::string_view data, bool eof, std::strin
     }
     std::string action = decide(req);
     out += formatPolicyReply(action, reply_attrs_);
+    ++completed_;
   }
 }
 

@@ -36,6 +36,8 @@ class PolicySession : public Session {
         redis_(redis),
         transaction_cache_(config_.auth_cache_ttl) {}
   Next onInput(std::string_view data, bool eof, std::string& out) override;
+  bool midRequest() const override { return parser_.midRequest(); }
+  uint64_t requestsCompleted() const override { return completed_; }
 
   // The action for one request (without "action="); logs and records refusals.
   // Reply attributes beyond action= (Exim's data ACL only) are left in
@@ -58,6 +60,7 @@ class PolicySession : public Session {
   RedisConn& redis_;
   std::vector<std::string> reply_attrs_;
   PolicyParser parser_;
+  uint64_t completed_ = 0;
   std::string instance_;        // the Postfix transaction seen last
   bool instance_counted_ = false;  // its message was counted against the limits
   uint64_t accepted_rcpts_ = 0;

@@ -2,7 +2,9 @@
 # run-all.sh — installs what is needed, builds mailgate and runs every test:
 # unit and end-to-end tests (real redis-server, private Postfix, swaks) in a
 # normal build, the Debian package (installed and purged again), then the
-# unit tests again in an ASan/UBSan build.
+# unit and e2e tests again in an ASan/UBSan build, the threaded ones in a
+# ThreadSanitizer build, then every fuzz target for 20 s (clang, ASan+UBSan;
+# tests/fuzz/run-fuzzers.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bash "$top/contrib/install-build-deps.sh"
@@ -16,7 +18,27 @@ bash "$top/contrib/build.sh" "$top/build" -DMG_BUILD_TESTS=ON -DMG_E2E=ON
 # The Debian package: built, lintian-checked, installed, used, purged.
 bash "$top/tests/package/test-deb.sh"
 
-bash "$top/contrib/build.sh" "$top/build-asan" -DMG_SANITIZE=ON -DMG_BUILD_TESTS=ON -DMG_E2E=OFF
+# ASan + UBSan: the unit tests, then the e2e suite against the sanitized daemons
+# (the harness fails a test on any sanitizer report a daemon wrote, LSan's at exit too).
+bash "$top/contrib/build.sh" "$top/build-asan" -DMG_SANITIZE=ON -DMG_BUILD_TESTS=ON -DMG_E2E=ON -DMG_BENCH=OFF
 (cd "$top/build-asan" && ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:malloc_context_size=60 \
   UBSAN_OPTIONS=print_stacktrace=1 \
-  LSAN_OPTIONS=suppressions="$top/tests/lsan.supp" ctest --no-tests=error --output-on-failure -j2 -L unit)
+  LSAN_OPTIONS=suppressions="$top/tests/lsan.supp" ctest --no-tests=error --output-on-failure -j2 -L unit &&
+  time ctest --no-tests=error --output-on-failure -j2 -L e2e)
+
+# ThreadSanitizer: the daemons, mailgatectl and the threaded unit tests only, run by
+# the unit tests that start threads and the e2e tests of many parallel sessions and
+# SIGHUP reloads while mail flows (the harness sets TSAN_OPTIONS for those).
+tsan_e2e='MilterSignals|test_sighup_reloads_every_daemon|test_many_concurrent_connections'
+tsan_e2e+='|test_sighup_reloads_and_keeps|ConnectionLimits|MilterCost|AuthSocket|TrackerLostExecReply'
+cmake -S "$top" -B "$top/build-tsan" -DMG_WERROR=ON -DMG_SANITIZE=thread -DMG_BUILD_TESTS=ON -DMG_E2E=ON \
+  -DMG_BENCH=OFF >/dev/null
+time cmake --build "$top/build-tsan" -j"$(nproc)" --target mailgate-milter mailgate-policy mailgate-tracker \
+  mailgatectl unit_tests
+(cd "$top/build-tsan" &&
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$top/tests/tsan.supp" \
+  tests/unit_tests &&
+  time ctest --no-tests=error --output-on-failure -L e2e -R "$tsan_e2e")
+
+# The fuzzers, bounded: a crash, leak or timeout fails CI with its reproducer.
+bash "$top/tests/fuzz/run-fuzzers.sh" 20

@@ -119,11 +119,11 @@ int cmdStatus(const Args& a) {
   }
   bool healthy = out["policy"] == "ok" && out["auth"] == "ok" && out["milter"] == "ok";
   if (!redis_error.empty()) {
-    out["redis"] = {{"server", c.redis_server.toString()}, {"error", redis_error}};
+    out["redis"] = {{"server", c.redisServerString()}, {"error", redis_error}};
     healthy = false;
   } else {
     std::sort(rtts.begin(), rtts.end());
-    out["redis"] = {{"server", c.redis_server.toString()}, {"latency_ms", rtts[rtts.size() / 2]}};
+    out["redis"] = {{"server", c.redisServerString()}, {"latency_ms", rtts[rtts.size() / 2]}};
     StoreKeys keys(c.redis_prefix);
     std::string stream = eventsStreamKey(c);
     auto r = orDie(checkedPipeline(redis, {{"XLEN", stream},
@@ -165,11 +165,11 @@ int cmdStatus(const Args& a) {
                                              {"auth " + c.auth_listen.toString() + ":", out["auth"]},
                                              {"milter " + c.milter_listen + ":", out["milter"]}};
   if (!redis_error.empty()) {
-    rows.push_back({"redis " + c.redis_server.toString() + ":", "not reachable: " + redis_error});
+    rows.push_back({"redis " + c.redisServerString() + ":", "not reachable: " + redis_error});
   } else {
     char latency[32];
     snprintf(latency, sizeof latency, "ok, %.2f ms", out["redis"]["latency_ms"].get<double>());
-    rows.push_back({"redis " + c.redis_server.toString() + ":", latency});
+    rows.push_back({"redis " + c.redisServerString() + ":", latency});
     rows.push_back({"events stream:", std::to_string(out["events"].get<long long>()) + " entries"});
     std::string refusals;
     for (const auto& [code, n] : out["refused_without_account_today"].items()) {

@@ -33,6 +33,14 @@ struct Endpoint {
   std::string toString() const;
 };
 
+// redis_server = sentinel:NAME@host:port,host:port,...: the Redis master is
+// the one these Sentinels name NAME (also written sentinel:host:port,.../NAME).
+struct RedisSentinel {
+  std::string master;
+  std::vector<Endpoint> sentinels;  // TCP only
+  std::string toString() const;     // "sentinel:NAME@host:port,host:port"
+};
+
 enum class RedisFailure { TempFail, Accept };
 enum class AuthInternalError { Fail, Disconnect };
 enum class EmptyFromMode { Mark, Reject, Rewrite };
@@ -42,7 +50,9 @@ enum class LongLines { Encode, Reject };      // lines over 998 octets: refold/r
 struct Config {
   std::string path;  // file it was read from ("" for defaults)
 
-  Endpoint redis_server;
+  Endpoint redis_server;                       // unused when redis_sentinel is set
+  std::optional<RedisSentinel> redis_sentinel;  // redis_server = sentinel:...
+  std::string redis_sentinel_password;          // AUTH sent to the Sentinels
   std::string redis_password;
   int redis_db = 0;
   std::chrono::milliseconds redis_timeout{500};
@@ -52,6 +62,7 @@ struct Config {
   Endpoint policy_listen;
   unsigned policy_workers = 4;
   std::chrono::milliseconds policy_idle_timeout{330000};
+  std::chrono::milliseconds policy_request_timeout{10000};  // a request or line begun must end within it
   unsigned policy_max_connections = 1000;  // each of the policy and auth listeners
   Endpoint auth_listen;
   std::chrono::milliseconds auth_cache_ttl{5000};
@@ -95,6 +106,11 @@ struct Config {
   uint64_t webhook_max_held = 50000;              // events in memory, all accounts together
   uint64_t webhook_max_held_per_account = 10000;  // the rest wait pending in Redis
   std::vector<Cidr> webhook_allow_networks;       // non-public networks webhooks may reach
+
+  // redis_server as logs and tools show it: the endpoint or sentinel:NAME@...
+  std::string redisServerString() const {
+    return redis_sentinel ? redis_sentinel->toString() : redis_server.toString();
+  }
 };
 
 // Reads and validates `path`. Throws ConfigError.
@@ -114,5 +130,9 @@ std::optional<EmptyFromMode> parseEmptyFromMode(std::string_view text);
 // Parses `unix:/path` or `tcp:host:port` (Redis) / `inet:host:port` (listeners).
 // Returns false on a malformed spec. `tcp_word` is "tcp" or "inet".
 bool parseEndpoint(std::string_view spec, std::string_view tcp_word, Endpoint& out);
+
+// Parses `sentinel:NAME@host:port,host:port,...` (or `sentinel:host:port,.../NAME`).
+// Throws std::invalid_argument saying what is wrong.
+RedisSentinel parseRedisSentinel(std::string_view spec);
 
 }  // namespace mailgate

@@ -5,6 +5,8 @@
 // or stopping, and choose the exit status.
 #pragma once
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <string>
 
@@ -43,6 +45,10 @@ void detachUnlessForeground(const DaemonOptions& options, const char* ident);
 
 // Removes the pid file written by detachUnlessForeground().
 void removePidFile();
+
+// Raises the soft open-files limit (RLIMIT_NOFILE) towards `want`, up to the
+// hard limit, and returns the soft limit now in effect.
+rlim_t raiseOpenFilesLimit(rlim_t want);
 
 // When started as root and `user` is not root: switches to that user, its
 // group and its supplementary groups, and checks that root cannot be

@@ -37,6 +37,8 @@ class PolicyParser {
 
   const std::string& error() const { return error_; }
   size_t buffered() const { return buf_.size() - pos_; }
+  // Part of a request was fed: bytes of a line, or lines without the empty one.
+  bool midRequest() const { return buffered() > 0 || !current_.attrs.empty(); }
 
  private:
   Status malformed(std::string why);

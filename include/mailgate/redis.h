@@ -1,7 +1,8 @@
 // redis.h — the Redis layer on hiredis 0.14: one RedisConn per thread (or
-// leased from a RedisPool), connect and command timeouts, reconnect (one probe
-// per 100 ms and endpoint while it is down), AUTH/SELECT, pipelining and EVALSHA with NOSCRIPT reload. Every
-// failure comes back as an Error value; nothing here blocks past the timeout.
+// leased from a RedisPool), connect and command timeouts, reconnect (one
+// probe per 100 ms and server while it is down), AUTH/SELECT, the master found through Sentinel, pipelining and
+// EVALSHA with NOSCRIPT reload. Every failure comes back as an Error value;
+// nothing here blocks past the timeout.
 #pragma once
 
 #include <chrono>
@@ -26,10 +27,12 @@ using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 using Command = std::vector<std::string>;
 
 struct RedisSettings {
-  Endpoint endpoint;
+  Endpoint endpoint;  // unless `sentinel` is set
   std::string password;
   int db = 0;
   std::chrono::milliseconds timeout{500};
+  std::optional<RedisSentinel> sentinel;  // ask these Sentinels for the master
+  std::string sentinel_password;
 
   static RedisSettings fromConfig(const Config& config);
 };
@@ -66,21 +69,29 @@ class RedisConn {
                      const std::vector<std::string>& args);
 
   bool connected() const { return ctx_ != nullptr; }
+  // The server as logs name it: the endpoint, or the Sentinel master's name and address.
+  std::string name() const;
 
  private:
-  // `unsent` tells that it failed before a byte of `commands` was written;
-  // `at_once` connects even while another connection's probe is due.
+  // `unsent` tells that it failed before a byte of `commands` was written.
   Result<std::vector<Reply>> pipelineOnce(const std::vector<Command>& commands, bool& unsent,
-                                          bool may_connect = true, bool at_once = false);
+                                          bool may_connect = true);
   bool closedByServer() const;
-  Status ensureConnected(bool at_once);
+  Status ensureConnected();
   Status connectNow();
   Error fail(Error::Kind kind, const std::string& what);
   void markHealthy();
+  // With Sentinel: a reply saying this server is no longer the master
+  // (-READONLY after a failover) drops the connection so that the next
+  // command asks the Sentinels again.
+  void dropIfNotMaster(const std::vector<Reply>& replies);
 
   RedisSettings settings_;
-  std::shared_ptr<struct RedisHealth> health_;  // shared by the process's connections to the endpoint
+  std::shared_ptr<struct RedisHealth> health_;  // shared by the process's connections to the server
+  Endpoint current_;          // the server connected to (Sentinel: the master found)
+  size_t next_sentinel_ = 0;  // the Sentinel asked first
   redisContext* ctx_ = nullptr;
+  bool reconnect_now_ = false;  // the next connect replaces a lost one: not held back by the probe
 };
 
 // A bounded set of connections shared by threads that may not own one each

@@ -36,6 +36,9 @@ struct KeyLookup {
   enum class Kind { Found, Unknown, Throttled };
   Kind kind = Kind::Unknown;
   KeyInfo info;
+  // This unknown key was the client's auth_fail_limit-th failure: from now on
+  // (until auth_fail_window passes without failures) it is Throttled.
+  bool throttling_starts = false;
 };
 
 // Names of the Redis keys, in one place.

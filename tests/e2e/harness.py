@@ -4,8 +4,13 @@ destination, mailgate-policy and mailgate-milter, and a private Postfix
 (own config_directory and queue_directory, chroot off, loopback only).
 Never touches the system Postfix or Redis. Everything is torn down by stop().
 
+In a sanitizer build (MG_SANITIZE, set by tests/e2e/CMakeLists.txt) every
+program the tests start writes its sanitizer reports to files in
+SANITIZER_DIR; each Stack's stop() and the end of the run fail on any.
+
 Run `python3 harness.py demo` for the README demo."""
 
+import atexit
 import glob
 import json
 import os
@@ -25,6 +30,64 @@ TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "postfix")
 EXIM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exim")
 EXIM_ROOT = "/var/tmp/mailgate-exim"  # unpacked exim4-daemon-heavy (install-exim.sh)
 EXIM_REEXEC = "/usr/sbin/exim4"  # Exim re-executes itself from its built-in path
+
+
+SANITIZE = os.environ.get("MG_SANITIZE", "")  # "" (none), "address" (ASan+UBSan) or "thread"
+
+
+def sanitizer_environment():
+    """Sets the sanitizers' options for every program started from here (children inherit
+    them) and returns the directory of their report files: a daemon detached or run through
+    runuser loses its stderr, so reports go to files (log_path), and any file there is a
+    failure. A sanitizer stops the program at its first error, but TSan, whose reports
+    are the point of the run, reports every race and lets it run on."""
+    directory = os.environ.get("MG_SANITIZER_DIR") or tempfile.mkdtemp(prefix="mg-san-", dir="/var/tmp")
+    os.makedirs(directory, exist_ok=True)
+    os.chmod(directory, 0o1777)  # daemons write here after switching to their user
+    supp = os.path.join(SOURCE_DIR, "tests")
+    os.environ["ASAN_OPTIONS"] = "log_path=%s/asan:log_exe_name=1:halt_on_error=1:abort_on_error=1:" \
+                                 "detect_leaks=1:disable_coredump=1" % directory
+    os.environ["UBSAN_OPTIONS"] = "log_path=%s/ubsan:log_exe_name=1:print_stacktrace=1:halt_on_error=1" % directory
+    os.environ["LSAN_OPTIONS"] = "suppressions=%s/lsan.supp" % supp
+    os.environ["TSAN_OPTIONS"] = "log_path=%s/tsan:log_exe_name=1:halt_on_error=0:second_deadlock_stack=1:" \
+                                 "suppressions=%s/tsan.supp" % (directory, supp)
+    return directory
+
+
+SANITIZER_DIR = sanitizer_environment() if SANITIZE else None
+
+
+def traced_environment():
+    """The environment for a program started under strace: LeakSanitizer cannot run
+    under ptrace (it would fail the program at exit), so leak checks are off there."""
+    env = dict(os.environ)
+    if SANITIZE:
+        env["ASAN_OPTIONS"] += ":detect_leaks=0"
+    return env
+
+
+def sanitizer_reports():
+    """The sanitizer reports written since the last call (each is then marked reported)."""
+    if SANITIZER_DIR is None:
+        return ""
+    texts = []
+    for path in sorted(glob.glob(os.path.join(SANITIZER_DIR, "*"))):
+        if path.endswith(".reported"):
+            continue
+        with open(path, errors="replace") as f:
+            texts.append("===== %s =====\n%s" % (os.path.basename(path), f.read()))
+        os.rename(path, path + ".reported")
+    return "\n".join(texts)
+
+
+@atexit.register
+def fail_on_sanitizer_reports():
+    """Reports from programs no Stack owned (e.g. a daemon refusing a bad config) fail the run."""
+    reports = sanitizer_reports()
+    if reports:
+        sys.stderr.write("sanitizer reports:\n%s\n" % reports)
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def free_port():
@@ -229,6 +292,9 @@ class Stack:
             self.exim_symlink = False
         if not keep and os.environ.get("MG_E2E_KEEP") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
+        reports = sanitizer_reports()
+        if reports:
+            raise AssertionError("sanitizer reports from the stack's programs:\n" + reports)
 
     # --- helpers ---------------------------------------------------------
     def path(self, name):

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import Stack
+from harness import Stack, traced_environment
 
 
 class CtlDkim(unittest.TestCase):
@@ -75,7 +75,8 @@ class CtlDkimExport(unittest.TestCase):
                 "--group", group]
         if strace:
             argv = ["strace", "-f", "-o", strace, "-e", "trace=openat,fchmod,fchown,write,rename,renameat,renameat2"] + argv
-        return subprocess.run(argv, capture_output=True, text=True, timeout=30, preexec_fn=lambda: os.umask(umask))
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30, preexec_fn=lambda: os.umask(umask),
+                              env=traced_environment() if strace else None)
 
     def test_missing_directory_is_made_for_the_group(self):
         r = self.export()

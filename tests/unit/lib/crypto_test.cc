@@ -33,3 +33,16 @@ TEST(Crypto, UrlSafeEncodingAndRandomness) {
   EXPECT_EQ(a.size(), 16u);
   EXPECT_NE(a, b);
 }
+
+// Keys are looked up by SHA-256 of the whole key (Store::lookupKey: key:<sha256>),
+// never compared byte by byte: no timing oracle, and no prefix short-circuit.
+// Keys differing only in the first, a middle or the last character, or longer
+// than any buffer, hash apart.
+TEST(Crypto, Sha256CoversTheWholeKey) {
+  std::string key = "mg_" + std::string(300, 'k');
+  std::vector<std::string> near = {key, "X" + key.substr(1), key.substr(0, 150) + "X" + key.substr(151),
+                                   key.substr(0, key.size() - 1) + "X", key + "k", key.substr(0, key.size() - 1)};
+  for (size_t i = 0; i < near.size(); ++i) {
+    for (size_t j = i + 1; j < near.size(); ++j) EXPECT_NE(sha256Hex(near[i]), sha256Hex(near[j])) << i << " " << j;
+  }
+}

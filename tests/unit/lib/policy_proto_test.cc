@@ -136,3 +136,19 @@ TEST(PolicyProto, ReplyWithAttributesForExim) {
   EXPECT_EQ(formatPolicyReply("DUNNO", {"x_account=alpha", "x_dkim_domain=a.example"}),
             "action=DUNNO\nx_account=alpha\nx_dkim_domain=a.example\n\n");
 }
+
+// The listener's policy_request_timeout runs while midRequest() is true.
+TEST(PolicyProto, MidRequestFromFirstByteToEmptyLine) {
+  PolicyParser p;
+  PolicyRequest r;
+  EXPECT_FALSE(p.midRequest());
+  p.feed("r");
+  EXPECT_EQ(p.next(r), S::NeedMore);
+  EXPECT_TRUE(p.midRequest());
+  p.feed("equest=smtpd_access_policy\n");
+  EXPECT_EQ(p.next(r), S::NeedMore);
+  EXPECT_TRUE(p.midRequest());  // lines without the empty one
+  p.feed("\n");
+  EXPECT_EQ(p.next(r), S::Request);
+  EXPECT_FALSE(p.midRequest());
+}
