@@ -1,7 +1,7 @@
 // events.cc — encodes outcome events as XADD commands, day counters (with
 // the per-account cap on distinct campaigns) and q:<queueid> hashes, decodes
 // stream entries for mailgatectl, and writes one message's outcome in one
-// MULTI/EXEC.
+// script that writes nothing once its client stopped waiting.
 #include "mailgate/events.h"
 
 #include <algorithm>
@@ -121,23 +121,49 @@ constexpr int64_t kTotalsDays = 400;
 // Counts one message's outcomes for one campaign of an account and day,
 // under the campaign while fewer than the cap of distinct campaigns were
 // counted that day (or it is one of them), else under kOtherCampaigns.
-// KEYS[1] the day's campaign set  KEYS[2] the day's per-campaign counters
-// ARGV[1] campaign  ARGV[2] cap  ARGV[3] TTL (s)  ARGV[4] bucket  ARGV[5..] status, count, ...
-const RedisScript kCountCampaign(R"lua(
-local c = ARGV[1]
-if redis.call('SISMEMBER', KEYS[1], c) == 0 then
-  if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then
-    redis.call('SADD', KEYS[1], c)
-    redis.call('EXPIRE', KEYS[1], ARGV[3])
-  else
-    c = ARGV[4]
+// k1 the day's campaign set  k2 the day's per-campaign counters
+// a[first] campaign, cap, TTL (s), bucket, then status, count, ... up to a[last]
+const char* const kCountCampaignFunction = R"lua(
+local function count_campaign(k1, k2, a, first, last)
+  local c = a[first]
+  if redis.call('SISMEMBER', k1, c) == 0 then
+    if redis.call('SCARD', k1) < tonumber(a[first + 1]) then
+      redis.call('SADD', k1, c)
+      redis.call('EXPIRE', k1, a[first + 2])
+    else
+      c = a[first + 3]
+    end
   end
+  for i = first + 4, last, 2 do
+    redis.call('HINCRBY', k2, c .. ':' .. a[i], a[i + 1])
+  end
+  redis.call('EXPIRE', k2, a[first + 2])
+  return c
 end
-for i = 5, #ARGV, 2 do
-  redis.call('HINCRBY', KEYS[2], c .. ':' .. ARGV[i], ARGV[i + 1])
+)lua";
+
+// KEYS[1] campaign set  KEYS[2] counters  ARGV as count_campaign's `a`.
+const RedisScript kCountCampaign(std::string(kCountCampaignFunction) +
+                                 "return count_campaign(KEYS[1], KEYS[2], ARGV, 1, #ARGV)\n");
+
+// Runs a record's commands unless it runs after ARGV[1], the deadline its
+// client stopped waiting at (RedisConn::evalWithDeadline): then it writes
+// nothing and returns 0. ARGV[2..]: each command as its length, then its
+// words; "_campaign k1 k2 ..." is count_campaign. KEYS: every key written.
+const RedisScript kRecordScript(std::string(kCountCampaignFunction) + R"lua(
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[1]) then return 0 end
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  if ARGV[i + 1] == '_campaign' then
+    count_campaign(ARGV[i + 2], ARGV[i + 3], ARGV, i + 4, i + n)
+  else
+    redis.call(unpack(ARGV, i + 1, i + n))
+  end
+  i = i + n + 1
 end
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return c
+return 1
 )lua");
 
 bool isRefusal(const std::string& status) { return status == "rejected" || status == "tempfailed"; }
@@ -206,13 +232,34 @@ std::vector<Command> outcomeCommands(const Config& config, const std::vector<Eve
   return cmds;
 }
 
+Status writeRecord(RedisConn& redis, const std::vector<Command>& commands) {
+  if (commands.empty()) return okStatus();
+  std::vector<std::string> keys, args;
+  for (const Command& cmd : commands) {
+    bool campaign = cmd.size() > 4 && cmd[0] == "EVAL" && cmd[1] == kCountCampaign.source;
+    if (campaign) {
+      keys.insert(keys.end(), {cmd[3], cmd[4]});
+      args.push_back(std::to_string(cmd.size() - 2));
+      args.push_back("_campaign");
+      args.insert(args.end(), cmd.begin() + 3, cmd.end());
+      continue;
+    }
+    if (cmd.size() > 1) keys.push_back(cmd[1]);
+    args.push_back(std::to_string(cmd.size()));
+    args.insert(args.end(), cmd.begin(), cmd.end());
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  auto r = redis.evalWithDeadline(kRecordScript, keys, args);
+  if (!r) return r.error();
+  if ((*r)->type == REDIS_REPLY_INTEGER && (*r)->integer == 1) return okStatus();
+  return Error{Error::Kind::Timeout, "redis " + redis.name() + ": the record reached Redis after its " +
+                                         "deadline (Redis stalled) and was not written"};
+}
+
 Status recordMessage(RedisConn& redis, const Config& config, const std::vector<Event>& events,
                      const QueueRecord* record) {
-  std::vector<Command> cmds = outcomeCommands(config, events, record);
-  if (cmds.empty()) return okStatus();
-  auto exec = transaction(redis, cmds);
-  if (!exec) return exec.error();
-  return okStatus();
+  return writeRecord(redis, outcomeCommands(config, events, record));
 }
 
 Status recordRefusal(RedisConn& redis, const Config& config, const Event& e) {

@@ -1,9 +1,9 @@
 // redis.cc — hiredis wrapper: connection lifecycle (connect, AUTH, SELECT,
 // timeouts, reconnect: one probe per interval and configured server while it
 // is down, outage logged once, the master asked of the Sentinels and checked
-// with ROLE), commands,
-// pipelines (resent only when nothing was written), transactions, scripts
-// and the connection pool.
+// with ROLE, the server's clock offset from TIME), commands, pipelines (resent
+// only when nothing was written), transactions, scripts (also with a
+// deadline) and the pool.
 #include "mailgate/redis.h"
 
 #include <algorithm>
@@ -67,6 +67,11 @@ struct RedisHealth {
 };
 
 namespace {
+
+int64_t unixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 timeval toTimeval(std::chrono::milliseconds ms) {
   timeval tv;
@@ -157,7 +162,8 @@ Status RedisConn::connectNow() {
   if (settings_.db != 0) setup.push_back({"SELECT", std::to_string(settings_.db)});
   // A Sentinel's answer may be stale (a failover under way): the server itself says.
   if (settings_.sentinel) setup.push_back({"ROLE"});
-  if (setup.empty()) return okStatus();
+  setup.push_back({"TIME"});  // for evalWithDeadline()
+  int64_t sent_ms = unixMillis();
   for (const auto& cmd : setup) {
     std::vector<size_t> lens;
     auto ptrs = argvPointers(cmd, lens);
@@ -179,6 +185,13 @@ Status RedisConn::connectNow() {
                                                                 ? r->element[0]
                                                                 : r.get()) +
                                                 "); asking again");
+    }
+    if (cmd[0] == "TIME" && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+      int64_t received_ms = unixMillis();
+      int64_t server_ms = std::atoll(replyString(r->element[0]).c_str()) * 1000 +
+                          std::atoll(replyString(r->element[1]).c_str()) / 1000;
+      clock_offset_ms_ = server_ms - (sent_ms + received_ms) / 2;
+      clock_uncertainty_ms_ = (received_ms - sent_ms + 1) / 2;
     }
   }
   return okStatus();
@@ -296,6 +309,32 @@ Result<Reply> RedisConn::eval(const RedisScript& script, const std::vector<std::
   if (!r && r.error().kind == Error::Kind::Server && r.error().message.starts_with("NOSCRIPT")) {
     cmd[0] = "EVAL";
     cmd[1] = script.source;
+    return command(cmd);
+  }
+  return r;
+}
+
+Result<Reply> RedisConn::evalWithDeadline(const RedisScript& script, const std::vector<std::string>& keys,
+                                          const std::vector<std::string>& args) {
+  if (ctx_ != nullptr && closedByServer()) {  // the offset must be the server's that runs it
+    redisFree(ctx_);
+    ctx_ = nullptr;
+    reconnect_now_ = true;
+  }
+  if (Status s = ensureConnected(); !s) return s.error();
+  auto deadline = [&] {
+    return std::to_string(unixMillis() + clock_offset_ms_ + settings_.timeout.count() - clock_uncertainty_ms_);
+  };
+  Command cmd{"EVALSHA", script.sha1, std::to_string(keys.size())};
+  cmd.insert(cmd.end(), keys.begin(), keys.end());
+  size_t deadline_at = cmd.size();
+  cmd.push_back(deadline());
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  auto r = command(cmd);
+  if (!r && r.error().kind == Error::Kind::Server && r.error().message.starts_with("NOSCRIPT")) {
+    cmd[0] = "EVAL";
+    cmd[1] = script.source;
+    cmd[deadline_at] = deadline();
     return command(cmd);
   }
   return r;

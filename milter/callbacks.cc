@@ -31,6 +31,7 @@
 #include "mailgate/dkim_signer.h"
 #include "mailgate/events.h"
 #include "mailgate/log.h"
+#include "mailgate/limits.h"
 #include "mailgate/long_lines.h"
 #include "mailgate/message_edits.h"
 #include "mailgate/mime_reencode.h"
@@ -201,21 +202,39 @@ void setReply(SMFICTX* ctx, const std::string& reply) {
   smfi_setreply(ctx, code.data(), dsn.data(), text.data());
 }
 
+// One message's outcome records in one MULTI/EXEC, with the count of the
+// records lost since the last write that succeeded.
+Status writeRecords(const Config& config, const std::vector<Event>& events, const QueueRecord* queue) {
+  auto lease = g_context->redis->acquire();
+  if (!lease) return lease.error();
+  return writeWithUnrecorded(**lease, config, *g_context->unrecorded, outcomeCommands(config, events, queue),
+                             g_context->host);
+}
+
+// A message whose records are lost: counted, and the gap logged when it opens.
+void countUnrecorded(size_t recipients, const Error& error) {
+  if (g_context->unrecorded->add(recipients, nowMillis())) {
+    MG_LOG_WARN("redis: outcome records cannot be written (%s); the messages without one are counted until they "
+                "can be, each logged as \"without outcome record\"", error.message.c_str());
+  }
+}
+
 // Redis failure at end of message: on_redis_failure decides. `planned` is
 // what accept does: CONTINUE before a plan exists; once there is one, what it
 // decided (DISCARD for sandbox, sink-only, all suppressed), so that a lost
 // record never delivers mail the plan dropped.
 sfsistat onRedisFailure(SMFICTX* ctx, const Connection& c, const std::string& qid, const std::string& account,
                         const Error& error, sfsistat planned = SMFIS_CONTINUE) {
-  if (c.config->on_redis_failure == RedisFailure::TempFail) {
-    MG_LOG_WARN("%s: tempfail: END-OF-MESSAGE from %s: 451 4.3.0 internal service error; from=<%s> "
+  if (c.config->on_redis_failure == RedisFailure::TempFail) {  // the outage: logged once by RedisConn
+    MG_LOG_INFO("%s: tempfail: END-OF-MESSAGE from %s: 451 4.3.0 internal service error; from=<%s> "
                 "account=%s reason=%s",
                 qid.c_str(), printable(c.client).c_str(), printable(c.msg.sender).c_str(), printable(account).c_str(),
                 error.message.c_str());
     setReply(ctx, kInternalError);
     return SMFIS_TEMPFAIL;
   }
-  MG_LOG_WARN("%s: %s without outcome record (on_redis_failure = accept): from=<%s> account=%s reason=%s",
+  countUnrecorded(c.msg.rcpts.size(), error);
+  MG_LOG_INFO("%s: %s without outcome record (on_redis_failure = accept): from=<%s> account=%s reason=%s",
               qid.c_str(), planned == SMFIS_DISCARD ? "discard" : "accept", printable(c.msg.sender).c_str(),
               printable(account).c_str(), error.message.c_str());
   return planned;
@@ -457,9 +476,10 @@ sfsistat refuse(SMFICTX* ctx, const Connection& c, const Prepared& p, const std:
     setRefusal(e, verdict.reply);
     events.push_back(std::move(e));
   }
-  auto lease = g_context->redis->acquire();
-  Status st = lease ? recordMessage(**lease, *c.config, events, nullptr) : Status(lease.error());
-  if (!st) MG_LOG_WARN("%s: refusal not recorded: %s", qid.c_str(), st.error().message.c_str());
+  if (Status st = writeRecords(*c.config, events, nullptr); !st) {
+    countUnrecorded(events.size(), st.error());
+    MG_LOG_INFO("%s: refusal without outcome record: %s", qid.c_str(), st.error().message.c_str());
+  }
   MG_LOG_INFO("%s: %s: END-OF-MESSAGE from %s: %s; from=<%s> header_from=<%s> account=%s key=%s campaign=%s rule=%s",
               qid.c_str(), verdict.action == Action::Reject ? "reject" : "tempfail", printable(c.client).c_str(),
               verdict.reply.c_str(), printable(c.msg.sender).c_str(), printable(p.base.from).c_str(),
@@ -494,10 +514,7 @@ sfsistat onEom(SMFICTX* ctx) {
       e.text = text;
       events.push_back(std::move(e));
     };
-    auto record = [&](const QueueRecord* queue) {
-      auto lease = g_context->redis->acquire();
-      return lease ? recordMessage(**lease, config, events, queue) : Status(lease.error());
-    };
+    auto record = [&](const QueueRecord* queue) { return writeRecords(config, events, queue); };
 
     const MessagePlan& plan = p.plan;
     if (!p.dkim_error.empty()) MG_LOG_WARN("%s: dkim: %s", qid.c_str(), p.dkim_error.c_str());

@@ -9,6 +9,7 @@
 #include "mailgate/live_config.h"
 #include "mailgate/redis.h"
 #include "mailgate/store.h"
+#include "mailgate/unrecorded.h"
 
 namespace mailgate::milter {
 
@@ -18,6 +19,8 @@ struct MilterContext {
   Store* store = nullptr;
   DkimLibrary* dkim = nullptr;
   DkimKeyCache* dkim_keys = nullptr;
+  UnrecordedGap* unrecorded = nullptr;  // records lost while Redis was away
+  std::string host;                     // for unrecorded:<day>'s last_host
 };
 
 // Sets the state every callback reads; call once before smfi_main().

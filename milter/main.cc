@@ -6,14 +6,20 @@
 // that stops without being asked exits 1 (so systemd restarts it). The soft
 // open-files limit is raised to the hard one: libmilter holds a descriptor
 // (and a thread) per connection and gives up after 16 failed accepts in a row.
+// The count of records lost in a Redis gap is written by a thread of its own
+// when no message brings it along (unrecorded.h).
 #include <libmilter/mfapi.h>
 
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
+#include <stop_token>
 #include <thread>
 
 #include "callbacks.h"
 #include "libmilter_signals.h"
 #include "mailgate/daemon.h"
+#include "mailgate/limits.h"
 #include "mailgate/listen.h"
 #include "mailgate/log.h"
 #include "mailgate/signals.h"
@@ -32,6 +38,28 @@ std::string socketPath(const std::string& spec) {
     if (spec.rfind(p, 0) == 0) return spec.substr(p.size());
   }
   return "";
+}
+
+// Writes the count of records lost in a Redis gap when no message brings it
+// along: every 2 s while one is pending, and once more at exit.
+void flushUnrecorded(std::stop_token stop, const Config& config, UnrecordedGap& gap, RedisPool& pool,
+                     const std::string& host) {
+  std::mutex m;
+  std::condition_variable_any wake;
+  std::unique_lock lock(m);
+  while (!wake.wait_for(lock, stop, std::chrono::seconds(2), [] { return false; })) {
+    if (!gap.pending()) continue;
+    if (auto lease = pool.acquire()) (void)writeWithUnrecorded(**lease, config, gap, {}, host);
+  }
+  RedisConn redis(RedisSettings::fromConfig(config));
+  if (Status st = writeWithUnrecorded(redis, config, gap, {}, host); !st) {
+    if (auto lost = gap.take()) {
+      MG_LOG_WARN("redis: %llu messages (%llu recipients) from %s to %s had no outcome record and cannot be "
+                  "counted in unrecorded:%s either: %s", static_cast<unsigned long long>(lost->messages),
+                  static_cast<unsigned long long>(lost->recipients), utcTimestamp(lost->since_ms).c_str(),
+                  utcTimestamp(lost->until_ms).c_str(), utcDate(lost->since_ms).c_str(), st.error().message.c_str());
+    }
+  }
 }
 
 }  // namespace
@@ -64,6 +92,9 @@ int main(int argc, char** argv) {
   context.dkim = &dkim;
   DkimKeyCache dkim_keys(store.keys());
   context.dkim_keys = &dkim_keys;
+  UnrecordedGap unrecorded;
+  context.unrecorded = &unrecorded;
+  context.host = localHostname();
   milter::setMilterContext(&context);
 
   bool opened;
@@ -93,12 +124,15 @@ int main(int argc, char** argv) {
       kill(getpid(), SIGTERM);  // wake the main thread
     }
   });
+  std::jthread flusher([&](std::stop_token stop) { flushUnrecorded(stop, config, unrecorded, pool, context.host); });
   MG_LOG_INFO("listening on %s", config.milter_listen.c_str());
   serveUntilStopped(live, "listening on " + config.milter_listen,
                     [&](const Config& reloaded) { store.reconfigure(reloaded); });
   service_exit.requestStop();
   smfi_stop();
   milter_thread.join();
+  flusher.request_stop();
+  flusher.join();
   removePidFile();
   MG_LOG_INFO("stopped");
   return service_exit.status();

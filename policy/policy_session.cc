@@ -237,8 +237,8 @@ std::string PolicySession::decide(const PolicyRequest& req) {
 
   std::string qid = event.queue_id.empty() ? "NOQUEUE" : printable(event.queue_id);
   std::string where = printable(req.get("protocol_state")) + " from [" + printable(req.get("client_address")) + "]";
-  if (v.rule == "redis") {
-    MG_LOG_WARN("%s: %s: %s: %s; account=%s reason=%s", qid.c_str(),
+  if (v.rule == "redis") {  // the outage itself is logged once, at warning level, by RedisConn
+    MG_LOG_INFO("%s: %s: %s: %s; account=%s reason=%s", qid.c_str(),
                 v.action == Action::Dunno ? "dunno (on_redis_failure = accept)" : "tempfail", where.c_str(),
                 actionOf(v).c_str(), printable(event.account).c_str(), event.text.c_str());
     return actionOf(v);

@@ -1,6 +1,7 @@
 // cmd_status.cc — `mailgatectl status`: can the MTA reach each daemon
 // (policy, auth and milter sockets), is each tracker alive, how fast Redis
-// answers, how long the events stream is and how many webhook events wait.
+// answers, how long the events stream is, how many webhook events wait and
+// how many messages had no outcome record today (a Redis gap).
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netdb.h>
@@ -128,7 +129,8 @@ int cmdStatus(const Args& a) {
     std::string stream = eventsStreamKey(c);
     auto r = orDie(checkedPipeline(redis, {{"XLEN", stream},
                                            {"SMEMBERS", keys.trackers()},
-                                           {"HGETALL", keys.refusedWithoutAccount(utcDate(nowMillis()))}}));
+                                           {"HGETALL", keys.refusedWithoutAccount(utcDate(nowMillis()))},
+                                           {"HGETALL", keys.unrecorded(utcDate(nowMillis()))}}));
     auto groups = redis.command({"XINFO", "GROUPS", stream});
     if (!groups && !groups.error().message.starts_with("ERR no such key")) die(groups.error().message);
     out["events"] = r[0]->integer;
@@ -137,6 +139,16 @@ int cmdStatus(const Args& a) {
       refused[replyString(r[2]->element[i])] = std::atoll(replyString(r[2]->element[i + 1]).c_str());
     }
     out["refused_without_account_today"] = refused;
+    // Messages the milter passed (on_redis_failure = accept) or refused without their records.
+    const redisReply* gap = r[3].get();
+    out["unrecorded_today"] = {{"messages", std::atoll(hashField(gap, "messages").c_str())},
+                               {"recipients", std::atoll(hashField(gap, "recipients").c_str())}};
+    if (int64_t since = std::atoll(hashField(gap, "last_since").c_str()); since > 0) {
+      out["unrecorded_today"]["last_gap"] = {
+          {"from", utcTimestamp(since)},
+          {"to", utcTimestamp(std::atoll(hashField(gap, "last_until").c_str()))},
+          {"host", hashField(gap, "last_host")}};
+    }
     nlohmann::json backlog = nullptr;
     for (size_t i = 0; groups && i < (*groups)->elements; ++i) {
       const redisReply* g = (*groups)->element[i];
@@ -176,6 +188,17 @@ int cmdStatus(const Args& a) {
       refusals += (refusals.empty() ? "" : ", ") + code + ": " + std::to_string(n.get<long long>());
     }
     rows.push_back({"refused without account today:", refusals.empty() ? "none" : refusals});
+    const auto& gap = out["unrecorded_today"];
+    std::string unrecorded = "none";
+    if (gap["messages"].get<long long>() > 0) {
+      unrecorded = std::to_string(gap["messages"].get<long long>()) + " messages, " +
+                   std::to_string(gap["recipients"].get<long long>()) + " recipients";
+      if (gap.contains("last_gap")) {
+        unrecorded += "; last gap " + gap["last_gap"]["from"].get<std::string>() + " to " +
+                      gap["last_gap"]["to"].get<std::string>() + " on " + gap["last_gap"]["host"].get<std::string>();
+      }
+    }
+    rows.push_back({"without outcome record today:", unrecorded});
     rows.push_back({"webhook backlog:", out["webhook_backlog"].is_null()
                                             ? "no webhook consumer yet"
                                             : std::to_string(out["webhook_backlog"]["pending"].get<long long>()) +

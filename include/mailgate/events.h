@@ -69,8 +69,14 @@ constexpr const char* kOtherCampaigns = "_other";
 std::vector<Command> outcomeCommands(const Config& config, const std::vector<Event>& events,
                                      const QueueRecord* record);
 
-// Records the decisions about one message in one MULTI/EXEC (all or
-// nothing, never sent twice): an event each (typically one per recipient),
+// Writes `commands` (outcomeCommands() and the like: a key in the second
+// word, or the campaign script) atomically in one script (never sent
+// twice) that writes nothing when it runs after its client stopped waiting
+// (RedisConn::evalWithDeadline): a stalled Redis that wakes up cannot add
+// a record for a message the caller tempfailed. Late: Error::Kind::Timeout.
+Status writeRecord(RedisConn& redis, const std::vector<Command>& commands);
+
+// Records the decisions about one message with writeRecord(): an event each (typically one per recipient),
 // the account's day counters by status (kept 400 days) and by campaign
 // ("<campaign>:<status>", kept campaign_stats_days, at most
 // max_campaigns_per_day campaigns a day, the rest under kOtherCampaigns;

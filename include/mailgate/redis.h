@@ -68,6 +68,15 @@ class RedisConn {
   Result<Reply> eval(const RedisScript& script, const std::vector<std::string>& keys,
                      const std::vector<std::string>& args);
 
+  // eval() with the script's first argument set to the time, in the
+  // server's clock (Unix ms, by the offset measured at connect), after
+  // which this client no longer waits for the reply. A script that compares
+  // it with TIME and writes nothing when later (kRecordScript in events.cc)
+  // is never applied after its caller gave up: a stalled server (SIGSTOP, a
+  // long fork) that runs it when it wakes cannot contradict a tempfail.
+  Result<Reply> evalWithDeadline(const RedisScript& script, const std::vector<std::string>& keys,
+                                 const std::vector<std::string>& args);
+
   bool connected() const { return ctx_ != nullptr; }
   // The server as logs name it: the endpoint, or the Sentinel master's name and address.
   std::string name() const;
@@ -92,6 +101,8 @@ class RedisConn {
   size_t next_sentinel_ = 0;  // the Sentinel asked first
   redisContext* ctx_ = nullptr;
   bool reconnect_now_ = false;  // the next connect replaces a lost one: not held back by the probe
+  // Server clock minus ours (ms) and half the round trip it was measured in, from TIME at connect.
+  int64_t clock_offset_ms_ = 0, clock_uncertainty_ms_ = 0;
 };
 
 // A bounded set of connections shared by threads that may not own one each

@@ -77,6 +77,7 @@ struct StoreKeys {
     return prefix_ + "campaigns:{" + std::string(a) + "}:" + std::string(day);
   }
   std::string refusedWithoutAccount(std::string_view day) const { return prefix_ + "noaccount:" + std::string(day); }
+  std::string unrecorded(std::string_view day) const { return prefix_ + "unrecorded:" + std::string(day); }
   std::string quota(std::string_view a, std::string_view day) const {
     return prefix_ + "quota:{" + std::string(a) + "}:" + std::string(day);
   }

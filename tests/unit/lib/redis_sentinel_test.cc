@@ -1,13 +1,19 @@
 // redis_sentinel_test.cc — redis_server = sentinel:...: the spec's parser,
 // reading SENTINEL get-master-addr-by-name and ROLE replies, the errors that
-// send a connection back to the Sentinels, and every Sentinel unreachable.
+// send a connection back to the Sentinels, every Sentinel unreachable, and
+// threads sharing a pool that finds its master through a real Sentinel
+// (run under ThreadSanitizer in CI).
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 
+#include <fstream>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "mailgate/config.h"
 #include "mailgate/redis_sentinel.h"
+#include "redis_server.h"
 
 namespace mailgate {
 namespace {
@@ -103,6 +109,69 @@ TEST(RedisSentinel, EverySentinelUnreachableNamesEach) {
                             "127.0.0.1:1: connect: Connection refused)"))
       << m;  // asked from `next` on
   EXPECT_EQ(next, 1u);
+}
+
+// A redis-sentinel on a free loopback port that monitors one master.
+class SentinelProcess {
+ public:
+  explicit SentinelProcess(uint16_t master_port) : port_(testing::freePort()) {
+    char tmpl[] = "/tmp/mg-sentinel-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    std::string conf = dir_ + "/sentinel.conf";
+    std::ofstream(conf) << "port " << port_ << "\nbind 127.0.0.1\ndir " << dir_
+                        << "\nsentinel monitor mg 127.0.0.1 " << master_port
+                        << " 1\nsentinel down-after-milliseconds mg 60000\n";
+    pid_ = fork();
+    if (pid_ == 0) {
+      execlp("redis-server", "redis-server", conf.c_str(), "--sentinel", "--loglevel", "warning",
+             static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~SentinelProcess() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    std::string cmd = "rm -rf " + dir_;
+    if (system(cmd.c_str()) != 0) perror("rm");
+  }
+  std::string spec() const { return "sentinel:mg@127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  uint16_t port_;
+  std::string dir_;
+  pid_t pid_;
+};
+
+TEST(RedisSentinel, ThreadsShareAPoolThatAsksTheSentinel) {
+  testing::RedisServer master;
+  SentinelProcess sentinel(master.port());
+  RedisSettings settings;
+  settings.sentinel = parseRedisSentinel(sentinel.spec());
+  settings.timeout = std::chrono::milliseconds(500);
+  bool answered = false;
+  for (int i = 0; i < 100 && !answered; ++i) {  // until the Sentinel listens
+    RedisConn probe(settings);
+    answered = probe.command({"PING"}).ok();
+    if (!answered) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(answered);
+  RedisPool pool(settings, 3);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100; ++i) {
+        auto lease = pool.acquire();
+        if (!lease || !(*lease)->command({"INCR", "sentinel-test"})) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  RedisConn direct(master.settings());
+  auto n = direct.command({"GET", "sentinel-test"});
+  ASSERT_TRUE(n);
+  EXPECT_EQ(replyString(n->get()), "400");
 }
 
 }  // namespace
