@@ -1,8 +1,9 @@
 // redis.h — the Redis layer on hiredis 0.14: one RedisConn per thread (or
 // leased from a RedisPool), connect and command timeouts, reconnect (one
-// probe per 100 ms and server while it is down), AUTH/SELECT, the master found through Sentinel, pipelining and
-// EVALSHA with NOSCRIPT reload. Every failure comes back as an Error value;
-// nothing here blocks past the timeout.
+// try per 100 ms and server while it is down, shared by the process's
+// connections), AUTH/SELECT, the master found through Sentinel, pipelining
+// and EVALSHA with NOSCRIPT reload. Every failure comes back as an Error
+// value; nothing here blocks past the timeout.
 #pragma once
 
 #include <chrono>
