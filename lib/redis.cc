@@ -68,10 +68,13 @@ struct RedisHealth {
 
 namespace {
 
-int64_t unixMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+int64_t steadyMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+// A server that refuses TIME (an ACL without it) is logged once per process.
+std::atomic<bool> g_time_refused_logged{false};
 
 timeval toTimeval(std::chrono::milliseconds ms) {
   timeval tv;
@@ -163,7 +166,7 @@ Status RedisConn::connectNow() {
   // A Sentinel's answer may be stale (a failover under way): the server itself says.
   if (settings_.sentinel) setup.push_back({"ROLE"});
   setup.push_back({"TIME"});  // for evalWithDeadline()
-  int64_t sent_ms = unixMillis();
+  int64_t sent_ms = steadyMillis();
   for (const auto& cmd : setup) {
     std::vector<size_t> lens;
     auto ptrs = argvPointers(cmd, lens);
@@ -175,6 +178,10 @@ Status RedisConn::connectNow() {
       return fail(Error::Kind::Unavailable, std::string("setup: ") + ctx_->errstr);
     }
     Reply r(static_cast<redisReply*>(raw));
+    if (cmd[0] == "TIME") {
+      setServerClock(r.get(), sent_ms);
+      continue;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
       // Never echo the password: name the command only.
       return fail(Error::Kind::Server, cmd[0] + " failed: " + std::string(r->str, r->len));
@@ -186,15 +193,30 @@ Status RedisConn::connectNow() {
                                                                 : r.get()) +
                                                 "); asking again");
     }
-    if (cmd[0] == "TIME" && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-      int64_t received_ms = unixMillis();
-      int64_t server_ms = std::atoll(replyString(r->element[0]).c_str()) * 1000 +
-                          std::atoll(replyString(r->element[1]).c_str()) / 1000;
-      clock_offset_ms_ = server_ms - (sent_ms + received_ms) / 2;
-      clock_uncertainty_ms_ = (received_ms - sent_ms + 1) / 2;
-    }
   }
   return okStatus();
+}
+
+void RedisConn::setServerClock(const redisReply* time_reply, int64_t sent_steady_ms) {
+  int64_t received_ms = steadyMillis();
+  if (time_reply == nullptr || time_reply->type != REDIS_REPLY_ARRAY || time_reply->elements != 2) {
+    has_clock_ = false;
+    if (!g_time_refused_logged.exchange(true)) {
+      MG_LOG_WARN("redis %s: TIME refused (%s): outcome records are written without a deadline, so a record a "
+                  "stalled Redis runs after the writer gave up can still be applied; allow TIME (+time) for "
+                  "mailgate's Redis user", name().c_str(),
+                  time_reply != nullptr && time_reply->type == REDIS_REPLY_ERROR
+                      ? std::string(time_reply->str, time_reply->len).c_str()
+                      : "unexpected reply");
+    }
+    return;
+  }
+  int64_t server_ms = std::atoll(replyString(time_reply->element[0]).c_str()) * 1000 +
+                      std::atoll(replyString(time_reply->element[1]).c_str()) / 1000;
+  // Against our steady clock: a step of this host's wall clock changes nothing.
+  clock_offset_ms_ = server_ms - (sent_steady_ms + received_ms) / 2;
+  clock_uncertainty_ms_ = (received_ms - sent_steady_ms + 1) / 2;
+  has_clock_ = true;
 }
 
 Status RedisConn::ensureConnected() {
@@ -322,22 +344,39 @@ Result<Reply> RedisConn::evalWithDeadline(const RedisScript& script, const std::
     reconnect_now_ = true;
   }
   if (Status s = ensureConnected(); !s) return s.error();
+  // "0": no deadline (the server refuses TIME).
   auto deadline = [&] {
-    return std::to_string(unixMillis() + clock_offset_ms_ + settings_.timeout.count() - clock_uncertainty_ms_);
+    return has_clock_ ? std::to_string(steadyMillis() + clock_offset_ms_ + settings_.timeout.count() -
+                                       clock_uncertainty_ms_)
+                      : std::string("0");
   };
   Command cmd{"EVALSHA", script.sha1, std::to_string(keys.size())};
   cmd.insert(cmd.end(), keys.begin(), keys.end());
   size_t deadline_at = cmd.size();
   cmd.push_back(deadline());
   cmd.insert(cmd.end(), args.begin(), args.end());
-  auto r = command(cmd);
-  if (!r && r.error().kind == Error::Kind::Server && r.error().message.starts_with("NOSCRIPT")) {
-    cmd[0] = "EVAL";
-    cmd[1] = script.source;
+  for (int attempt = 0;; ++attempt) {
+    int64_t started = steadyMillis();
+    auto r = command(cmd);
+    if (!r && r.error().kind == Error::Kind::Server && r.error().message.starts_with("NOSCRIPT")) {
+      cmd[0] = "EVAL";
+      cmd[1] = script.source;
+      cmd[deadline_at] = deadline();
+      started = steadyMillis();
+      r = command(cmd);
+    }
+    bool late = r && (*r)->type == REDIS_REPLY_INTEGER && (*r)->integer == 0;
+    // "Late" although the answer came well within the timeout: the server's
+    // clock stepped since the offset was measured. Nothing was written, so
+    // measure again and send it once more.
+    if (!late || attempt > 0 || !connected() || steadyMillis() - started >= settings_.timeout.count() / 2) {
+      return r;
+    }
+    int64_t sent = steadyMillis();
+    auto time = command({"TIME"});
+    setServerClock(time ? time->get() : nullptr, sent);
     cmd[deadline_at] = deadline();
-    return command(cmd);
   }
-  return r;
 }
 
 RedisPool::RedisPool(RedisSettings settings, size_t max_size)
