@@ -1,8 +1,9 @@
 // redis.h — the Redis layer on hiredis 0.14: one RedisConn per thread (or
-// leased from a RedisPool), connect and command timeouts, reconnect with
-// backoff, AUTH/SELECT, the master found through Sentinel, pipelining and
-// EVALSHA with NOSCRIPT reload. Every failure comes back as an Error value;
-// nothing here blocks past the timeout.
+// leased from a RedisPool), connect and command timeouts, reconnect (one
+// try per 100 ms and server while it is down, shared by the process's
+// connections), AUTH/SELECT, the master found through Sentinel, pipelining
+// and EVALSHA with NOSCRIPT reload. Every failure comes back as an Error
+// value; nothing here blocks past the timeout.
 #pragma once
 
 #include <chrono>
@@ -96,12 +97,11 @@ class RedisConn {
   void dropIfNotMaster(const std::vector<Reply>& replies);
 
   RedisSettings settings_;
+  std::shared_ptr<struct RedisHealth> health_;  // shared by the process's connections to the server
   Endpoint current_;          // the server connected to (Sentinel: the master found)
   size_t next_sentinel_ = 0;  // the Sentinel asked first
   redisContext* ctx_ = nullptr;
-  std::chrono::steady_clock::time_point next_attempt_{};
-  std::chrono::milliseconds backoff_{0};
-  std::string last_error_;
+  bool reconnect_now_ = false;  // the next connect replaces a lost one: not held back by the probe
   // Server clock minus ours (ms) and half the round trip it was measured in, from TIME at connect.
   int64_t clock_offset_ms_ = 0, clock_uncertainty_ms_ = 0;
 };
