@@ -11,7 +11,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libmilter-dev libhiredis-dev libssl-dev libopendkim-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-  libcurl4-openssl-dev libsystemd-dev libidn2-dev libgmime-3.0-dev debhelper dpkg-dev lintian fakeroot
+  libcurl4-openssl-dev libsystemd-dev libidn2-dev libgmime-3.0-dev libmicrohttpd-dev debhelper dpkg-dev lintian fakeroot
   postfix redis-server redis-sentinel swaks libnet-ssleay-perl openssl python3 python3-dkim groff-base
   man-db bsdextrautils
   debootstrap iproute2

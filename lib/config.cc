@@ -155,6 +155,18 @@ const std::vector<Param>& params() {
        }},
       {"policy_listen", "unix:/var/spool/postfix/mailgate/policy",
        [](Config& c, std::string_view v) { c.policy_listen = parseEndpointOrThrow(v, "inet"); }},
+      {"web_listen", "inet:127.0.0.1:8025",
+       [](Config& c, std::string_view v) { c.web_listen = parseEndpointOrThrow(v, "inet"); }},
+      {"web_threads", "4",
+       [](Config& c, std::string_view v) {
+         c.web_threads = static_cast<unsigned>(parseUnsigned(v, 256, "expected 1 to 256"));
+         if (c.web_threads == 0) throw std::invalid_argument("expected 1 to 256");
+       }},
+      {"web_max_connections", "1000",
+       [](Config& c, std::string_view v) {
+         c.web_max_connections = static_cast<unsigned>(parseUnsigned(v, 100000, "expected 1 to 100000"));
+         if (c.web_max_connections == 0) throw std::invalid_argument("expected 1 to 100000");
+       }},
       {"policy_workers", "4",
        [](Config& c, std::string_view v) {
          c.policy_workers = static_cast<unsigned>(parseUnsigned(v, 256, "expected 1 to 256"));

@@ -149,7 +149,10 @@ const RedisScript kCountCampaign(std::string(kCountCampaignFunction) +
 // Runs a record's commands unless it runs after ARGV[1], the deadline its
 // client stopped waiting at (RedisConn::evalWithDeadline): then it writes
 // nothing and returns 0 ("0": no deadline). ARGV[2..]: each command as its length, then its
-// words; "_campaign k1 k2 ..." is count_campaign. KEYS: every key written.
+// words; "_campaign k1 k2 ..." is count_campaign; "_once hash field value
+// set_if set_else member" (first, when present) adds member to set_if when
+// the hash's field equals value, else to set_else, and returns 2 without
+// writing anything more when it was already there. KEYS: every key written.
 const RedisScript kRecordScript(std::string(kCountCampaignFunction) + R"lua(
 if ARGV[1] ~= '0' then
   local t = redis.call('TIME')
@@ -160,6 +163,10 @@ while i <= #ARGV do
   local n = tonumber(ARGV[i])
   if ARGV[i + 1] == '_campaign' then
     count_campaign(ARGV[i + 2], ARGV[i + 3], ARGV, i + 4, i + n)
+  elseif ARGV[i + 1] == '_once' then
+    local set = ARGV[i + 6]
+    if redis.call('HGET', ARGV[i + 2], ARGV[i + 3]) == ARGV[i + 4] then set = ARGV[i + 5] end
+    if redis.call('SADD', set, ARGV[i + 7]) == 0 then return 2 end
   else
     redis.call(unpack(ARGV, i + 1, i + n))
   end
@@ -234,9 +241,16 @@ std::vector<Command> outcomeCommands(const Config& config, const std::vector<Eve
   return cmds;
 }
 
-Status writeRecord(RedisConn& redis, const std::vector<Command>& commands) {
-  if (commands.empty()) return okStatus();
+namespace {
+
+// Runs kRecordScript over `commands`, after `once` when given: its reply.
+Result<long long> runRecordScript(RedisConn& redis, const OnceGuard* once, const std::vector<Command>& commands) {
   std::vector<std::string> keys, args;
+  if (once != nullptr) {
+    keys.insert(keys.end(), {once->hash, once->set_if_equal, once->set_else});
+    args.insert(args.end(), {"7", "_once", once->hash, once->field, once->value, once->set_if_equal, once->set_else,
+                             once->member});
+  }
   for (const Command& cmd : commands) {
     bool campaign = cmd.size() > 4 && cmd[0] == "EVAL" && cmd[1] == kCountCampaign.source;
     if (campaign) {
@@ -254,9 +268,25 @@ Status writeRecord(RedisConn& redis, const std::vector<Command>& commands) {
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   auto r = redis.evalWithDeadline(kRecordScript, keys, args);
   if (!r) return r.error();
-  if ((*r)->type == REDIS_REPLY_INTEGER && (*r)->integer == 1) return okStatus();
+  long long result = (*r)->type == REDIS_REPLY_INTEGER ? (*r)->integer : 0;
+  if (result != 0) return result;
   return Error{Error::Kind::Timeout, "redis " + redis.name() + ": the record ran after redis_timeout (Redis " +
                                          "stalled or was slow) and was not written"};
+}
+
+}  // namespace
+
+Status writeRecord(RedisConn& redis, const std::vector<Command>& commands) {
+  if (commands.empty()) return okStatus();
+  auto r = runRecordScript(redis, nullptr, commands);
+  if (!r) return r.error();
+  return okStatus();
+}
+
+Result<bool> writeRecordOnce(RedisConn& redis, const OnceGuard& guard, const std::vector<Command>& commands) {
+  auto r = runRecordScript(redis, &guard, commands);
+  if (!r) return r.error();
+  return *r == 1;
 }
 
 Status recordMessage(RedisConn& redis, const Config& config, const std::vector<Event>& events,

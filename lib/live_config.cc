@@ -51,6 +51,9 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b) {
   check(a.policy_idle_timeout == b.policy_idle_timeout, "policy_idle_timeout");
   check(a.policy_request_timeout == b.policy_request_timeout, "policy_request_timeout");
   check(endpoint(a.auth_listen) == endpoint(b.auth_listen), "auth_listen");
+  check(endpoint(a.web_listen) == endpoint(b.web_listen), "web_listen");
+  check(a.web_threads == b.web_threads, "web_threads");
+  check(a.web_max_connections == b.web_max_connections, "web_max_connections");
   check(a.milter_listen == b.milter_listen, "milter_listen");
   check(a.socket_mode == b.socket_mode, "socket_mode");
   check(a.socket_group == b.socket_group, "socket_group");

@@ -18,10 +18,6 @@
 namespace mailgate {
 namespace {
 
-bool sameName(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
 template <class T>
 struct GUnref {
   void operator()(T* p) const {
@@ -131,13 +127,6 @@ std::string crlfValue(std::string_view value) {
     out += c;
   }
   return out;
-}
-
-const std::string* firstHeader(const HeaderList& headers, std::string_view name) {
-  for (const auto& [k, v] : headers) {
-    if (sameName(k, name)) return &v;
-  }
-  return nullptr;
 }
 
 }  // namespace

@@ -86,6 +86,15 @@ Verdict checkRecipient(std::string_view recipient, const AccountPolicy& account)
   return dunno();
 }
 
+Verdict checkCampaignUnsubscribed(std::string_view recipient, const AccountPolicy& account) {
+  auto forms = recipientKeys(recipient, account.subaddress);
+  if (!forms) return dunno();
+  for (const auto& form : *forms) {
+    if (account.campaign_stoplist.count(form)) return Verdict{Action::Dunno, "", "campaign_unsubscribed"};
+  }
+  return dunno();
+}
+
 PolicyScope policyScope(const PolicyRequest& req) {
   const std::string& context = req.get("policy_context");
   if (context == "sender") return PolicyScope::Sender;

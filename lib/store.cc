@@ -219,6 +219,11 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
   std::vector<std::string> domains = addDomainQuery(cmds, keys_, account, from_domains);
   std::vector<std::string> forms = lookupForms(rcpts);
   addMembershipQueries(cmds, keys_, account, forms);
+  const bool campaign_list = !forms.empty() && !campaign.empty();
+  if (campaign_list) {
+    cmds.push_back({"SMISMEMBER", keys_.campaignStoplist(account, campaign)});
+    cmds.back().insert(cmds.back().end(), forms.begin(), forms.end());
+  }
   auto replies = checkedPipeline(redis, cmds);
   if (!replies) return replies.error();
   MessageAccount data;
@@ -249,6 +254,12 @@ Result<MessageAccount> Store::loadMessageAccount(RedisConn& redis, const std::st
     applyDomainEntries(data.policy, (*replies)[next++].get(), domains);
   }
   applyMemberships(data.policy, *replies, next, forms);
+  if (campaign_list) {
+    const redisReply* members = replies->back().get();
+    for (size_t i = 0; i < members->elements && i < forms.size(); ++i) {
+      if (members->element[i]->integer == 1) data.policy.campaign_stoplist.insert(forms[i]);
+    }
+  }
   return data;
 }
 

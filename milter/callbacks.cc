@@ -396,9 +396,11 @@ void prepare(SMFICTX* ctx, Connection& c) {
   base.from = recordedFrom(p->facts);
   // accept-and-drop: recipients the policy let through because they are
   // stopped or bounced are removed and recorded as suppressed, unless the
-  // message rules refuse the whole message.
+  // message rules refuse the whole message; so are, in every mode, those
+  // unsubscribed from the message's campaign.
   for (const auto& rcpt : c.msg.rcpts) {
     Verdict v = data.policy.suppression == Suppression::AcceptAndDrop ? checkRecipient(rcpt, data.policy) : dunno();
+    if (v.rule.empty()) v = checkCampaignUnsubscribed(rcpt, data.policy);
     (v.rule.empty() ? p->kept : p->suppressed).push_back(rcpt);
     if (!v.rule.empty()) p->suppression_rule.push_back(v.rule);
   }

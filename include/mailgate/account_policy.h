@@ -63,6 +63,9 @@ struct AccountPolicy {
   Limits limits;
   std::map<std::string, DomainEntry> domains;  // sending domains (those loaded)
   std::set<std::string> stoplist, bounced;     // members (those loaded)
+  // Recipients unsubscribed from the message's campaign (unsubscribe_scope=
+  // campaign; loaded by Store::loadMessageAccount only, the milter drops them).
+  std::set<std::string> campaign_stoplist;
 
   // Applies one field of the acct:{A} hash; unknown fields are ignored.
   void applyField(std::string_view name, std::string_view value);

@@ -118,6 +118,9 @@ struct Config {
   std::vector<std::string> web_secrets;
   std::string web_base_url;  // "https://host[:port][/path]", no trailing '/'; "" = no links
   std::chrono::seconds unsubscribe_token_lifetime{365 * 86400};
+  Endpoint web_listen;                // mailgate-web's HTTP socket
+  unsigned web_threads = 4;           // its thread pool
+  unsigned web_max_connections = 1000;
 
   // redis_server as logs and tools show it: the endpoint or sentinel:NAME@...
   std::string redisServerString() const {

@@ -76,6 +76,17 @@ std::vector<Command> outcomeCommands(const Config& config, const std::vector<Eve
 // a record for a message the caller tempfailed. Late: Error::Kind::Timeout.
 Status writeRecord(RedisConn& redis, const std::vector<Command>& commands);
 
+// The condition of writeRecordOnce(): `member` joins `set_if_equal` when
+// field `field` of hash `hash` equals `value`, else `set_else`.
+struct OnceGuard {
+  std::string hash, field, value, set_if_equal, set_else, member;
+};
+
+// writeRecord() of `commands` in the same script, only when the guard's
+// member was not yet in the set it joins: true when written, false when it
+// was there (nothing written). One round trip.
+Result<bool> writeRecordOnce(RedisConn& redis, const OnceGuard& guard, const std::vector<Command>& commands);
+
 // Records the decisions about one message with writeRecord(): an event each (typically one per recipient),
 // the account's day counters by status (kept 400 days) and by campaign
 // ("<campaign>:<status>", kept campaign_stats_days, at most

@@ -35,5 +35,9 @@ Verdict checkSendingDomain(std::string_view domain, const AccountPolicy& account
 Verdict checkSize(uint64_t size, const AccountPolicy& account, const Config& config);
 Verdict checkRecipientCount(uint64_t count, const AccountPolicy& account, const Config& config);
 Verdict checkRecipient(std::string_view recipient, const AccountPolicy& account);
+// A recipient unsubscribed from the message's campaign (account.campaign_stoplist):
+// dropped at end of data whatever the suppression mode (the campaign is
+// known only then), rule "campaign_unsubscribed"; else dunno().
+Verdict checkCampaignUnsubscribed(std::string_view recipient, const AccountPolicy& account);
 
 }  // namespace mailgate

@@ -55,6 +55,10 @@ struct StoreKeys {
   std::string domains(std::string_view a) const { return account(a) + ":domains"; }
   std::string stoplist(std::string_view a) const { return account(a) + ":stop"; }
   std::string errors(std::string_view a) const { return account(a) + ":errors"; }
+  // Recipients unsubscribed from one campaign (unsubscribe_scope=campaign).
+  std::string campaignStoplist(std::string_view a, std::string_view campaign) const {
+    return account(a) + ":stop:" + std::string(campaign);
+  }
   std::string blockedCampaigns(std::string_view a) const { return account(a) + ":blocked"; }
   std::string dkim(std::string_view domain) const { return prefix_ + "dkim:" + std::string(domain); }
   std::string dkimDomains() const { return prefix_ + "dkim:domains"; }

@@ -7,6 +7,7 @@
 #include "mailgate/account_policy.h"
 #include "mailgate/admin.h"
 #include "mailgate/crypto.h"
+#include "mailgate/rules_envelope.h"
 #include "mailgate/rules_message.h"
 #include "redis_server.h"
 
@@ -201,6 +202,21 @@ TEST_F(StoreTest, UnsubscribeSettingsAreCheckedShownAndLoaded) {
   EXPECT_EQ(store.loadMessageAccount(redis_, "acme", "", {}, "c", {})->unsubscribe, UnsubscribeMode::Header);
   ASSERT_TRUE(redis_.command({"HSET", "mg:acct:{acme}", "unsubscribe", "bogus"}));  // hand-written: off
   EXPECT_EQ(store.loadMessageAccount(redis_, "acme", "", {}, "c", {})->unsubscribe, UnsubscribeMode::Off);
+}
+
+TEST_F(StoreTest, TheCampaignListIsLoadedForTheMessagesCampaign) {
+  ASSERT_TRUE(admin_.addAccount("acme", ""));
+  Store store(config());
+  ASSERT_TRUE(redis_.command({"SADD", "mg:acct:{acme}:stop:spring", "bob@example.net"}));
+  auto spring = store.loadMessageAccount(redis_, "acme", "", {}, "spring", {"Bob@Example.NET", "ann@example.net"});
+  ASSERT_TRUE(spring);
+  EXPECT_EQ(spring->policy.campaign_stoplist, (std::set<std::string>{"bob@example.net"}));
+  EXPECT_TRUE(spring->policy.stoplist.empty());
+  EXPECT_EQ(checkCampaignUnsubscribed("Bob@Example.NET", spring->policy).rule, "campaign_unsubscribed");
+  EXPECT_EQ(checkCampaignUnsubscribed("ann@example.net", spring->policy).rule, "");
+  auto autumn = store.loadMessageAccount(redis_, "acme", "", {}, "autumn", {"bob@example.net"});
+  ASSERT_TRUE(autumn);
+  EXPECT_TRUE(autumn->policy.campaign_stoplist.empty());
 }
 
 TEST_F(StoreTest, RecipientSetsReplaceThoseOfTheLastRecipient) {
