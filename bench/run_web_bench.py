@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import http.client
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -99,6 +100,8 @@ def main():
     for p in reversed(procs):
         p.terminate()
         p.wait()
+    log.close()
+    shutil.rmtree(d, ignore_errors=True)
     print("POST /u/: %d requests, %d client threads, web_threads %d: %.2f s, %.0f requests/s; errors %d; "
           "stoplist %s, events %s" % (sum(counts), threads, web_threads, elapsed, sum(counts) / elapsed,
                                       len(errors), stop, events))
