@@ -8,7 +8,6 @@
 #include <cctype>
 #include <memory>
 #include <mutex>
-#include <strings.h>
 
 #include <gmime/gmime.h>
 

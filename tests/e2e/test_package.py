@@ -60,15 +60,16 @@ class InstalledPackage(unittest.TestCase):
             self.assertIn("\nLicense: Apache-2.0\n", f.read())  # a distributable licence, not "proprietary"
         conf = os.stat(PACKAGED_CONF)
         self.assertEqual(oct(conf.st_mode & 0o777), "0o640")
-        for unit in ("mailgate-policy", "mailgate-milter", "mailgate-tracker"):
+        for unit in ("mailgate-policy", "mailgate-milter", "mailgate-tracker", "mailgate-web"):
             self.assertTrue(os.path.exists("/lib/systemd/system/%s.service" % unit), unit)
-        for page in ("man8/mailgate-policy.8.gz", "man8/mailgate-tracker.8.gz", "man5/mailgate.conf.5.gz"):
+        for page in ("man8/mailgate-policy.8.gz", "man8/mailgate-tracker.8.gz", "man8/mailgate-web.8.gz",
+                     "man5/mailgate.conf.5.gz", "../doc/mailgate/examples/nginx/mailgate-web.conf"):
             self.assertTrue(os.path.exists("/usr/share/man/" + page), page)
         r = subprocess.run(["mailgatectl", "-c", PACKAGED_CONF, "config", "check"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         if shutil.which("systemd-analyze"):
             units = ["/lib/systemd/system/%s.service" % u for u in ("mailgate-policy", "mailgate-milter",
-                                                                    "mailgate-tracker")]
+                                                                    "mailgate-tracker", "mailgate-web")]
             v = subprocess.run(["systemd-analyze", "verify"] + units, capture_output=True, text=True)
             self.assertEqual((v.returncode, v.stdout + v.stderr), (0, ""))
 

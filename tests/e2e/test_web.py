@@ -135,7 +135,56 @@ class Web(SharedStackTest):
                          (400, "bad request body: expected List-Unsubscribe=One-Click\n"))
         self.assertEqual(self.unsubscribed_events("carol@example.net"), [])
 
-    def test_3_redis_down_is_503(self):
+    def test_4_campaign_scope_drops_only_that_campaign(self):
+        s = self.stack
+        rcpt = "erin@example.net"
+        s.ctl_ok("account", "set", "shop", "unsubscribe_scope=campaign")
+        try:
+            _, url = self.link_to(rcpt)
+            self.assertEqual(curl("-X", "POST", "-d", "List-Unsubscribe=One-Click", url), (200, "unsubscribed\n"))
+            self.assertEqual(s.redis("SISMEMBER", "mg:acct:{shop}:stop:spring", rcpt).strip(), "1")
+            self.assertEqual(s.redis("SISMEMBER", "mg:acct:{shop}:stop", rcpt).strip(), "0")
+            # The same campaign again: accepted by Postfix, dropped by the milter, recorded as suppressed.
+            qid, out, _ = self.send(rcpt)
+            self.assertIsNotNone(qid, out[-1500:])
+            wait_for(lambda: [e for e in s.events(50) if e["queue_id"] == qid and e["status"] == "suppressed"
+                              and e["text"] == "campaign_unsubscribed"], 20, "the suppressed event")
+            # Another campaign: delivered, with a link.
+            subject = "w%d" % time.time_ns()
+            out = s.swaks(sender="news@shop.example", to=rcpt, key=self.key,
+                          data=MESSAGE.format(subject=subject, extra="").replace("bob@example.net", rcpt)
+                          .replace("X-Campaign-Id: spring", "X-Campaign-Id: autumn"))
+            self.assertIsNotNone(s.queue_id(out), out[-1500:])
+
+            def delivered():
+                for path in s.sink_messages():
+                    with open(path, "rb") as f:
+                        if subject.encode() in f.read():
+                            return True
+                return False
+            wait_for(delivered, 30, "the autumn message")
+        finally:
+            s.ctl_ok("account", "set", "shop", "unsubscribe_scope=account")
+
+    def test_5_sighup_with_a_bad_config_keeps_serving(self):
+        s = self.stack
+        with open(s.conf) as f:
+            good = f.read()
+        try:
+            with open(s.conf, "a") as f:
+                f.write("web_threads = 0\n")
+            s.procs["web"].send_signal(signal.SIGHUP)
+            wait_for(lambda: "keeping the running configuration" in s.log("web"), 10, "the refused reload")
+            self.assertEqual(curl(self.base + "/healthz"), (200, "ok\n"))
+        finally:
+            with open(s.conf, "w") as f:
+                f.write(good)
+        reloads = s.log("web").count("reload: configuration")
+        s.procs["web"].send_signal(signal.SIGHUP)
+        wait_for(lambda: s.log("web").count("reload: configuration") > reloads, 10, "the reload")
+
+    def test_9_redis_down_is_503(self):
+        # Last: Redis comes back empty (no persistence).
         _, url = self.link_to("dave@example.net")
         self.stack.stop_redis()
         try:
@@ -144,4 +193,3 @@ class Web(SharedStackTest):
             self.assertRegex(self.stack.log("web"), r"web: cannot record the unsubscribe of dave@example.net")
         finally:
             self.stack.start_redis()
-        self.stack.procs["web"].send_signal(signal.SIGHUP)
