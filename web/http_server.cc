@@ -7,7 +7,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <cstring>
+#include <cstdarg>
+#include <cstdio>
 #include <ctime>
 #include <string>
 
@@ -35,7 +36,9 @@ MHD_Result send(MHD_Connection* connection, unsigned status, const std::string& 
   MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
   MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
-  if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST");
+  if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+    MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST");
+  }
   MHD_Result r = MHD_queue_response(connection, status, response);
   MHD_destroy_response(response);
   return r;
@@ -57,11 +60,21 @@ std::string clientAddress(MHD_Connection* connection) {
   return host;
 }
 
+// libmicrohttpd's own errors (socket, memory), to syslog like the rest.
+void logLibraryError(void*, const char* format, va_list args) {
+  char text[512];
+  vsnprintf(text, sizeof text, format, args);
+  std::string line = text;
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  MG_LOG_WARN("web: libmicrohttpd: %s", line.c_str());
+}
+
 }  // namespace
 
 bool HttpServer::start(UniqueFd fd, unsigned threads, unsigned max_connections) {
   const unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
   daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, &HttpServer::onRequest, this,
+                             MHD_OPTION_EXTERNAL_LOGGER, &logLibraryError, nullptr,  // first, as MHD asks
                              MHD_OPTION_LISTEN_SOCKET, fd.get(),
                              MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(threads),
                              MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(max_connections),
