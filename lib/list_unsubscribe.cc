@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "mailgate/header.h"
+#include "mailgate/long_lines.h"
 #include "mailgate/unsubscribe_token.h"
 
 namespace mailgate {
@@ -117,8 +118,23 @@ UnsubscribePlan planUnsubscribe(const HeaderList& headers, const UnsubscribeRequ
       urls.push_back(std::move(url));
     }
   }
+  // Folded between entries where a line would pass 998 octets (RFC 5322
+  // section 2.1.1); a sender's entry too long for a line of its own is dropped.
   std::string list;
-  for (const auto& url : urls) list += (list.empty() ? "<" : ", <") + url + ">";
+  size_t line = std::string_view(kListUnsubscribe).size() + 2;  // "List-Unsubscribe: "
+  for (const auto& url : urls) {
+    size_t entry = url.size() + 3;  // "<url>,"
+    if (list.empty()) {
+      list = "<" + url + ">";
+      line += entry - 1;
+    } else if (line + 1 + entry <= kMaxLineOctets) {
+      list += ", <" + url + ">";
+      line += 1 + entry;
+    } else if (1 + entry <= kMaxLineOctets) {
+      list += ",\n <" + url + ">";
+      line = 1 + entry;
+    }
+  }
   replaceFields(headers, kListUnsubscribe, list, plan.edits);
   if (one_click) replaceFields(headers, kListUnsubscribePost, kOneClickPost, plan.edits);
   plan.note = one_click ? "one-click" : "header";
