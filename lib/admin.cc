@@ -349,10 +349,12 @@ Result<std::string> Admin::bouncedRemove(const std::string& address) {
   for (size_t i = 0; i < (*accounts)->elements; ++i) {
     cmds.push_back({"SREM", keys_.bounced(replyString((*accounts)->element[i])), *a});
   }
+  // Its soft bounces too: else the next one of a message still queued would suppress it again.
+  cmds.push_back({"DEL", keys_.softBounces(*a)});
   auto r = redis_.transaction(cmds);
   if (!r) return r.error();
   long long removed = 0;
-  for (const auto& reply : *r) removed += reply->integer;
+  for (size_t i = 0; i + 1 < r->size(); ++i) removed += (*r)[i]->integer;
   if (removed == 0) return invalid(*a + " is not in a bounce list");
   return a;
 }

@@ -331,6 +331,17 @@ const std::vector<Param>& params() {
            if (!ok) throw std::invalid_argument(what);
          }
        }},
+      {"soft_bounce_limit", "3",
+       [](Config& c, std::string_view v) {
+         c.soft_bounce_limit = static_cast<unsigned>(parseUnsigned(v, 1000, "expected 0 (off) to 1000 messages"));
+       }},
+      {"soft_bounce_window", "7d",
+       [](Config& c, std::string_view v) {
+         const char* what = "expected 0 (off) or a duration from 1s to 365d";
+         c.soft_bounce_window = parseDuration(v);
+         auto ms = c.soft_bounce_window.count();
+         if ((ms != 0 && ms < 1000) || ms > 365LL * 86400 * 1000) throw std::invalid_argument(what);
+       }},
       {"webhook_timeout", "10s",
        [](Config& c, std::string_view v) {
          c.webhook_timeout = parseDuration(v);

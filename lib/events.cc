@@ -148,11 +148,13 @@ const RedisScript kCountCampaign(std::string(kCountCampaignFunction) +
 
 // Runs a record's commands unless it runs after ARGV[1], the deadline its
 // client stopped waiting at (RedisConn::evalWithDeadline): then it writes
-// nothing and returns 0. ARGV[2..]: each command as its length, then its
+// nothing and returns 0 ("0": no deadline). ARGV[2..]: each command as its length, then its
 // words; "_campaign k1 k2 ..." is count_campaign. KEYS: every key written.
 const RedisScript kRecordScript(std::string(kCountCampaignFunction) + R"lua(
-local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[1]) then return 0 end
+if ARGV[1] ~= '0' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[1]) then return 0 end
+end
 local i = 2
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
@@ -253,8 +255,8 @@ Status writeRecord(RedisConn& redis, const std::vector<Command>& commands) {
   auto r = redis.evalWithDeadline(kRecordScript, keys, args);
   if (!r) return r.error();
   if ((*r)->type == REDIS_REPLY_INTEGER && (*r)->integer == 1) return okStatus();
-  return Error{Error::Kind::Timeout, "redis " + redis.name() + ": the record reached Redis after its " +
-                                         "deadline (Redis stalled) and was not written"};
+  return Error{Error::Kind::Timeout, "redis " + redis.name() + ": the record ran after redis_timeout (Redis " +
+                                         "stalled or was slow) and was not written"};
 }
 
 Status recordMessage(RedisConn& redis, const Config& config, const std::vector<Event>& events,

@@ -1,15 +1,18 @@
 // redis.cc — hiredis wrapper: connection lifecycle (connect, AUTH, SELECT,
-// timeouts, reconnect with exponential backoff, outage logged once, the
-// master asked of the Sentinels and checked with ROLE, the server's clock
-// offset from TIME), commands, pipelines (resent only when nothing was
-// written), transactions, scripts (also with a deadline) and the pool.
+// timeouts, reconnect: one probe per interval and configured server while it
+// is down, outage logged once, the master asked of the Sentinels and checked
+// with ROLE, the server's clock offset from TIME), commands, pipelines (resent
+// only when nothing was written), transactions, scripts (also with a
+// deadline) and the pool.
 #include "mailgate/redis.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <map>
 #include <openssl/sha.h>
 #include <sys/socket.h>
+#include <utility>
 
 #include "mailgate/log.h"
 #include "mailgate/redis_sentinel.h"
@@ -17,16 +20,61 @@
 namespace mailgate {
 namespace {
 
-constexpr std::chrono::milliseconds kMinBackoff{100};
-constexpr std::chrono::milliseconds kMaxBackoff{5000};
+// While a server is down, one connection in the process tries it every
+// kProbeInterval and the others fail at once; when that probe gets an answer,
+// every connection reconnects on its next command. So service resumes within
+// about kProbeInterval of Redis answering, however long the outage was, and a
+// frozen Redis costs one redis_timeout per interval, not one per message.
+constexpr std::chrono::milliseconds kProbeInterval{100};
 
-// Process-wide outage state so that an outage is logged once, not per thread.
-std::atomic<bool> g_redis_down{false};
-
-int64_t unixMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+int64_t steadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+}  // namespace
+
+// The outage state of one configured server (its endpoint, or its Sentinel
+// spec: a failover moves the master, not the state), shared by every
+// connection to it in the process, so that an outage is also logged once,
+// not per thread.
+struct RedisHealth {
+  std::atomic<bool> down{false};
+  std::atomic<int64_t> next_probe{0};  // steadyNanos() before which no connection tries
+  std::mutex mutex;
+  std::string last_error;  // under mutex
+
+  static std::shared_ptr<RedisHealth> of(const RedisSettings& settings) {
+    static std::mutex registry_mutex;
+    static std::map<std::string, std::shared_ptr<RedisHealth>> registry;
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    auto& h = registry[settings.sentinel ? settings.sentinel->toString() : settings.endpoint.toString()];
+    if (!h) h = std::make_shared<RedisHealth>();
+    return h;
+  }
+
+  std::string lastError() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return last_error;
+  }
+
+  // True for the one caller that may try a connection now.
+  bool mayTry() {
+    if (!down.load()) return true;
+    int64_t now = steadyNanos(), due = next_probe.load();
+    return now >= due && next_probe.compare_exchange_strong(due, now + std::chrono::nanoseconds(kProbeInterval).count());
+  }
+};
+
+namespace {
+
+int64_t steadyMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// A server that refuses TIME (an ACL without it) is logged once per process.
+std::atomic<bool> g_time_refused_logged{false};
 
 timeval toTimeval(std::chrono::milliseconds ms) {
   timeval tv;
@@ -63,7 +111,8 @@ RedisScript::RedisScript(std::string src) : source(std::move(src)) {
   }
 }
 
-RedisConn::RedisConn(RedisSettings settings) : settings_(std::move(settings)), current_(settings_.endpoint) {}
+RedisConn::RedisConn(RedisSettings settings)
+    : settings_(std::move(settings)), health_(RedisHealth::of(settings_)), current_(settings_.endpoint) {}
 
 std::string RedisConn::name() const {
   if (!settings_.sentinel) return settings_.endpoint.toString();
@@ -79,18 +128,19 @@ Error RedisConn::fail(Error::Kind kind, const std::string& what) {
     redisFree(ctx_);
     ctx_ = nullptr;
   }
-  backoff_ = std::min(backoff_ == std::chrono::milliseconds{0} ? kMinBackoff : backoff_ * 2, kMaxBackoff);
-  next_attempt_ = std::chrono::steady_clock::now() + backoff_;
-  last_error_ = what;
-  if (!g_redis_down.exchange(true)) {
+  {
+    std::lock_guard<std::mutex> lock(health_->mutex);
+    health_->last_error = what;
+  }
+  health_->next_probe = steadyNanos() + std::chrono::nanoseconds(kProbeInterval).count();
+  if (!health_->down.exchange(true)) {
     MG_LOG_WARN("redis %s unavailable: %s", name().c_str(), what.c_str());
   }
   return Error{kind, "redis " + name() + ": " + what};
 }
 
 void RedisConn::markHealthy() {
-  backoff_ = std::chrono::milliseconds{0};
-  if (g_redis_down.exchange(false)) {
+  if (health_->down.exchange(false)) {
     MG_LOG_INFO("redis %s reachable again", name().c_str());
   }
 }
@@ -116,7 +166,7 @@ Status RedisConn::connectNow() {
   // A Sentinel's answer may be stale (a failover under way): the server itself says.
   if (settings_.sentinel) setup.push_back({"ROLE"});
   setup.push_back({"TIME"});  // for evalWithDeadline()
-  int64_t sent_ms = unixMillis();
+  int64_t sent_ms = steadyMillis();
   for (const auto& cmd : setup) {
     std::vector<size_t> lens;
     auto ptrs = argvPointers(cmd, lens);
@@ -128,6 +178,10 @@ Status RedisConn::connectNow() {
       return fail(Error::Kind::Unavailable, std::string("setup: ") + ctx_->errstr);
     }
     Reply r(static_cast<redisReply*>(raw));
+    if (cmd[0] == "TIME") {
+      setServerClock(r.get(), sent_ms);
+      continue;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
       // Never echo the password: name the command only.
       return fail(Error::Kind::Server, cmd[0] + " failed: " + std::string(r->str, r->len));
@@ -139,22 +193,37 @@ Status RedisConn::connectNow() {
                                                                 : r.get()) +
                                                 "); asking again");
     }
-    if (cmd[0] == "TIME" && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-      int64_t received_ms = unixMillis();
-      int64_t server_ms = std::atoll(replyString(r->element[0]).c_str()) * 1000 +
-                          std::atoll(replyString(r->element[1]).c_str()) / 1000;
-      clock_offset_ms_ = server_ms - (sent_ms + received_ms) / 2;
-      clock_uncertainty_ms_ = (received_ms - sent_ms + 1) / 2;
-    }
   }
   return okStatus();
 }
 
+void RedisConn::setServerClock(const redisReply* time_reply, int64_t sent_steady_ms) {
+  int64_t received_ms = steadyMillis();
+  if (time_reply == nullptr || time_reply->type != REDIS_REPLY_ARRAY || time_reply->elements != 2) {
+    has_clock_ = false;
+    if (!g_time_refused_logged.exchange(true)) {
+      MG_LOG_WARN("redis %s: TIME refused (%s): outcome records are written without a deadline, so a record a "
+                  "stalled Redis runs after the writer gave up can still be applied; allow TIME (+time) for "
+                  "mailgate's Redis user", name().c_str(),
+                  time_reply != nullptr && time_reply->type == REDIS_REPLY_ERROR
+                      ? std::string(time_reply->str, time_reply->len).c_str()
+                      : "unexpected reply");
+    }
+    return;
+  }
+  int64_t server_ms = std::atoll(replyString(time_reply->element[0]).c_str()) * 1000 +
+                      std::atoll(replyString(time_reply->element[1]).c_str()) / 1000;
+  // Against our steady clock: a step of this host's wall clock changes nothing.
+  clock_offset_ms_ = server_ms - (sent_steady_ms + received_ms) / 2;
+  clock_uncertainty_ms_ = (received_ms - sent_steady_ms + 1) / 2;
+  has_clock_ = true;
+}
+
 Status RedisConn::ensureConnected() {
+  bool at_once = std::exchange(reconnect_now_, false);
   if (ctx_ != nullptr) return okStatus();
-  if (std::chrono::steady_clock::now() < next_attempt_) {
-    return Error{Error::Kind::Unavailable,
-                 "redis " + name() + ": " + last_error_ + " (backing off)"};
+  if (!at_once && !health_->mayTry()) {
+    return Error{Error::Kind::Unavailable, "redis " + name() + ": " + health_->lastError() + " (backing off)"};
   }
   return connectNow();
 }
@@ -167,7 +236,7 @@ Result<std::vector<Reply>> RedisConn::pipeline(const std::vector<Command>& comma
     // the server had closed), so sending it again cannot apply it twice.
     // Once anything was written, a lost reply is an error: the commands may
     // have been applied.
-    next_attempt_ = {};
+    reconnect_now_ = true;
     replies = pipelineOnce(commands, unsent);
   }
   return replies;
@@ -192,7 +261,7 @@ Result<std::vector<Reply>> RedisConn::pipelineOnce(const std::vector<Command>& c
   if (ctx_ != nullptr && closedByServer()) {
     redisFree(ctx_);
     ctx_ = nullptr;
-    next_attempt_ = {};
+    reconnect_now_ = true;  // a replacement, not a new attempt on a failing server
   }
   if (ctx_ == nullptr && !may_connect) {
     unsent = true;
@@ -240,7 +309,7 @@ void RedisConn::dropIfNotMaster(const std::vector<Reply>& replies) {
                 replyString(r.get()).c_str());
     redisFree(ctx_);
     ctx_ = nullptr;
-    next_attempt_ = {};
+    reconnect_now_ = true;
     return;
   }
 }
@@ -272,25 +341,42 @@ Result<Reply> RedisConn::evalWithDeadline(const RedisScript& script, const std::
   if (ctx_ != nullptr && closedByServer()) {  // the offset must be the server's that runs it
     redisFree(ctx_);
     ctx_ = nullptr;
-    next_attempt_ = {};
+    reconnect_now_ = true;
   }
   if (Status s = ensureConnected(); !s) return s.error();
+  // "0": no deadline (the server refuses TIME).
   auto deadline = [&] {
-    return std::to_string(unixMillis() + clock_offset_ms_ + settings_.timeout.count() - clock_uncertainty_ms_);
+    return has_clock_ ? std::to_string(steadyMillis() + clock_offset_ms_ + settings_.timeout.count() -
+                                       clock_uncertainty_ms_)
+                      : std::string("0");
   };
   Command cmd{"EVALSHA", script.sha1, std::to_string(keys.size())};
   cmd.insert(cmd.end(), keys.begin(), keys.end());
   size_t deadline_at = cmd.size();
   cmd.push_back(deadline());
   cmd.insert(cmd.end(), args.begin(), args.end());
-  auto r = command(cmd);
-  if (!r && r.error().kind == Error::Kind::Server && r.error().message.starts_with("NOSCRIPT")) {
-    cmd[0] = "EVAL";
-    cmd[1] = script.source;
+  for (int attempt = 0;; ++attempt) {
+    int64_t started = steadyMillis();
+    auto r = command(cmd);
+    if (!r && r.error().kind == Error::Kind::Server && r.error().message.starts_with("NOSCRIPT")) {
+      cmd[0] = "EVAL";
+      cmd[1] = script.source;
+      cmd[deadline_at] = deadline();
+      started = steadyMillis();
+      r = command(cmd);
+    }
+    bool late = r && (*r)->type == REDIS_REPLY_INTEGER && (*r)->integer == 0;
+    // "Late" although the answer came well within the timeout: the server's
+    // clock stepped since the offset was measured. Nothing was written, so
+    // measure again and send it once more.
+    if (!late || attempt > 0 || !connected() || steadyMillis() - started >= settings_.timeout.count() / 2) {
+      return r;
+    }
+    int64_t sent = steadyMillis();
+    auto time = command({"TIME"});
+    setServerClock(time ? time->get() : nullptr, sent);
     cmd[deadline_at] = deadline();
-    return command(cmd);
   }
-  return r;
 }
 
 RedisPool::RedisPool(RedisSettings settings, size_t max_size)

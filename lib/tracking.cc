@@ -1,8 +1,8 @@
 // tracking.cc — maps Postfix delivery results onto mailgate events:
 // sent -> delivered, deferred/softbounce -> deferred, bounced -> bounced
 // (a dead mailbox or domain also suppresses), expired -> expired for every
-// recipient still waiting; the recipient as submitted (orig_to) is the one
-// reported, and only recipients the milter recorded are believed.
+// recipient still waiting (mailbox deferrals and expiries are soft bounces);
+// reported as submitted (orig_to), for recipients the milter recorded only.
 #include "mailgate/tracking.h"
 
 #include <algorithm>
@@ -80,6 +80,22 @@ Event baseEvent(const LogRecord& line, const TrackedMessage& msg, int64_t now_ms
 
 bool isFinal(const std::string& status) { return status != "deferred"; }
 
+// The lookup key the policy service finds `rcpt` (as submitted) under; "" if none.
+std::string lookupKey(const std::string& rcpt) {
+  auto keys = recipientKeys(rcpt, false);
+  return keys && !keys->empty() ? keys->front() : "";
+}
+
+// Counts `e` (a deferral or expiry) as a soft bounce of `kind`, when it is one.
+void addSoftBounce(TrackingUpdate& u, const Event& e, std::string kind) {
+  std::string address = lookupKey(e.rcpt);
+  if (kind.empty() || address.empty()) return;
+  Event suppressed = e;
+  suppressed.status = "suppressed";
+  suppressed.text = kSoftBounceReason;
+  u.soft_bounces.push_back({std::move(address), std::move(kind), std::move(suppressed)});
+}
+
 }  // namespace
 
 TrackingUpdate trackLine(const LogRecord& line, TrackedMessage& msg, int64_t now_ms) {
@@ -101,9 +117,15 @@ TrackingUpdate trackLine(const LogRecord& line, TrackedMessage& msg, int64_t now
       u.rcpt_status.emplace_back(rcpt, e.status);
       if (e.status == "bounced" && isSuppressingBounce(line.dsn, line.text)) {
         // Under the key the policy service looks the submitted recipient up by.
-        if (auto keys = recipientKeys(rcpt, false); keys && !keys->empty()) {
-          u.suppress.push_back({keys->front(), msg.account, line.queue_id, line.dsn, line.text, now_ms});
+        if (std::string key = lookupKey(rcpt); !key.empty()) {
+          u.suppress.push_back({key, msg.account, line.queue_id, line.dsn, line.text, now_ms});
         }
+      } else if (e.status == "deferred") {
+        addSoftBounce(u, e, softBounceKind(line.dsn));
+      } else if (e.status == "expired") {
+        addSoftBounce(u, e, kExpiredKind);
+      } else if (std::string key = lookupKey(rcpt); e.status == "delivered" && !key.empty()) {
+        u.delivered.push_back(std::move(key));
       }
       u.events.push_back(std::move(e));
       break;
@@ -118,6 +140,7 @@ TrackingUpdate trackLine(const LogRecord& line, TrackedMessage& msg, int64_t now
         e.text = "message expired in the queue, returned to sender";
         status = "expired";
         u.rcpt_status.emplace_back(rcpt, status);
+        addSoftBounce(u, e, kExpiredKind);
         u.events.push_back(std::move(e));
       }
       break;

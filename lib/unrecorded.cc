@@ -33,6 +33,7 @@ std::optional<UnrecordedCount> UnrecordedGap::take() {
 
 void UnrecordedGap::restore(const UnrecordedCount& count) {
   std::lock_guard lock(mutex_);
+  open_ = true;  // another writer may have closed the gap meanwhile: this count still ends it
   if (pending_.messages == 0) {
     pending_ = count;
     return;

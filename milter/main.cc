@@ -47,8 +47,10 @@ void flushUnrecorded(std::stop_token stop, const Config& config, UnrecordedGap& 
   std::mutex m;
   std::condition_variable_any wake;
   std::unique_lock lock(m);
-  while (!wake.wait_for(lock, stop, std::chrono::seconds(2), [] { return false; })) {
-    if (!gap.pending()) continue;
+  // wait_for() returns the predicate's value, false, also when stopped: the loop tests the stop itself.
+  while (!stop.stop_requested()) {
+    wake.wait_for(lock, stop, std::chrono::seconds(2), [] { return false; });
+    if (stop.stop_requested() || !gap.pending()) continue;
     if (auto lease = pool.acquire()) (void)writeWithUnrecorded(**lease, config, gap, {}, host);
   }
   RedisConn redis(RedisSettings::fromConfig(config));
@@ -92,7 +94,8 @@ int main(int argc, char** argv) {
   context.dkim = &dkim;
   DkimKeyCache dkim_keys(store.keys());
   context.dkim_keys = &dkim_keys;
-  UnrecordedGap unrecorded;
+  // Static like the context: libmilter's session threads may still count after main() returns.
+  static UnrecordedGap unrecorded;
   context.unrecorded = &unrecorded;
   context.host = localHostname();
   milter::setMilterContext(&context);

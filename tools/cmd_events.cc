@@ -7,6 +7,7 @@
 
 #include "ctl.h"
 #include "mailgate/events.h"
+#include "mailgate/feedback_stats.h"
 #include "mailgate/limits.h"
 
 namespace mailgate::ctl {
@@ -152,28 +153,55 @@ int cmdStats(const Args& a) {
                                  {"HGETALL", keys.campaignStats(account, day)},
                                  {"SCARD", keys.campaigns(account, day)}}));
   std::string prefix = a.campaign.empty() ? "" : a.campaign + ":";
-  std::map<std::string, long long> sums;
+  std::map<std::string, long long> sums, campaign_counts;
   for (size_t h = 0; h < 2; ++h) {
     for (size_t i = 0; r[h]->type == REDIS_REPLY_ARRAY && i + 1 < r[h]->elements; i += 2) {
       std::string field = replyString(r[h]->element[i]);
+      long long n = std::atoll(replyString(r[h]->element[i + 1]).c_str());
       bool campaign_field = field.find(':') != std::string::npos;
+      if (campaign_field) campaign_counts[field] += n;
       if (prefix.empty() ? campaign_field : !field.starts_with(prefix)) continue;
-      sums[field.substr(prefix.size())] += std::atoll(replyString(r[h]->element[i + 1]).c_str());
+      sums[field.substr(prefix.size())] += n;
     }
   }
   long long campaigns = r[2]->type == REDIS_REPLY_INTEGER ? r[2]->integer : 0;
+  auto rate = complaintRate(sums["complained"], sums["delivered"]);
+  std::vector<CampaignFeedback> feedback;
+  if (a.campaign.empty()) feedback = campaignFeedback(campaign_counts);
   if (a.json) {
-    nlohmann::json out = nlohmann::json::object();
-    for (const auto& [status, n] : sums) out[status] = n;
+    nlohmann::json out = nlohmann::json::object(), per_campaign = nlohmann::json::array();
+    for (const auto& [status, n] : sums)
+      if (n != 0) out[status] = n;
+    for (const auto& row : feedback)
+      per_campaign.push_back({{"campaign", row.campaign}, {"delivered", row.delivered},
+                              {"unsubscribed", row.unsubscribed}, {"complained", row.complained},
+                              {"complaint_rate", row.rate() ? nlohmann::json(*row.rate()) : nlohmann::json()}});
     printJson({{"account", account}, {"day", day}, {"campaign", a.campaign}, {"counts", out},
+               {"complaint_rate", rate ? nlohmann::json(*rate) : nlohmann::json()},
+               {"complaint_rate_warning", rate && *rate > kComplaintRateWarn}, {"feedback_by_campaign", per_campaign},
                {"campaigns", campaigns}, {"max_campaigns_per_day", c.max_campaigns_per_day}});
     return 0;
   }
   std::cout << "account " << account << ", " << day << (a.campaign.empty() ? "" : ", campaign " + a.campaign)
             << "\n";
   std::vector<std::vector<std::string>> rows{{"STATUS", "COUNT"}};
-  for (const auto& [status, n] : sums) rows.push_back({status, std::to_string(n)});
+  for (const auto& [status, n] : sums)
+    if (n != 0) rows.push_back({status, std::to_string(n)});
   printTable(rows);
+  std::cout << "complaint rate: " << formatRate(rate) << " (" << sums["complained"] << " complained / "
+            << sums["delivered"] << " delivered)\n";
+  if (rate && *rate > kComplaintRateWarn)
+    std::cout << "warning: complaint rate above " << formatRate(kComplaintRateWarn)
+              << ", the rate Gmail asks bulk senders to stay under\n";
+  if (!feedback.empty()) {
+    std::vector<std::vector<std::string>> by_campaign{
+        {"CAMPAIGN", "DELIVERED", "UNSUBSCRIBED", "COMPLAINED", "COMPLAINT RATE"}};
+    for (const auto& row : feedback)
+      by_campaign.push_back({row.campaign, std::to_string(row.delivered), std::to_string(row.unsubscribed),
+                             std::to_string(row.complained),
+                             formatRate(row.rate()) + (row.rate() > kComplaintRateWarn ? " (above " + formatRate(kComplaintRateWarn) + ")" : "")});
+    printTable(by_campaign);
+  }
   std::cout << "campaigns with their own counters: " << campaigns << " (max_campaigns_per_day "
             << c.max_campaigns_per_day << ", later ones counted as " << kOtherCampaigns << ")\n";
   return 0;

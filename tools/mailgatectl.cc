@@ -33,7 +33,7 @@ constexpr const char* kUsage =
     "  domain set NAME DOMAIN [--status S] [--subdomains|--no-subdomains]\n"
     "  domain remove NAME DOMAIN | domain list NAME\n"
     "  stoplist add|remove NAME ADDR | stoplist list NAME\n"
-    "  bounced list [ADDR] | bounced remove ADDR   the hard-bounce list\n"
+    "  bounced list [ADDR] | bounced remove ADDR   the bounce list (hard, persistent soft)\n"
     "  limit set NAME [--key KEYID] rate=N/s|N/m|N/h daily=N rcpts=N size=N\n"
     "  errors NAME [--last N]                      an account's latest refusals\n"
     "  campaign block|unblock NAME CAMPAIGN        stop or resume a campaign\n"

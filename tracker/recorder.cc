@@ -12,6 +12,7 @@
 #include "mailgate/events.h"
 #include "mailgate/log.h"
 #include "mailgate/postfix_log.h"
+#include "mailgate/soft_bounce.h"
 #include "mailgate/store.h"
 
 namespace mailgate::tracker {
@@ -70,6 +71,37 @@ namespace {
 constexpr int kAttempts = 3;
 
 }  // namespace
+
+void Recorder::SoftBounceCounts::add(const Config& config, const TrackingUpdate& u, std::vector<Command>& writes) {
+  for (const std::string& address : u.delivered) {
+    writes.push_back(softBounceResetCommand(config, address));
+    // Counted again after the delivery, as the reset forgot them.
+    auto from = counted_.lower_bound(address + '\n');
+    auto to = from;
+    while (to != counted_.end() && to->starts_with(address + '\n')) ++to;
+    counted_.erase(from, to);
+  }
+  for (const SoftBounce& b : u.soft_bounces) {
+    // A recipient deferred many times for one message in one batch counts
+    // once (and its script would only set the same time again).
+    if (!counted_.insert(b.address + '\n' + b.kind + '\n' + b.event.queue_id).second) continue;
+    commands_.emplace_back(writes.size(), b);
+    writes.push_back(softBounceCommand(config, b));
+  }
+}
+
+void Recorder::SoftBounceCounts::logSuppressions(const Config& config, const redisReply* exec) const {
+  for (const auto& [index, b] : commands_) {
+    if (exec == nullptr || index >= exec->elements) return;
+    const redisReply* n = exec->element[index];
+    if (n->type != REDIS_REPLY_INTEGER || n->integer < config.soft_bounce_limit) continue;
+    std::string what = b.kind == kExpiredKind ? "expired" : "deferred with " + b.kind + ".x";
+    MG_LOG_INFO("%s: suppressed <%s> for account %s: %s, %lld messages %s within %llds (last %s)",
+                b.event.queue_id.c_str(), printable(b.address).c_str(), printable(b.event.account).c_str(),
+                kSoftBounceReason, n->integer, what.c_str(),
+                static_cast<long long>(config.soft_bounce_window.count() / 1000), printable(b.event.code).c_str());
+  }
+}
 
 // Identifies a batch: its lines and where they end (for stdin, which has no
 // position: the how-manyth batch of this process it is). The same batch
@@ -152,10 +184,12 @@ Status Recorder::recordBatch(const std::vector<std::string>& lines, const LogPos
     std::vector<Command> writes;
     std::vector<Event> logged;
     std::vector<std::pair<std::string, Suppression>> suppressed;
+    SoftBounceCounts soft_bounces;
     for (const LogRecord& r : records) {
       TrackingUpdate u = trackLine(r, messages[r.queue_id], now);
       if (!u.ignored.empty()) noteIgnored(r.queue_id, u.ignored, now);
       for (auto& c : commandsFor(u, r.queue_id)) writes.push_back(std::move(c));
+      if (softBouncesSuppress(*config_)) soft_bounces.add(*config_, u, writes);
       for (auto& e : u.events) logged.push_back(std::move(e));
       for (auto& s : u.suppress) suppressed.emplace_back(r.queue_id, std::move(s));
     }
@@ -167,6 +201,7 @@ Status Recorder::recordBatch(const std::vector<std::string>& lines, const LogPos
       MG_LOG_INFO("%s: suppressed <%s> for account %s: hard bounce %s", qid.c_str(), printable(s.address).c_str(),
                   printable(s.account).c_str(), printable(s.dsn).c_str());
     }
+    soft_bounces.logSuppressions(*config_, exec->value().get());
     for (const Event& e : logged) {
       MG_LOG_INFO("%s: %s: to=<%s> dsn=%s account=%s campaign=%s", e.queue_id.c_str(), e.status.c_str(),
                   printable(e.rcpt).c_str(), printable(e.code).c_str(), printable(e.account).c_str(),

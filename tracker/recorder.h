@@ -1,14 +1,15 @@
 // recorder.h — turns a batch of log lines into Redis writes: one round trip
 // loads the q:<queueid> records the lines refer to and WATCHes the log
-// position, a second writes events, stats, recipient statuses, suppression
-// entries and the position with the batch's id in one MULTI/EXEC, so a
-// restart neither loses nor repeats a line, and a batch given again after a
-// lost reply or a timeout (Redis may have applied it) is not applied twice.
+// position, a second writes events, stats, recipient statuses, suppressions,
+// soft-bounce counts and the position with the batch's id in one MULTI/EXEC,
+// so a restart neither loses nor repeats a line, and a batch given again
+// after a lost reply or a timeout (Redis may have applied it) is not applied twice.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,20 @@ class Recorder {
   Status heartbeat();
 
  private:
+  // The soft-bounce commands of one batch attempt (soft_bounce.h): each
+  // recipient, kind and message once, and what their replies say.
+  class SoftBounceCounts {
+   public:
+    // Adds `update`'s resets and counts to `writes`.
+    void add(const Config& config, const TrackingUpdate& update, std::vector<Command>& writes);
+    // Logs the suppressions the EXEC reply `exec` says the counts made.
+    void logSuppressions(const Config& config, const redisReply* exec) const;
+
+   private:
+    std::set<std::string> counted_;  // "address\nkind\nqueueid"
+    std::vector<std::pair<size_t, SoftBounce>> commands_;  // index in writes
+  };
+
   std::vector<Command> commandsFor(const TrackingUpdate& update, const std::string& queue_id);
   Status recordBatch(const std::vector<std::string>& lines, const LogPosition* position);
   std::string batchId(const std::vector<std::string>& lines, const LogPosition* position) const;

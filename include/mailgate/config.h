@@ -98,6 +98,10 @@ struct Config {
   std::string tracker_log = "/var/log/mail.log";  // "-" = stdin
   std::string tracker_name;                       // "" = the host name
   std::vector<std::string> tracker_syslog_names{"postfix*"};  // accepted Postfix syslog_name values
+  // A recipient soft-bounced (soft_bounce.h) on this many distinct messages
+  // within the window is suppressed; 0 in either disables.
+  unsigned soft_bounce_limit = 3;
+  std::chrono::milliseconds soft_bounce_window{7LL * 86400 * 1000};
   std::chrono::milliseconds webhook_timeout{10000};
   unsigned webhook_batch_size = 100;
   std::chrono::milliseconds webhook_retry_initial{1000};

@@ -1,8 +1,9 @@
 // redis.h — the Redis layer on hiredis 0.14: one RedisConn per thread (or
-// leased from a RedisPool), connect and command timeouts, reconnect with
-// backoff, AUTH/SELECT, the master found through Sentinel, pipelining and
-// EVALSHA with NOSCRIPT reload. Every failure comes back as an Error value;
-// nothing here blocks past the timeout.
+// leased from a RedisPool), connect and command timeouts, reconnect (one
+// try per 100 ms and server while it is down, shared by the process's
+// connections), AUTH/SELECT, the master found through Sentinel, pipelining
+// and EVALSHA with NOSCRIPT reload. Every failure comes back as an Error
+// value; nothing here blocks past the timeout.
 #pragma once
 
 #include <chrono>
@@ -69,11 +70,14 @@ class RedisConn {
                      const std::vector<std::string>& args);
 
   // eval() with the script's first argument set to the time, in the
-  // server's clock (Unix ms, by the offset measured at connect), after
-  // which this client no longer waits for the reply. A script that compares
-  // it with TIME and writes nothing when later (kRecordScript in events.cc)
-  // is never applied after its caller gave up: a stalled server (SIGSTOP, a
-  // long fork) that runs it when it wakes cannot contradict a tempfail.
+  // server's clock (Unix ms, by the offset to our steady clock measured with
+  // TIME at connect), after which this client no longer waits for the reply
+  // ("0" when the server refuses TIME). A script that compares it with TIME
+  // and writes nothing when later, answering 0 (kRecordScript in events.cc),
+  // is not applied after its caller gave up: a stalled server (SIGSTOP, a
+  // long fork) that runs it when it wakes cannot contradict a tempfail. A
+  // "late" 0 that came back quickly means the server's clock stepped: the
+  // offset is measured again and the script sent once more.
   Result<Reply> evalWithDeadline(const RedisScript& script, const std::vector<std::string>& keys,
                                  const std::vector<std::string>& args);
 
@@ -96,14 +100,16 @@ class RedisConn {
   void dropIfNotMaster(const std::vector<Reply>& replies);
 
   RedisSettings settings_;
+  std::shared_ptr<struct RedisHealth> health_;  // shared by the process's connections to the server
   Endpoint current_;          // the server connected to (Sentinel: the master found)
   size_t next_sentinel_ = 0;  // the Sentinel asked first
   redisContext* ctx_ = nullptr;
-  std::chrono::steady_clock::time_point next_attempt_{};
-  std::chrono::milliseconds backoff_{0};
-  std::string last_error_;
-  // Server clock minus ours (ms) and half the round trip it was measured in, from TIME at connect.
+  bool reconnect_now_ = false;  // the next connect replaces a lost one: not held back by the probe
+  // From a TIME reply sent at `sent_steady_ms`: the offset, or none when refused.
+  void setServerClock(const redisReply* time_reply, int64_t sent_steady_ms);
+  // Server wall clock minus our steady clock (ms) and half the round trip it was measured in.
   int64_t clock_offset_ms_ = 0, clock_uncertainty_ms_ = 0;
+  bool has_clock_ = false;
 };
 
 // A bounded set of connections shared by threads that may not own one each

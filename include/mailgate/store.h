@@ -62,6 +62,7 @@ struct StoreKeys {
   std::string bounced(std::string_view a) const { return prefix_ + "bounced:{" + std::string(a) + "}"; }
   std::string bouncedGlobal() const { return prefix_ + "bounced"; }
   std::string bouncedInfo() const { return prefix_ + "bounced:info"; }
+  std::string softBounces(std::string_view address) const { return prefix_ + "softbounce:" + std::string(address); }
   std::string webhookDead(std::string_view a) const { return prefix_ + "webhook:dead:{" + std::string(a) + "}"; }
   std::string webhookDeadTrimmed() const { return prefix_ + "webhook:dead:trimmed"; }
   std::string queueRecord(std::string_view qid) const { return prefix_ + "q:" + std::string(qid); }

@@ -1,6 +1,7 @@
 // tracking.h — what one Postfix log line means for a message mailgate
 // accepted: delivery events, the recipient's last status, hard-bounce
-// suppression. Pure: the tracker loads q:<queueid> and writes the result.
+// suppression, soft bounces to count. Pure: the tracker loads q:<queueid>
+// and writes the result.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 
 #include "mailgate/events.h"
 #include "mailgate/postfix_log.h"
+#include "mailgate/soft_bounce.h"
 
 namespace mailgate {
 
@@ -42,6 +44,10 @@ struct TrackingUpdate {
   std::vector<Event> events;
   std::vector<std::pair<std::string, std::string>> rcpt_status;  // recipient -> status to store
   std::vector<Suppression> suppress;
+  // Deferrals of a counted kind and expiries (softBounceKind()), and the
+  // recipients delivered to, whose soft bounces are forgotten: lookup keys.
+  std::vector<SoftBounce> soft_bounces;
+  std::vector<std::string> delivered;
   std::string notification_qid;  // the bounce/delay notification's queue id
   bool removed = false;
   std::string ignored;  // why the line was ignored (for the log), "" when it was not
@@ -57,8 +63,9 @@ bool isSuppressingBounce(std::string_view dsn, std::string_view text);
 // Lines of unknown or finished messages yield nothing; so does a delivery
 // line for a recipient the message was not submitted to (orig_to, else to,
 // is checked against msg.recipients), with `ignored` saying so.
-// Suppression is keyed by the submitted recipient (orig_to when Postfix
-// rewrote it), the address the policy service looks up.
+// Suppression (and soft-bounce counting) is keyed by the submitted
+// recipient (orig_to when Postfix rewrote it), the address the policy
+// service looks up.
 TrackingUpdate trackLine(const LogRecord& line, TrackedMessage& msg, int64_t now_ms);
 
 // Which ignored lines (forged or foreign) get a log line, so that a flood of

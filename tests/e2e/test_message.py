@@ -4,6 +4,7 @@ replies are sent verbatim), EMPTY-FROM in its three modes and tags as the
 sink receives them, sink and sandbox, blocked campaigns, and several
 messages in one SMTP session."""
 
+import json
 import smtplib
 import subprocess
 import ssl
@@ -142,6 +143,29 @@ class Message(SharedStackTest):
         self.assertRegex(stats, r"campaigns with their own counters: [1-9][0-9]* \(max_campaigns_per_day 1000, "
                                 r"later ones counted as _other\)\n")
         self.assertEqual(self.stack.ctl("message", "NOSUCHQID").stderr, "mailgatectl: no record of queue id NOSUCHQID\n")
+
+    def test_stats_show_the_complaint_rate_per_day_and_campaign(self):
+        day = "2026-01-15"
+        self.stack.redis("HSET", "mg:stats:{rates}:" + day, "delivered", "1600", "unsubscribed", "4",
+                         "complained", "2")
+        self.stack.redis("HSET", "mg:cstats:{rates}:" + day, "spring:delivered", "1500", "spring:complained", "1",
+                         "summer:delivered", "100", "summer:complained", "1", "summer:unsubscribed", "4",
+                         "quiet:accepted", "3")
+        stats = self.stack.ctl_ok("stats", "rates", "--day", day)
+        self.assertIn("\ncomplaint rate: 0.125% (2 complained / 1600 delivered)\n"
+                      "warning: complaint rate above 0.100%, the rate Gmail asks bulk senders to stay under\n"
+                      "CAMPAIGN  DELIVERED  UNSUBSCRIBED  COMPLAINED  COMPLAINT RATE\n"
+                      "summer    100        4             1           1.000% (above 0.100%)\n"
+                      "spring    1500       0             1           0.067%\n", stats)
+        self.assertNotIn("quiet", stats)
+        out = json.loads(self.stack.ctl_ok("--json", "stats", "rates", "--day", day))
+        self.assertAlmostEqual(out["complaint_rate"], 0.00125)
+        self.assertTrue(out["complaint_rate_warning"])
+        self.assertEqual([row["campaign"] for row in out["feedback_by_campaign"]], ["summer", "spring"])
+        one = self.stack.ctl_ok("stats", "rates", "--day", day, "--campaign", "spring")
+        self.assertIn("\ncomplaint rate: 0.067% (1 complained / 1500 delivered)\ncampaigns", one)
+        quiet = self.stack.ctl_ok("stats", "rates", "--day", "2026-01-16")
+        self.assertIn("\ncomplaint rate: n/a (0 complained / 0 delivered)\ncampaigns", quiet)
 
     def test_huge_and_broken_headers(self):
         long_subject = "word " * 20000  # a 100 KB folded-by-nobody header

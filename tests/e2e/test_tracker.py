@@ -1,9 +1,10 @@
 """mailgate-tracker end to end: a private Postfix delivers to smtp-sink
 instances answering 250, 450 and 500, to error(8) with 5.1.1 and to a relay
-in this test that refuses the sender's domain (5.1.8) or the mailbox (5.1.1);
-the tracker follows Postfix's maillog, records delivered/deferred/bounced
-events, stats and suppression (only dead mailboxes, under the submitted
-address), and POSTs signed webhooks to an HTTP receiver in this test that
+in this test that refuses the sender's domain (5.1.8) or the mailbox (5.1.1)
+or defers it (452 4.2.2); the tracker follows Postfix's maillog, records
+delivered/deferred/bounced events, stats and suppression (only dead
+mailboxes, under the submitted address, and a mailbox full on three
+messages), and POSTs signed webhooks to an HTTP receiver in this test that
 fails a few times first. The tracker is killed mid-stream and restarted, the
 log is rotated with `postfix logrotate`, forged lines are appended to it and
 Redis's reply to a batch is lost; nothing is lost, repeated or believed."""
@@ -80,7 +81,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Relay:
     """A receiving MTA on loopback answering RCPT by domain: sender-bad.test with
     Postfix's reject_unknown_sender_domain reply (550 5.1.8, a problem of the
-    *sender*), dead.test with 550 5.1.1 (no such mailbox), others with 250."""
+    *sender*), dead.test with 550 5.1.1 (no such mailbox), full.test with 452 4.2.2
+    (mailbox full), others with 250."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -116,6 +118,8 @@ class Relay:
                         reply = "550 5.1.8 <%s>: Sender address rejected: Domain not found" % sender
                     elif rcpt.endswith("@dead.test"):
                         reply = "550 5.1.1 <%s>: Recipient address rejected: User unknown" % rcpt
+                    elif rcpt.endswith("@full.test"):
+                        reply = "452 4.2.2 <%s>: Recipient address rejected: Mailbox full" % rcpt
                     else:
                         reply = "250 2.1.5 Ok"
                 elif verb == "DATA":
@@ -170,7 +174,8 @@ class Tracker(SharedStackTest):
                                "fail.test smtp:[127.0.0.1]:%d" % fail,
                                "hard.test error:5.1.1 mailbox unknown",
                                "sender-bad.test smtp:[127.0.0.1]:%d" % cls.relay.port,
-                               "dead.test smtp:[127.0.0.1]:%d" % cls.relay.port]
+                               "dead.test smtp:[127.0.0.1]:%d" % cls.relay.port,
+                               "full.test smtp:[127.0.0.1]:%d" % cls.relay.port]
             # Postfix rewrites this recipient (and logs orig_to=<alias@rewrite.test>).
             with open(stack.path("virtual"), "w") as f:
                 f.write("alias@rewrite.test real@dead.test\n")
@@ -472,6 +477,61 @@ class Tracker(SharedStackTest):
             self.assertEqual(len(delivered), 1, "qid %s: %s" % (qid, delivered))
         self.assertIn("resuming %s at offset" % s.path(rotated[0]),
                       s.log("tracker"))
+
+    def test_9b_persistent_soft_bounces_suppress(self):
+        """Three messages deferred with 452 4.2.2 (mailbox full): the recipient is suppressed once
+        (soft_bounce_limit = 3), with a `suppressed` event and webhook; the fourth message is refused,
+        or dropped for an account with suppression=accept-and-drop."""
+        s = self.stack
+        r = self.receiver
+        rcpt = "busy@full.test"
+        start = time.monotonic()
+        qids = [self.send(rcpt, "mailbox full %d" % i) for i in range(3)]
+        self.addCleanup(s.ctl, "bounced", "remove", rcpt)
+        # Else their retries would be counted again, in later tests, once the suppression is lifted.
+        self.addCleanup(lambda: [subprocess.run(["postsuper", "-c", s.path("postfix"), "-d", q], capture_output=True)
+                                 for q in qids])
+        for qid in qids:
+            deferred = self.wait_status(qid, rcpt, "deferred")
+            self.assertEqual(deferred["code"], "4.2.2")
+
+        def suppressed():
+            return [e for q in qids for e in self.message_events(q) if e["status"] == "suppressed"]
+        events = wait_for(suppressed, 20, "the suppressed event")
+        time.sleep(1)  # a second one would be recorded by now
+        events = suppressed()
+        self.assertEqual(len(events), 1, events)
+        ev = events[0]
+        self.assertEqual((ev["rcpt"], ev["code"], ev["text"], ev["account"]),
+                         (rcpt, "4.2.2", "soft-bounce-limit", "acme"))
+        entry = json.loads(s.ctl_ok("--json", "bounced", "list", rcpt))
+        self.assertEqual([(b["address"], b["reason"], b["dsn"], b["account"], b["queue_id"]) for b in entry],
+                         [(rcpt, "soft-bounce-limit", "4.2.2", "acme", ev["queue_id"])])
+        table = s.ctl_ok("bounced", "list").splitlines()
+        self.assertRegex(next(line for line in table if line.startswith(rcpt)),
+                         r"acme\s+%s\s+4\.2\.2\s+soft-bounce-limit$" % ev["queue_id"])
+        self.assertIn("%s: suppressed <%s> for account acme: soft-bounce-limit, 3 messages deferred with 4.2.x "
+                      "within 604800s (last 4.2.2)" % (ev["queue_id"], rcpt), s.log("tracker"))
+        hooks = wait_for(lambda: [e for e in r.events_of("suppressed") if e["text"] == "soft-bounce-limit"], 20,
+                         "the suppressed webhook")
+        self.assertEqual((hooks[0]["recipient"], hooks[0]["queue_id"], hooks[0]["code"]),
+                         (rcpt, ev["queue_id"], "4.2.2"))
+
+        # The fourth message: the hard-bounce reply...
+        out = s.swaks(to=rcpt, key=self.key)
+        self.assertIn("<~* 550 5.0.0 <%s>: Recipient address rejected: Email has permanent delivery errors" % rcpt,
+                      out)
+        # ... or, for an account that drops suppressed recipients, accepted and dropped.
+        key, _ = s.make_key("quietdrop")
+        s.ctl_ok("account", "set", "quietdrop", "suppression=accept-and-drop")
+        qid = s.queue_id(s.swaks(to=rcpt + ",bob@example.net", key=key))
+        self.assertIsNotNone(qid)
+        self.wait_status(qid, "bob@example.net", "delivered")
+        dropped = [(e["rcpt"], e["text"]) for e in self.message_events(qid) if e["status"] == "suppressed"]
+        self.assertEqual(dropped, [(rcpt, "bounced_suppressed")])
+        self.assertFalse([e for e in self.message_events(qid) if e["rcpt"] == rcpt and e["status"] == "deferred"])
+        print("soft-bounce suppression end to end: %.1f s" % (time.monotonic() - start))
+
 
 class ReplyDropper:
     """A TCP relay between the tracker and Redis that, once armed, forwards the

@@ -111,6 +111,17 @@ TEST_F(RecordMessage, RecordRunLateAfterATimeoutWritesNothing) {
   EXPECT_EQ(events(), 1);
 }
 
+// An ACL that refuses TIME: records are written without a deadline (warned once),
+// not refused: a missing permission must not stop all mail.
+TEST_F(RecordMessage, AServerRefusingTimeStillRecords) {
+  ASSERT_TRUE(redis_.command({"ACL", "SETUSER", "default", "-time"}));
+  RedisConn fresh(server_->settings());
+  Status st = recordMessage(fresh, config_, {event("acme", "spring", "accepted")}, nullptr);
+  ASSERT_TRUE(redis_.command({"ACL", "SETUSER", "default", "+time"}));
+  EXPECT_TRUE(st) << st.error().message;
+  EXPECT_EQ(events(), 1);
+}
+
 // Records in time are written, campaign counters too (count_campaign inside the script).
 TEST_F(RecordMessage, RecordInTimeIsWrittenWithTheCampaignCounters) {
   for (int i = 0; i < 20; ++i) {

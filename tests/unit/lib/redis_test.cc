@@ -1,9 +1,12 @@
 // redis_test.cc — the Redis layer against a real redis-server started by the
 // test on a free loopback port: commands, pipelines, unix sockets, AUTH and
 // SELECT, scripts after SCRIPT FLUSH, server errors, timeouts, outages and
-// reconnection, no resend once written, transactions, and the pool's bound.
+// reconnection (one try per interval for all of a server's connections, all
+// back once one is answered), no resend once written, transactions, and the
+// pool's bound.
 #include "mailgate/redis.h"
 
+#include <iostream>
 #include <optional>
 #include <thread>
 
@@ -236,6 +239,61 @@ TEST(RedisRestart, ReconnectsWhenTheServerComesBack) {
     if (!recovered) std::this_thread::sleep_for(50ms);
   }
   EXPECT_TRUE(recovered);
+}
+
+TEST(RedisRestart, EveryConnectionReconnectsAsSoonAsOneIsAnsweredHoweverLongTheOutage) {
+  // A connection that kept failing during a long outage must not sit out a
+  // grown backoff once Redis is back: the connections to a server share one
+  // outage state, and one of them answered (here: RedisServer::start()'s PING)
+  // lets every other reconnect with its next command.
+  RedisServer server;
+  RedisConn busy(server.settings()), idle(server.settings());
+  ASSERT_TRUE(busy.command({"PING"}));
+  ASSERT_TRUE(idle.command({"PING"}));
+  server.stop();
+  auto down_until = std::chrono::steady_clock::now() + 1600ms;
+  int tries = 0, fast = 0;
+  while (std::chrono::steady_clock::now() < down_until) {
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(busy.command({"PING"}));
+    fast += std::chrono::steady_clock::now() - start < 50ms;
+    ++tries;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(fast, tries);  // a refused try costs no timeout, a held-back one nothing
+  server.start();
+  auto back = std::chrono::steady_clock::now();
+  bool recovered = false;
+  while (!recovered && std::chrono::steady_clock::now() - back < 3s) {
+    recovered = busy.command({"PING"}).ok();
+    if (!recovered) std::this_thread::sleep_for(10ms);
+  }
+  auto took = std::chrono::steady_clock::now() - back;
+  std::cout << "[redis] reconnected "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+            << " ms after another connection was answered, after a 1.6 s outage\n";
+  EXPECT_TRUE(recovered);
+  EXPECT_LT(took, 300ms);  // per-connection backoff: up to 1.5 s here
+  auto r = idle.command({"PING"});  // lost its connection in the restart, tried nothing during it
+  EXPECT_TRUE(r) << r.error().message;
+}
+
+TEST(RedisDown, OneTryPerIntervalForAllConnectionsToTheServer) {
+  RedisSettings s;
+  s.endpoint = Endpoint{Endpoint::Kind::Tcp, "", "127.0.0.1", freePort()};
+  s.timeout = 200ms;
+  RedisConn first(s), second(s);
+  ASSERT_FALSE(first.command({"PING"}));
+  auto r = second.command({"PING"});  // a new connection, but the server is known to be down
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("backing off"), std::string::npos) << r.error().message;
+  std::this_thread::sleep_for(150ms);
+  auto again = second.command({"PING"});  // the interval passed: this one tries (and is refused)
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().message.find("backing off"), std::string::npos) << again.error().message;
+  auto held = first.command({"PING"});
+  ASSERT_FALSE(held);
+  EXPECT_NE(held.error().message.find("backing off"), std::string::npos) << held.error().message;
 }
 
 TEST_F(RedisTest, PoolIsBoundedAndReusesConnections) {

@@ -1,8 +1,8 @@
 // tracking_test.cc — delivery results mapped to events: statuses, orig_to,
 // suppression only for the recipient's own mailbox codes (under the
 // submitted address), lines for recipients not submitted ignored, expiry of
-// waiting recipients, unknown and finished messages ignored, q:<queueid>
-// decoding, and the rate limit on logging ignored lines.
+// waiting recipients, soft bounces, unknown and finished messages ignored,
+// q:<queueid> decoding, and the rate limit on logging ignored lines.
 #include "mailgate/tracking.h"
 
 #include <gtest/gtest.h>
@@ -212,6 +212,60 @@ TEST(Tracking, ExpiryReportsRecipientsStillWaiting) {
   EXPECT_EQ(u.events[0].rcpt, "wait@example.net");
   EXPECT_EQ(u.events[0].status, "expired");
   EXPECT_EQ(m.rcpt_status["wait@example.net"], "expired");
+}
+
+TEST(Tracking, MailboxDeferralsAndExpiriesAreSoftBounces) {
+  TrackedMessage m = acme();
+  const std::string prefix = "Nov 26 01:00:00 h postfix/smtp[5]: 1A2B3C4D5E: ";
+  auto full = trackLine(line(prefix + "to=<real@example.net>, orig_to=<Alias@Example.NET>, relay=mx[192.0.2.1]:25, "
+                                      "delay=1, dsn=4.2.2, status=deferred (host mx[192.0.2.1] said: 452 4.2.2 "
+                                      "Mailbox full (in reply to RCPT TO command))"),
+                        m, 7);
+  ASSERT_EQ(full.soft_bounces.size(), 1u);
+  const SoftBounce& b = full.soft_bounces[0];
+  EXPECT_EQ(b.address, "alias@example.net");  // as suppressed: the submitted recipient's lookup key
+  EXPECT_EQ(b.kind, "4.2");
+  // The event written if this one reaches the limit.
+  EXPECT_EQ(b.event.status, "suppressed");
+  EXPECT_EQ(b.event.rcpt, "Alias@Example.NET");
+  EXPECT_EQ(b.event.code, "4.2.2");
+  EXPECT_EQ(b.event.text, "soft-bounce-limit");
+  EXPECT_EQ(b.event.queue_id, "1A2B3C4D5E");
+  EXPECT_EQ(b.event.campaign, "spring");
+  EXPECT_EQ(b.event.time_ms, 7);
+  EXPECT_EQ(full.events.at(0).status, "deferred");  // reported as before
+
+  // A host or network problem, a policy deferral (greylisting): not about the mailbox.
+  for (const char* dsn : {"4.4.1", "4.7.1", "4.3.0", "4.0.0"}) {
+    auto u = trackLine(line(prefix + "to=<bob@example.net>, relay=none, delay=1, dsn=" + dsn +
+                            ", status=deferred (x)"),
+                       m, 7);
+    EXPECT_TRUE(u.soft_bounces.empty()) << dsn;
+  }
+  auto sent = trackLine(line(kSent), m, 8);
+  EXPECT_TRUE(sent.soft_bounces.empty());
+  EXPECT_EQ(sent.delivered, std::vector<std::string>{"bob@example.net"});
+
+  m.rcpt_status["wait@example.net"] = "deferred";
+  auto expired = trackLine(line("Nov 26 01:00:00 h postfix/qmgr[5]: 1A2B3C4D5E: from=<news@example.org>, "
+                                "status=expired, returned to sender"),
+                           m, 9);
+  ASSERT_EQ(expired.soft_bounces.size(), 2u);  // alias@ (deferred above) and wait@
+  for (const SoftBounce& e : expired.soft_bounces) {
+    EXPECT_EQ(e.kind, "expired");
+    EXPECT_EQ(e.event.code, "4.4.7");
+  }
+}
+
+TEST(Tracking, SoftBounceKinds) {
+  EXPECT_EQ(softBounceKind("4.2.2"), "4.2");
+  EXPECT_EQ(softBounceKind("4.2.0"), "4.2");
+  EXPECT_EQ(softBounceKind("4.1.1"), "4.1");
+  EXPECT_EQ(softBounceKind("4.2.123"), "4.2");
+  for (const char* dsn : {"", "4.2", "4.2.", "4.2.1234", "4.2.2x", "4.22.1", "5.2.2", "2.0.0", "4.4.7", "4.7.1",
+                          "4.3.1", "4.5.0", "4.6.0", "4.0.0"}) {
+    EXPECT_EQ(softBounceKind(dsn), "") << dsn;
+  }
 }
 
 TEST(Tracking, UnknownAndFinishedMessagesAreIgnored) {

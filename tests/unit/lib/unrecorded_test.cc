@@ -42,6 +42,21 @@ TEST(UnrecordedGapTest, AFailedWriteHandsTheCountBack) {
   EXPECT_EQ(again->until_ms, 2000);
 }
 
+// Writer A takes X, a loss Y, the flusher takes Y, A's write succeeds and closes the
+// gap, the flusher's fails and hands Y back: Y's later write still logs the gap's end.
+TEST(UnrecordedGapTest, ACountHandedBackAfterTheGapClosedReopensIt) {
+  UnrecordedGap gap;
+  gap.add(1, 1000);
+  ASSERT_TRUE(gap.take());
+  gap.add(1, 1500);
+  auto y = gap.take();
+  ASSERT_TRUE(y);
+  EXPECT_TRUE(gap.settled());  // A
+  gap.restore(*y);             // the flusher's write failed
+  ASSERT_TRUE(gap.take());
+  EXPECT_TRUE(gap.settled());
+}
+
 TEST(UnrecordedGapTest, LossDuringTheWriteKeepsTheGapOpen) {
   UnrecordedGap gap;
   gap.add(1, 1000);

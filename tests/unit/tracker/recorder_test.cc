@@ -3,7 +3,7 @@
 // it is given again, identical stdin batches both count; lines from foreign
 // syslog tags, bare lines in a log file and lines for recipients the milter
 // did not record change nothing; rewritten recipients are suppressed under
-// the submitted address.
+// the submitted address; soft bounces on distinct messages suppress once.
 #include "recorder.h"
 
 #include <ctime>
@@ -198,6 +198,109 @@ TEST_F(RecorderTest, RecordsWithoutRecipientListAreStillTracked) {
   ASSERT_TRUE(recorder.record({delivery("postfix/smtp", "to=<carol@example.net>", "dsn=2.0.0, status=sent (ok)")},
                               &position));
   EXPECT_EQ(events(), 1);
+}
+
+// Soft bounces (soft_bounce.h) of one recipient on distinct messages, in
+// the tracker's transaction: a message deferred over and over counts once,
+// a batch applied but whose reply was lost (given again, also to a
+// restarted tracker) does not count again, the suppression is made once.
+class RecorderSoftBounceTest : public RecorderTest {
+ protected:
+  void SetUp() override {
+    RecorderTest::SetUp();
+    for (const char* qid : kQids) {
+      ASSERT_TRUE(redis_.command({"HSET", keys_.queueRecord(qid), "account", "acme", "rcpts", "full@example.net"}));
+    }
+  }
+  static std::string line(const char* qid, const std::string& result) {
+    return std::string("Dec  2 18:00:00 mx1 postfix/smtp[4242]: ") + qid +
+           ": to=<full@example.net>, relay=mx.example.net[192.0.2.7]:25, delay=1, delays=0/0/0.5/0.5, " + result;
+  }
+  static std::string full(const char* qid) {
+    return line(qid, "dsn=4.2.2, status=deferred (host mx.example.net[192.0.2.7] said: 452 4.2.2 Mailbox full "
+                     "(in reply to RCPT TO command))");
+  }
+  std::vector<Event> suppressed() {
+    auto r = redis_.command({"XRANGE", "t:events", "-", "+"});
+    std::vector<Event> out;
+    for (size_t i = 0; r && i < (*r)->elements; ++i) {
+      Event e = eventFromEntry((*r)->element[i]);
+      if (e.status == "suppressed") out.push_back(e);
+    }
+    return out;
+  }
+  static tracker::LogPosition at(uint64_t offset) {
+    tracker::LogPosition p;
+    p.inode = 7;
+    p.offset = offset;
+    return p;
+  }
+  static constexpr const char* kQids[] = {"5A0000000A", "5A0000000B", "5A0000000C", "5A0000000D"};
+};
+
+TEST_F(RecorderSoftBounceTest, DistinctMessagesSuppressOnceAndALostReplyDoesNotCountAgain) {
+  ReplyDroppingProxy proxy(server_->port());
+  RedisConn conn(proxy.settings());
+  tracker::Recorder recorder(config(), conn, "node1");
+  std::vector<std::string> first(500, full(kQids[0]));  // one message, 500 retries
+  first.push_back(full(kQids[1]));
+  auto p1 = at(1000);
+  ASSERT_TRUE(recorder.record(first, &p1));
+  EXPECT_TRUE(bounced().empty());
+  EXPECT_TRUE(suppressed().empty());
+
+  std::vector<std::string> second{full(kQids[1]), full(kQids[2])};
+  auto p2 = at(2000);
+  proxy.dropReplyTo("EXEC");  // applied, the tracker never hears so
+  EXPECT_FALSE(recorder.record(second, &p2));
+  EXPECT_EQ(bounced(), std::vector<std::string>{"full@example.net"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // the reconnect backoff after a failure
+  auto again = recorder.record(second, &p2);
+  ASSERT_TRUE(again) << again.error().message;
+  tracker::Recorder restarted(config(), redis_, "node1");
+  ASSERT_TRUE(restarted.record(second, &p2));
+
+  auto ev = suppressed();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].queue_id, kQids[2]);
+  EXPECT_EQ(ev[0].rcpt, "full@example.net");
+  EXPECT_EQ(ev[0].code, "4.2.2");
+  EXPECT_EQ(ev[0].text, "soft-bounce-limit");
+  EXPECT_EQ(ev[0].account, "acme");
+  auto info = redis_.command({"HGET", keys_.bouncedInfo(), "full@example.net"});
+  ASSERT_TRUE(info);
+  EXPECT_NE(replyString(info->get()).find("\"reason\":\"soft-bounce-limit\""), std::string::npos);
+  auto member = redis_.command({"SISMEMBER", keys_.bounced("acme"), "full@example.net"});
+  EXPECT_EQ((*member)->integer, 1);
+  EXPECT_EQ(stat("deferred"), "503");  // the deferrals themselves are all recorded, as before
+  EXPECT_EQ(stat("suppressed"), "");   // the milter's count of recipients it dropped
+
+  // Messages still queued keep being deferred: suppressed once only.
+  auto p3 = at(3000);
+  ASSERT_TRUE(restarted.record({full(kQids[3]), full(kQids[0])}, &p3));
+  EXPECT_EQ(suppressed().size(), 1u);
+}
+
+TEST_F(RecorderSoftBounceTest, ADeliveryForgetsTheSoftBounces) {
+  tracker::Recorder recorder(config(), redis_, "node1");
+  auto p = at(1000);
+  ASSERT_TRUE(recorder.record({full(kQids[0]), full(kQids[1]), line(kQids[2], "dsn=2.0.0, status=sent (250 Ok)"),
+                               full(kQids[3]), full(kQids[0])},
+                              &p));
+  EXPECT_TRUE(bounced().empty());
+  // Counted after the delivery: kQids[3] and kQids[0] again; one more suppresses.
+  auto p2 = at(2000);
+  ASSERT_TRUE(recorder.record({full(kQids[1])}, &p2));
+  EXPECT_EQ(bounced(), std::vector<std::string>{"full@example.net"});
+}
+
+TEST_F(RecorderSoftBounceTest, ZeroLimitCountsNothing) {
+  tracker::Recorder recorder(config("soft_bounce_limit = 0\n"), redis_, "node1");
+  auto p = at(1000);
+  ASSERT_TRUE(recorder.record({full(kQids[0]), full(kQids[1]), full(kQids[2]), full(kQids[3])}, &p));
+  EXPECT_TRUE(bounced().empty());
+  EXPECT_EQ(integer({"EXISTS", keys_.softBounces("full@example.net")}), 0);
+  EXPECT_EQ(events(), 4);
 }
 
 }  // namespace
