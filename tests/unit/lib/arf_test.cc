@@ -81,7 +81,9 @@ TEST(Arf, GarbageIsAnErrorNotACrash) {
                          std::string(10000, '-')}) {
     auto r = parseComplaintReport(in);
     EXPECT_FALSE(r);
-    if (!r) EXPECT_EQ(r.error().kind, Error::Kind::Invalid);
+    if (!r) {
+      EXPECT_EQ(r.error().kind, Error::Kind::Invalid);
+    }
   }
 }
 
