@@ -198,6 +198,7 @@ Result<ComplaintReport> parseComplaintReport(std::string_view message) {
     r.format = "arf";
     r.feedback_type = toLower(header(f, "Feedback-Type"));
     r.user_agent = header(f, "User-Agent");
+    r.reporting_mta = header(f, "Reporting-MTA");
     r.version = header(f, "Version");
     r.original_rcpt_to = header(f, "Original-Rcpt-To");
     r.original_mail_from = header(f, "Original-Mail-From");

@@ -148,14 +148,18 @@ const RedisScript kCountCampaign(std::string(kCountCampaignFunction) +
 
 // Runs a record's commands unless it runs after ARGV[1], the deadline its
 // client stopped waiting at (RedisConn::evalWithDeadline): then it writes
-// nothing and returns 0 ("0": no deadline). ARGV[2..]: each command as its length, then its
-// words; "_campaign k1 k2 ..." is count_campaign. KEYS: every key written.
-const RedisScript kRecordScript(std::string(kCountCampaignFunction) + R"lua(
+// nothing and returns 0 ("0": no deadline). Then (kRecordOnceScript only)
+// a guard command (its length, then its words) whose reply 0 stops the
+// script with 2 (HSETNX: recorded before). Then each command as its length,
+// then its words; "_campaign k1 k2 ..." is count_campaign. KEYS: every key
+// written.
+const char* const kDeadlineCheck = R"lua(
 if ARGV[1] ~= '0' then
   local t = redis.call('TIME')
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[1]) then return 0 end
 end
-local i = 2
+)lua";
+const char* const kRunCommands = R"lua(
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
   if ARGV[i + 1] == '_campaign' then
@@ -166,7 +170,14 @@ while i <= #ARGV do
   i = i + n + 1
 end
 return 1
-)lua");
+)lua";
+const RedisScript kRecordScript(std::string(kCountCampaignFunction) + kDeadlineCheck + "local i = 2\n" +
+                                kRunCommands);
+const RedisScript kRecordOnceScript(std::string(kCountCampaignFunction) + kDeadlineCheck + R"lua(
+local g = tonumber(ARGV[2])
+if redis.call(unpack(ARGV, 3, 2 + g)) == 0 then return 2 end
+local i = 3 + g
+)lua" + kRunCommands);
 
 bool isRefusal(const std::string& status) { return status == "rejected" || status == "tempfailed"; }
 
@@ -234,9 +245,16 @@ std::vector<Command> outcomeCommands(const Config& config, const std::vector<Eve
   return cmds;
 }
 
-Status writeRecord(RedisConn& redis, const std::vector<Command>& commands) {
-  if (commands.empty()) return okStatus();
+namespace {
+
+// writeRecord() and writeRecordOnce(): `guard` empty for none.
+Result<bool> runRecord(RedisConn& redis, const Command& guard, const std::vector<Command>& commands) {
   std::vector<std::string> keys, args;
+  if (!guard.empty()) {
+    keys.push_back(guard[1]);
+    args.push_back(std::to_string(guard.size()));
+    args.insert(args.end(), guard.begin(), guard.end());
+  }
   for (const Command& cmd : commands) {
     bool campaign = cmd.size() > 4 && cmd[0] == "EVAL" && cmd[1] == kCountCampaign.source;
     if (campaign) {
@@ -252,11 +270,25 @@ Status writeRecord(RedisConn& redis, const std::vector<Command>& commands) {
   }
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  auto r = redis.evalWithDeadline(kRecordScript, keys, args);
+  auto r = redis.evalWithDeadline(guard.empty() ? kRecordScript : kRecordOnceScript, keys, args);
   if (!r) return r.error();
-  if ((*r)->type == REDIS_REPLY_INTEGER && (*r)->integer == 1) return okStatus();
+  if ((*r)->type == REDIS_REPLY_INTEGER && (*r)->integer == 1) return true;
+  if ((*r)->type == REDIS_REPLY_INTEGER && (*r)->integer == 2) return false;
   return Error{Error::Kind::Timeout, "redis " + redis.name() + ": the record ran after redis_timeout (Redis " +
                                          "stalled or was slow) and was not written"};
+}
+
+}  // namespace
+
+Status writeRecord(RedisConn& redis, const std::vector<Command>& commands) {
+  if (commands.empty()) return okStatus();
+  auto r = runRecord(redis, {}, commands);
+  if (!r) return r.error();
+  return okStatus();
+}
+
+Result<bool> writeRecordOnce(RedisConn& redis, const Command& guard, const std::vector<Command>& commands) {
+  return runRecord(redis, guard, commands);
 }
 
 Status recordMessage(RedisConn& redis, const Config& config, const std::vector<Event>& events,

@@ -16,7 +16,7 @@ struct ComplaintReport {
   std::string format;  // "arf" or "jmrp"
   // The machine-readable part (message/feedback-report), as given (unfolded,
   // trimmed); a JMRP report without one says feedback_type "abuse".
-  std::string feedback_type, user_agent, version, original_rcpt_to, original_mail_from, arrival_date,
+  std::string feedback_type, user_agent, reporting_mta, version, original_rcpt_to, original_mail_from, arrival_date,
       reported_domain, source_ip;
   // The original message's headers (message/rfc822 or text/rfc822-headers).
   std::string message_id, to, from, feedback_id, campaign_header, letter_id, list_unsubscribe,

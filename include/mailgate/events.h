@@ -76,6 +76,11 @@ std::vector<Command> outcomeCommands(const Config& config, const std::vector<Eve
 // a record for a message the caller tempfailed. Late: Error::Kind::Timeout.
 Status writeRecord(RedisConn& redis, const std::vector<Command>& commands);
 
+// writeRecord() behind a guard command run first in the same script
+// (HSETNX key field value, a key in its second word): when it answers 0
+// nothing is written and the result is false (recorded before).
+Result<bool> writeRecordOnce(RedisConn& redis, const Command& guard, const std::vector<Command>& commands);
+
 // Records the decisions about one message with writeRecord(): an event each (typically one per recipient),
 // the account's day counters by status (kept 400 days) and by campaign
 // ("<campaign>:<status>", kept campaign_stats_days, at most

@@ -55,6 +55,9 @@ struct StoreKeys {
   std::string domains(std::string_view a) const { return account(a) + ":domains"; }
   std::string stoplist(std::string_view a) const { return account(a) + ":stop"; }
   std::string errors(std::string_view a) const { return account(a) + ":errors"; }
+  std::string complaints(std::string_view a) const { return prefix_ + "complaints:{" + std::string(a) + "}"; }
+  std::string fblKept() const { return prefix_ + "fbl:kept"; }
+  std::string fblStats(std::string_view day) const { return prefix_ + "fbl:stats:" + std::string(day); }
   std::string blockedCampaigns(std::string_view a) const { return account(a) + ":blocked"; }
   std::string dkim(std::string_view domain) const { return prefix_ + "dkim:" + std::string(domain); }
   std::string dkimDomains() const { return prefix_ + "dkim:domains"; }

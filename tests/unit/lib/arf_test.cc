@@ -27,6 +27,7 @@ std::string describe(const ComplaintReport& r) {
            {"format", &r.format},
            {"feedback_type", &r.feedback_type},
            {"user_agent", &r.user_agent},
+           {"reporting_mta", &r.reporting_mta},
            {"version", &r.version},
            {"original_rcpt_to", &r.original_rcpt_to},
            {"original_mail_from", &r.original_mail_from},
