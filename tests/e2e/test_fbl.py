@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from harness import SharedStackTest, Stack
+from harness import SharedStackTest, Stack, wait_for
 
 ARF = """From: staff@fbl.example
 To: fbl@gateway.example
@@ -45,7 +45,14 @@ Content-Type: text/rfc822-headers
 class Fbl(SharedStackTest):
     @classmethod
     def makeStack(cls):
-        return Stack().start()
+        s = Stack()
+        # contrib/postfix/fbl's recipe: the feedback-loop address routed to a
+        # pipe running mailgatectl fbl (as nobody: pipe refuses root).
+        s.transport.append("fbl@fbl.test mailgate-fbl:")
+        s.postconf_edits.append(["-Me", "mailgate-fbl/unix=mailgate-fbl unix - n n - - pipe flags=Rq user=nobody "
+                                 "argv=%s -c %s fbl" % (s.binary("mailgatectl"), s.conf)])
+        s.postconf_edits.append(["-e", "mailgate-fbl_destination_recipient_limit = 1"])
+        return s.start()
 
     @classmethod
     def prepare(cls):
@@ -87,6 +94,22 @@ class Fbl(SharedStackTest):
         # The next message to the recipient: the stoplist reply.
         self.assertIn("<~* 550 5.0.0 <%s>: Recipient address rejected: Email is in the account stoplist" % rcpt,
                       s.swaks(to=rcpt, key=self.key))
+
+    def test_b_a_report_through_the_postfix_pipe(self):
+        s = self.stack
+        rcpt = "piped@example.net"
+        qid = s.queue_id(s.swaks(to=rcpt, key=self.key))
+        self.assertIsNotNone(qid)
+        path = wait_for(lambda: [p for p in s.sink_messages() if rcpt in s.sink_recipients(p)], 30, "delivery")[0]
+        report = ARF.format(rcpt=rcpt, headers=s.delivered_headers(path))
+        # The harness's one smtpd is the gateway's (milter and policy): the
+        # report comes in as a customer's message, From a verified domain.
+        report = report.replace("From: staff@fbl.example", "From: alice@example.org", 1)
+        out = s.swaks(to="fbl@fbl.test", key=self.key, data=report)
+        self.assertIsNotNone(s.queue_id(out), out)
+        wait_for(lambda: [e for e in s.events(50) if e["status"] == "complained" and e["rcpt"] == rcpt], 30,
+                 "the complained event of the piped report")
+        self.assertIn(rcpt, s.ctl_ok("stoplist", "list", "acme").split())
 
     def test_an_unparseable_report_is_kept_and_counted(self):
         s = self.stack
