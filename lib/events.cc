@@ -152,7 +152,9 @@ const RedisScript kCountCampaign(std::string(kCountCampaignFunction) +
 // words; "_campaign k1 k2 ..." is count_campaign; "_once hash field value
 // set_if set_else member" (first, when present) adds member to set_if when
 // the hash's field equals value, else to set_else, and returns 2 without
-// writing anything more when it was already there. KEYS: every key written.
+// writing anything more when it was already there; "_guard CMD ..." (first,
+// when present) runs CMD (HSETNX) and returns 2 when it answers 0. KEYS:
+// every key written.
 const RedisScript kRecordScript(std::string(kCountCampaignFunction) + R"lua(
 if ARGV[1] ~= '0' then
   local t = redis.call('TIME')
@@ -167,6 +169,8 @@ while i <= #ARGV do
     local set = ARGV[i + 6]
     if redis.call('HGET', ARGV[i + 2], ARGV[i + 3]) == ARGV[i + 4] then set = ARGV[i + 5] end
     if redis.call('SADD', set, ARGV[i + 7]) == 0 then return 2 end
+  elseif ARGV[i + 1] == '_guard' then
+    if redis.call(unpack(ARGV, i + 2, i + n)) == 0 then return 2 end
   else
     redis.call(unpack(ARGV, i + 1, i + n))
   end
@@ -243,13 +247,21 @@ std::vector<Command> outcomeCommands(const Config& config, const std::vector<Eve
 
 namespace {
 
-// Runs kRecordScript over `commands`, after `once` when given: its reply.
-Result<long long> runRecordScript(RedisConn& redis, const OnceGuard* once, const std::vector<Command>& commands) {
+// Runs kRecordScript over `commands`, after `once` or `guard` when given:
+// its reply.
+Result<long long> runRecordScript(RedisConn& redis, const OnceGuard* once, const Command* guard,
+                                  const std::vector<Command>& commands) {
   std::vector<std::string> keys, args;
   if (once != nullptr) {
     keys.insert(keys.end(), {once->hash, once->set_if_equal, once->set_else});
     args.insert(args.end(), {"7", "_once", once->hash, once->field, once->value, once->set_if_equal, once->set_else,
                              once->member});
+  }
+  if (guard != nullptr && guard->size() > 1) {
+    keys.push_back((*guard)[1]);
+    args.push_back(std::to_string(guard->size() + 1));
+    args.push_back("_guard");
+    args.insert(args.end(), guard->begin(), guard->end());
   }
   for (const Command& cmd : commands) {
     bool campaign = cmd.size() > 4 && cmd[0] == "EVAL" && cmd[1] == kCountCampaign.source;
@@ -278,13 +290,19 @@ Result<long long> runRecordScript(RedisConn& redis, const OnceGuard* once, const
 
 Status writeRecord(RedisConn& redis, const std::vector<Command>& commands) {
   if (commands.empty()) return okStatus();
-  auto r = runRecordScript(redis, nullptr, commands);
+  auto r = runRecordScript(redis, nullptr, nullptr, commands);
   if (!r) return r.error();
   return okStatus();
 }
 
 Result<bool> writeRecordOnce(RedisConn& redis, const OnceGuard& guard, const std::vector<Command>& commands) {
-  auto r = runRecordScript(redis, &guard, commands);
+  auto r = runRecordScript(redis, &guard, nullptr, commands);
+  if (!r) return r.error();
+  return *r == 1;
+}
+
+Result<bool> writeRecordOnce(RedisConn& redis, const Command& guard, const std::vector<Command>& commands) {
+  auto r = runRecordScript(redis, nullptr, &guard, commands);
   if (!r) return r.error();
   return *r == 1;
 }

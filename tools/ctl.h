@@ -71,6 +71,8 @@ int cmdKey(const Args& a);
 int cmdNet(const Args& a);
 int cmdDomain(const Args& a);
 int cmdStoplist(const Args& a);
+int cmdFbl(const Args& a);
+int cmdComplaints(const Args& a);
 int cmdBounced(const Args& a);
 int cmdLimit(const Args& a);
 int cmdErrors(const Args& a);

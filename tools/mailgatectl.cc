@@ -34,6 +34,8 @@ constexpr const char* kUsage =
     "  domain set NAME DOMAIN [--status S] [--subdomains|--no-subdomains]\n"
     "  domain remove NAME DOMAIN | domain list NAME\n"
     "  stoplist add|remove NAME ADDR | stoplist list NAME\n"
+    "  fbl < MESSAGE                               record a feedback-loop (ARF) report (pipe transport)\n"
+    "  complaints list NAME                        an account's complaints, newest first\n"
     "  bounced list [ADDR] | bounced remove ADDR   the bounce list (hard, persistent soft)\n"
     "  limit set NAME [--key KEYID] rate=N/s|N/m|N/h daily=N rcpts=N size=N\n"
     "  errors NAME [--last N]                      an account's latest refusals\n"
@@ -150,6 +152,8 @@ int main(int argc, char** argv) {
   if (cmd == "net") return cmdNet(a);
   if (cmd == "domain") return cmdDomain(a);
   if (cmd == "stoplist") return cmdStoplist(a);
+  if (cmd == "fbl") return cmdFbl(a);
+  if (cmd == "complaints") return cmdComplaints(a);
   if (cmd == "bounced") return cmdBounced(a);
   if (cmd == "limit") return cmdLimit(a);
   if (cmd == "errors") return cmdErrors(a);

@@ -87,6 +87,11 @@ struct OnceGuard {
 // was there (nothing written). One round trip.
 Result<bool> writeRecordOnce(RedisConn& redis, const OnceGuard& guard, const std::vector<Command>& commands);
 
+// The same behind a guard command run first in the script (HSETNX key field
+// value, a key in its second word): when it answers 0 nothing is written and
+// the result is false (recorded before).
+Result<bool> writeRecordOnce(RedisConn& redis, const Command& guard, const std::vector<Command>& commands);
+
 // Records the decisions about one message with writeRecord(): an event each (typically one per recipient),
 // the account's day counters by status (kept 400 days) and by campaign
 // ("<campaign>:<status>", kept campaign_stats_days, at most

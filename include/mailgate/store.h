@@ -59,6 +59,9 @@ struct StoreKeys {
   std::string campaignStoplist(std::string_view a, std::string_view campaign) const {
     return account(a) + ":stop:" + std::string(campaign);
   }
+  std::string complaints(std::string_view a) const { return prefix_ + "complaints:{" + std::string(a) + "}"; }
+  std::string fblKept() const { return prefix_ + "fbl:kept"; }
+  std::string fblStats(std::string_view day) const { return prefix_ + "fbl:stats:" + std::string(day); }
   std::string blockedCampaigns(std::string_view a) const { return account(a) + ":blocked"; }
   std::string dkim(std::string_view domain) const { return prefix_ + "dkim:" + std::string(domain); }
   std::string dkimDomains() const { return prefix_ + "dkim:domains"; }
