@@ -84,5 +84,6 @@ int cmdWebhook(const Args& a);
 int cmdDkimExport(const Args& a, Context& ctx);
 int cmdStatus(const Args& a);
 int cmdUnsubscribeToken(const Args& a);
+int cmdUnsubscribes(const Args& a);
 
 }  // namespace mailgate::ctl

@@ -36,6 +36,7 @@ constexpr const char* kUsage =
     "  stoplist add|remove NAME ADDR | stoplist list NAME\n"
     "  fbl < MESSAGE                               record a feedback-loop (ARF) report (pipe transport)\n"
     "  complaints list NAME                        an account's complaints, newest first\n"
+    "  unsubscribes list NAME [ADDR] | unsubscribes remove NAME ADDR   one-click unsubscribes (remove: resubscribe)\n"
     "  bounced list [ADDR] | bounced remove ADDR   the bounce list (hard, persistent soft)\n"
     "  limit set NAME [--key KEYID] rate=N/s|N/m|N/h daily=N rcpts=N size=N\n"
     "  errors NAME [--last N]                      an account's latest refusals\n"
@@ -164,6 +165,7 @@ int main(int argc, char** argv) {
   if (cmd == "webhook") return cmdWebhook(a);
   if (cmd == "status") return cmdStatus(a);
   if (cmd == "unsubscribe-token") return cmdUnsubscribeToken(a);
+  if (cmd == "unsubscribes") return cmdUnsubscribes(a);
   std::string all;
   for (const auto& w : a.words) all += (all.empty() ? "" : " ") + w;
   die("unknown command \"" + all + "\" (see mailgatectl --help)", 2);

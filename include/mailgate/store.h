@@ -60,6 +60,8 @@ struct StoreKeys {
     return account(a) + ":stop:" + std::string(campaign);
   }
   std::string complaints(std::string_view a) const { return prefix_ + "complaints:{" + std::string(a) + "}"; }
+  // Unsubscribe clicks recorded by mailgate-web: field "RCPT CAMPAIGN".
+  std::string unsubscribes(std::string_view a) const { return prefix_ + "unsubscribes:{" + std::string(a) + "}"; }
   std::string fblKept() const { return prefix_ + "fbl:kept"; }
   std::string fblStats(std::string_view day) const { return prefix_ + "fbl:stats:" + std::string(day); }
   std::string blockedCampaigns(std::string_view a) const { return account(a) + ":blocked"; }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "mailgate/config.h"
@@ -26,6 +27,22 @@ struct UnsubscribePlan {
 // form (as mailgatectl stoplist add stores it); Error::Invalid when the
 // token's recipient is not an address.
 Result<UnsubscribePlan> planUnsubscribe(const Config& config, const UnsubscribeToken& token, int64_t now_ms);
+
+// One recorded unsubscribe (unsubscribes:{A}, field "RCPT CAMPAIGN").
+struct UnsubscribeEntry {
+  int64_t time_ms = 0;
+  std::string recipient, campaign, queue_id;
+};
+
+// The account's unsubscribes, newest first; only `address`'s when not empty.
+Result<std::vector<UnsubscribeEntry>> listUnsubscribes(RedisConn& redis, const Config& config,
+                                                       const std::string& account, const std::string& address);
+
+// Forgets `address`'s unsubscribes from the account: their records, the
+// campaign lists they joined and, unless the account's unsubscribe_scope is
+// campaign, its stoplist entry. The number of records removed (0: none).
+Result<long long> removeUnsubscribes(RedisConn& redis, const Config& config, const std::string& account,
+                                     const std::string& address);
 
 // Writes `plan` in one script, one round trip: true when the recipient was
 // added (event recorded), false when it was already there (nothing written).

@@ -125,6 +125,19 @@ class Web(SharedStackTest):
         # The next message to the recipient: refused with the stoplist reply.
         _, out, _ = self.send(rcpt)
         self.assertIn(STOPLIST_REPLY % rcpt, out)
+        # mailgatectl unsubscribes: listed; removed, the recipient gets mail again.
+        listed = json.loads(self.stack.ctl_ok("--json", "unsubscribes", "list", "shop", rcpt))
+        self.assertEqual([(u["address"], u["campaign"], u["queue_id"]) for u in listed], [(rcpt, "spring", qid)])
+        table = self.stack.ctl_ok("unsubscribes", "list", "shop")
+        self.assertRegex(table, r"ADDRESS +CAMPAIGN +TIME +QUEUEID\n(.*\n)*bob@example.net +spring +\d{4}-\d\d-\d\dT"
+                                r"\d\d:\d\d:\d\dZ +" + qid + "\n")
+        self.assertEqual(self.stack.ctl_ok("unsubscribes", "remove", "shop", rcpt), "removed 1 unsubscribe of %s\n" % rcpt)
+        self.assertEqual(self.stack.redis("SISMEMBER", "mg:acct:{shop}:stop", rcpt).strip(), "0")
+        again = self.stack.ctl("unsubscribes", "remove", "shop", rcpt)
+        self.assertEqual((again.returncode, again.stderr),
+                         (1, 'mailgatectl: %s has no recorded unsubscribe in account "shop"\n' % rcpt))
+        qid2, out, _ = self.send(rcpt)
+        self.assertIsNotNone(qid2, out[-1500:])
 
     def test_2_other_paths_and_methods(self):
         self.assertEqual(curl(self.base + "/healthz"), (200, "ok\n"))
@@ -144,6 +157,8 @@ class Web(SharedStackTest):
             self.assertEqual(curl("-X", "POST", "-d", "List-Unsubscribe=One-Click", url), (200, "unsubscribed\n"))
             self.assertEqual(s.redis("SISMEMBER", "mg:acct:{shop}:stop:spring", rcpt).strip(), "1")
             self.assertEqual(s.redis("SISMEMBER", "mg:acct:{shop}:stop", rcpt).strip(), "0")
+            listed = json.loads(s.ctl_ok("--json", "unsubscribes", "list", "shop", rcpt))
+            self.assertEqual([u["campaign"] for u in listed], ["spring"])
             # The same campaign again: accepted by Postfix, dropped by the milter, recorded as suppressed.
             qid, out, _ = self.send(rcpt)
             self.assertIsNotNone(qid, out[-1500:])
@@ -163,6 +178,12 @@ class Web(SharedStackTest):
                             return True
                 return False
             wait_for(delivered, 30, "the autumn message")
+            # Removed: out of the campaign's list; an admin's stoplist entry is not touched.
+            s.ctl_ok("stoplist", "add", "shop", rcpt)
+            s.ctl_ok("unsubscribes", "remove", "shop", rcpt)
+            self.assertEqual(s.redis("SISMEMBER", "mg:acct:{shop}:stop:spring", rcpt).strip(), "0")
+            self.assertEqual(s.redis("SISMEMBER", "mg:acct:{shop}:stop", rcpt).strip(), "1")
+            s.ctl_ok("stoplist", "remove", "shop", rcpt)
         finally:
             s.ctl_ok("account", "set", "shop", "unsubscribe_scope=account")
 
