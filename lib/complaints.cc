@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "mailgate/address.h"
 #include "mailgate/limits.h"
+#include "mailgate/list_unsubscribe.h"
 #include "mailgate/store.h"
+#include "mailgate/unsubscribe_token.h"
 
 namespace mailgate {
 namespace {
@@ -61,10 +64,31 @@ ComplaintPlan planComplaint(const Result<ComplaintReport>& report, int64_t now_m
   e.from = unbracketed(r.original_mail_from);
   // The first Received of the original is our Postfix's (the sender's
   // client adds none): its queue id.
-  if (!r.received_ids.empty()) e.queue_id = r.received_ids.back();
+  if (!r.queue_id.empty()) e.queue_id = r.queue_id;
+  else if (!r.received_ids.empty()) e.queue_id = r.received_ids.back();
   e.code = r.feedback_type;
   e.text = r.user_agent + (r.reporting_mta.empty() ? "" : " via " + r.reporting_mta);
   return plan;
+}
+
+bool attributeByUnsubscribeToken(ComplaintReport& r, const std::vector<std::string>& secrets, int64_t now_s) {
+  if (secrets.empty()) return false;
+  for (const auto& url : listUnsubscribeUrls(r.list_unsubscribe)) {
+    size_t at = url.rfind("/u/");
+    if (at == std::string::npos || !url.starts_with("https://")) continue;
+    // Any age: the lifetime bounds unsubscribing, not who was mailed.
+    TokenCheck check = verifyUnsubscribeToken(std::string_view(url).substr(at + 3), secrets, now_s,
+                                              std::chrono::seconds(now_s + kTokenClockSkew.count()));
+    if (!check.ok()) continue;
+    auto mailbox = parseMailbox(check.token->recipient);
+    if (!mailbox) continue;
+    r.account = check.token->account;
+    r.campaign = check.token->campaign;
+    r.recipient = mailbox->key();
+    r.queue_id = check.token->queue_id;
+    return true;
+  }
+  return false;
 }
 
 Result<bool> recordComplaint(RedisConn& redis, const Config& config, const ComplaintPlan& plan,

@@ -32,7 +32,6 @@ int cmdFbl(const Args& a) {
   Result<ComplaintReport> report =
       too_large ? Result<ComplaintReport>(Error{Error::Kind::Invalid, "report over 10 MB"})
                 : parseComplaintReport(message);
-  ComplaintPlan plan = planComplaint(report, nowMillis());
   Config config;
   try {
     config = loadConfig(a.config_path);
@@ -41,6 +40,9 @@ int cmdFbl(const Args& a) {
     std::cerr << "mailgatectl fbl: " << e.what() << "\n";
     return kExTempfail;
   }
+  int64_t now_ms = nowMillis();
+  if (report) attributeByUnsubscribeToken(*report, config.web_secrets, now_ms / 1000);
+  ComplaintPlan plan = planComplaint(report, now_ms);
   RedisConn redis(RedisSettings::fromConfig(config));
   auto recorded = recordComplaint(redis, config, plan, message);
   if (!recorded) {

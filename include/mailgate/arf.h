@@ -30,6 +30,9 @@ struct ComplaintReport {
   // redacted it: Original-Rcpt-To, else X-HmXmrOriginalRecipient, else the
   // only address in To.
   std::string recipient;
+  // Set by attributeByUnsubscribeToken (complaints.h): the queue id our
+  // unsubscribe token names.
+  std::string queue_id;
 };
 
 // Parses one report as delivered (header and body, LF or CRLF). A message

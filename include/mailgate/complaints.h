@@ -36,6 +36,13 @@ bool isComplaintType(const std::string& feedback_type);
 
 ComplaintPlan planComplaint(const Result<ComplaintReport>& report, int64_t now_ms);
 
+// When the original's List-Unsubscribe holds our link (.../u/TOKEN) whose
+// token verifies under `secrets` (expired ones too: a complaint may come
+// long after the mail), its account, recipient, campaign and queue id
+// replace what the headers say: signed, they survive a provider's redaction
+// of To and Original-Rcpt-To (Yahoo). False when there is no such token.
+bool attributeByUnsubscribeToken(ComplaintReport& report, const std::vector<std::string>& secrets, int64_t now_s);
+
 struct ComplaintEntry {
   int64_t time_ms = 0;
   std::string recipient, campaign, queue_id, feedback_type, user_agent, reporting_mta;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "mailgate/complaints.h"
+#include "mailgate/unsubscribe_token.h"
 
 namespace mailgate {
 namespace {
@@ -70,6 +71,28 @@ TEST(Complaints, AParseErrorIsUnparseable) {
   EXPECT_EQ(p.outcome, "unparseable");
   EXPECT_EQ(p.reason, "not a MIME message");
   EXPECT_EQ(p.event.time_ms, 5);
+}
+
+TEST(Complaints, OurUnsubscribeTokenAttributesARedactedReport) {
+  const std::string secret = "complaint-test-secret-0123456789abcdef";
+  const int64_t issued = 1700000000;
+  ComplaintReport r = report();
+  r.account.clear();  // a Feedback-ID the provider dropped, a redacted recipient
+  r.recipient.clear();
+  auto token = issueUnsubscribeToken({"acme", "Jane@Example.NET", "weekly", "4QID1", issued}, secret);
+  ASSERT_TRUE(token);
+  r.list_unsubscribe = "<mailto:u@news.example.org>, <https://mail.example.com/u/" + *token + ">";
+  ComplaintReport forged = r;
+  // Two years later: a complaint is not an unsubscribe, any age counts.
+  ASSERT_TRUE(attributeByUnsubscribeToken(r, {"other-secret-0123456789abcdefghijklmnop", secret}, issued + 2 * 365 * 86400));
+  ComplaintPlan p = planComplaint(r, 1700000000000);
+  EXPECT_EQ(p.outcome, "complained");
+  EXPECT_EQ((std::vector<std::string>{p.event.account, p.event.rcpt, p.event.campaign, p.event.queue_id}),
+            (std::vector<std::string>{"acme", "jane@example.net", "weekly", "4QID1"}));
+  forged.list_unsubscribe.insert(forged.list_unsubscribe.size() - 5, "A");
+  EXPECT_FALSE(attributeByUnsubscribeToken(forged, {secret}, issued));
+  EXPECT_EQ(planComplaint(forged, 1700000000000).outcome, "unattributed");
+  EXPECT_FALSE(attributeByUnsubscribeToken(r, {}, issued));  // no web_secret_file
 }
 
 }  // namespace
