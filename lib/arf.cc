@@ -12,19 +12,25 @@
 #include <gmime/gmime.h>
 
 #include "mailgate/address.h"
+#include "mailgate/gmime_ptr.h"
 #include "mailgate/header.h"
 
 namespace mailgate {
-namespace {
 
-template <class T>
-struct GUnref {
-  void operator()(T* p) const {
-    if (p != nullptr) g_object_unref(p);
+std::vector<std::string> rawHeaderValues(GMimeObject* object, const char* name) {
+  std::vector<std::string> out;
+  GMimeHeaderList* list = g_mime_object_get_header_list(object);
+  int n = list == nullptr ? 0 : g_mime_header_list_get_count(list);
+  for (int i = 0; i < n; ++i) {
+    GMimeHeader* h = g_mime_header_list_get_header_at(list, i);
+    const char* hname = g_mime_header_get_name(h);
+    const char* raw = g_mime_header_get_raw_value(h);
+    if (hname != nullptr && raw != nullptr && strcasecmp(hname, name) == 0) out.emplace_back(raw);
   }
-};
-template <class T>
-using GPtr = std::unique_ptr<T, GUnref<T>>;
+  return out;
+}
+
+namespace {
 
 // Reports nest a few levels at most; deeper trees are not walked.
 constexpr int kMaxDepth = 8;
@@ -44,29 +50,14 @@ GPtr<GMimeMessage> parseMessage(std::string_view text) {
 
 // The first value of header `name`, unfolded and trimmed; "" if absent.
 std::string header(GMimeObject* object, const char* name) {
-  GMimeHeaderList* list = g_mime_object_get_header_list(object);
-  int n = list == nullptr ? 0 : g_mime_header_list_get_count(list);
-  for (int i = 0; i < n; ++i) {
-    GMimeHeader* h = g_mime_header_list_get_header_at(list, i);
-    const char* hname = g_mime_header_get_name(h);
-    const char* raw = g_mime_header_get_raw_value(h);
-    if (hname != nullptr && raw != nullptr && strcasecmp(hname, name) == 0) {
-      return std::string(trimBlanks(unfoldHeader(raw)));
-    }
-  }
-  return "";
+  auto values = rawHeaderValues(object, name);
+  return values.empty() ? "" : std::string(trimBlanks(unfoldHeader(values.front())));
 }
 
 // The "id X" of each Received header (a queue id: letters and digits).
 std::vector<std::string> receivedIds(GMimeObject* object) {
   std::vector<std::string> out;
-  GMimeHeaderList* list = g_mime_object_get_header_list(object);
-  int n = list == nullptr ? 0 : g_mime_header_list_get_count(list);
-  for (int i = 0; i < n; ++i) {
-    GMimeHeader* h = g_mime_header_list_get_header_at(list, i);
-    const char* hname = g_mime_header_get_name(h);
-    const char* raw = g_mime_header_get_raw_value(h);
-    if (hname == nullptr || raw == nullptr || strcasecmp(hname, "Received") != 0) continue;
+  for (const auto& raw : rawHeaderValues(object, "Received")) {
     std::string value = unfoldHeader(raw);
     size_t pos = 0;
     bool after_id = false;

@@ -11,20 +11,12 @@
 
 #include <gmime/gmime.h>
 
+#include "mailgate/gmime_ptr.h"
 #include "mailgate/header.h"
 #include "mailgate/long_lines.h"
 
 namespace mailgate {
 namespace {
-
-template <class T>
-struct GUnref {
-  void operator()(T* p) const {
-    if (p != nullptr) g_object_unref(p);
-  }
-};
-template <class T>
-using GPtr = std::unique_ptr<T, GUnref<T>>;
 
 struct FormatFree {
   void operator()(GMimeFormatOptions* o) const { g_mime_format_options_free(o); }
