@@ -269,6 +269,11 @@ MessagePlan decideMessage(const MessageFacts& facts, const HeaderList& headers, 
       }
     }
   }
+  // Ours replaces the sender's: mailgatectl fbl charges a complaint to the
+  // account a Feedback-ID names, and a customer must not name another.
+  for (size_t n = countHeader(headers, "Feedback-ID"); n > 0; --n) {
+    plan.edits.push_back({HeaderEdit::Kind::Change, "Feedback-ID", static_cast<int>(n), ""});
+  }
   plan.edits.push_back({HeaderEdit::Kind::Add, "Feedback-ID", 1, facts.campaign + ":" + account + ":mailgate"});
   std::vector<std::string> sink, deliver;
   for (const auto& r : rcpts) (isSinkRecipient(r, config) ? sink : deliver).push_back(r);

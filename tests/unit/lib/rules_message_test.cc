@@ -55,6 +55,20 @@ TEST(RulesMessage, AcceptedMessageGetsFeedbackIdAndDailyCampaign) {
   EXPECT_TRUE(p.discard.empty());
 }
 
+TEST(RulesMessage, TheSendersFeedbackIdIsReplacedByOurs) {
+  Rules r;
+  HeaderList h = standard();
+  h.push_back({"Feedback-ID", "c:otheraccount:mailgate"});  // would charge complaints to another account
+  h.push_back({"Feedback-ID", "x:y:z"});
+  auto p = r.plan(h);
+  ASSERT_EQ(p.verdict.action, Action::Dunno) << p.verdict.reply;
+  EXPECT_EQ(p.headers, applyHeaderEdits(h, p.edits));
+  std::vector<std::string> ids;
+  for (const auto& [name, value] : p.headers)
+    if (name == "Feedback-ID") ids.push_back(value);
+  EXPECT_EQ(ids, std::vector<std::string>{utcDate(kNow) + ":shop:mailgate"});
+}
+
 TEST(RulesMessage, PlanCarriesTheHeaderAsItWillLeave) {
   Rules r;
   r.config = parseConfig("strip_tag_headers = yes\nempty_from = rewrite\n", "t.conf");
