@@ -126,10 +126,16 @@ MHD_Result HttpServer::answer(MHD_Connection* connection, const char* url, const
   switch (request.route) {
     case WebRoute::Health: return send(connection, MHD_HTTP_OK, kHealthText);
     case WebRoute::NotFound:
-      MG_LOG_INFO("web: %s %s: not found (client %s)", method, request.token.empty() ? url : "/u/", client.c_str());
+    {
+      // A path under /u/ may hold a token (e.g. /u/TOKEN/): never logged.
+      std::string_view path(url);
+      if (path.starts_with("/u/")) path = "/u/...";
+      MG_LOG_INFO("web: %s %s: not found (client %s)", printable(method, 16).c_str(), printable(path, 64).c_str(),
+                  client.c_str());
+    }
       return send(connection, MHD_HTTP_NOT_FOUND, kNotFoundText);
     case WebRoute::MethodNotAllowed:
-      MG_LOG_INFO("web: %s: method not allowed (client %s)", method, client.c_str());
+      MG_LOG_INFO("web: %s: method not allowed (client %s)", printable(method, 16).c_str(), client.c_str());
       return send(connection, MHD_HTTP_METHOD_NOT_ALLOWED, kMethodText);
     case WebRoute::Unsubscribe:
     case WebRoute::Confirm: break;

@@ -142,6 +142,14 @@ class Web(SharedStackTest):
     def test_2_other_paths_and_methods(self):
         self.assertEqual(curl(self.base + "/healthz"), (200, "ok\n"))
         self.assertEqual(curl(self.base + "/nothing"), (404, "not found\n"))
+        _, url = self.link_to("dave@example.net")
+        token = url.rsplit("/", 1)[1]
+        self.assertEqual(curl(url + "/"), (404, "not found\n"))  # a token in a path that is not ours
+        self.assertEqual(curl(self.base + "/x%0d%0aFAKE"), (404, "not found\n"))
+        log = self.stack.log("web")
+        self.assertNotIn(token, log)
+        self.assertIn("web: GET /u/...: not found", log)
+        self.assertNotIn("\nFAKE", log)
         self.assertEqual(curl("-X", "PUT", self.base + "/u/abc"), (405, "method not allowed\n"))
         _, url = self.link_to("carol@example.net")
         self.assertEqual(curl("-X", "POST", "-d", "List-Unsubscribe=No", url),
