@@ -13,15 +13,26 @@
 
 namespace mailgate {
 
+bool isDailyCampaign(std::string_view c) {
+  if (c.size() != 10 || c[4] != '-' || c[7] != '-') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9})
+    if (c[i] < '0' || c[i] > '9') return false;
+  return true;
+}
+
 Result<UnsubscribePlan> planUnsubscribe(const Config& config, const UnsubscribeToken& token, int64_t now_ms) {
   auto mailbox = parseMailbox(token.recipient);
   if (!mailbox) return Error{Error::Kind::Invalid, "bad recipient in token"};
   StoreKeys keys(config.redis_prefix);
   UnsubscribePlan plan;
+  // A message without X-Campaign-Id is in the day's campaign (YYYY-MM-DD):
+  // a list of that campaign would let tomorrow's mail through, so such an
+  // unsubscribe joins the account's stoplist whatever the scope.
+  bool daily = isDailyCampaign(token.campaign);
   plan.guard = OnceGuard{keys.account(token.account),
                          "unsubscribe_scope",
                          "campaign",
-                         keys.campaignStoplist(token.account, token.campaign),
+                         daily ? keys.stoplist(token.account) : keys.campaignStoplist(token.account, token.campaign),
                          keys.stoplist(token.account),
                          mailbox->key()};
   Event& e = plan.event;
@@ -72,7 +83,10 @@ Result<long long> removeUnsubscribes(RedisConn& redis, const Config& config, con
     cmds.push_back({"HDEL", keys.unsubscribes(account), u.recipient + " " + u.campaign});
     cmds.push_back({"SREM", keys.campaignStoplist(account, u.campaign), u.recipient});
   }
-  if (replyString(scope->get()) != "campaign") cmds.push_back({"SREM", keys.stoplist(account), rcpt});
+  bool joined_stoplist = replyString(scope->get()) != "campaign" ||
+                         std::any_of(entries->begin(), entries->end(),
+                                     [](const UnsubscribeEntry& u) { return isDailyCampaign(u.campaign); });
+  if (joined_stoplist) cmds.push_back({"SREM", keys.stoplist(account), rcpt});
   auto r = redis.pipeline(cmds);
   if (!r) return r.error();
   return static_cast<long long>(entries->size());

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mailgate/config.h"
@@ -22,6 +23,9 @@ struct UnsubscribePlan {
   std::vector<Command> commands;  // the event and its counters, written only when it joins
   Event event;
 };
+
+// "YYYY-MM-DD": the campaign of a message without X-Campaign-Id.
+bool isDailyCampaign(std::string_view campaign);
 
 // The plan for `token` at `now_ms`: the recipient in the stoplist's normal
 // form (as mailgatectl stoplist add stores it); Error::Invalid when the

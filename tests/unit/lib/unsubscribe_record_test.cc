@@ -84,6 +84,14 @@ TEST_F(RecordUnsubscribe, CampaignScopeUsesTheCampaignList) {
   EXPECT_EQ(integer({"SISMEMBER", keys_.campaignStoplist("acme", "autumn"), "bob@example.net"}), 1);
   EXPECT_EQ(integer({"EXISTS", keys_.stoplist("acme")}), 0);
   EXPECT_EQ(events(), 2);
+  // Without X-Campaign-Id the campaign is the day's: the account stoplist
+  // (a list of the day would let tomorrow's mail through).
+  ASSERT_TRUE(recordUnsubscribe(redis_, plan("carol@example.net", "2026-12-03")));
+  EXPECT_EQ(integer({"SISMEMBER", keys_.stoplist("acme"), "carol@example.net"}), 1);
+  EXPECT_EQ(integer({"EXISTS", keys_.campaignStoplist("acme", "2026-12-03")}), 0);
+  EXPECT_TRUE(isDailyCampaign("2026-12-03"));
+  EXPECT_FALSE(isDailyCampaign("2026-12-3x"));
+  EXPECT_FALSE(isDailyCampaign("spring-2026"));
 }
 
 }  // namespace
